@@ -1,0 +1,60 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app app
+ENV_FILE ?= .env
+export ENV_FILE
+S3RVER := .cache/s3rver/node_modules/.bin/s3rver
+PYTEST_ARGS ?=
+
+.PHONY: run install install-dev test test-db test-deps lint format bench clean
+
+## run: set everything up and start web + worker + scheduler (+ embedded Redis) until Ctrl-C
+run: install
+	$(PY) scripts/init_env.py "$(ENV_FILE)"
+	$(FLASK) db upgrade
+	$(FLASK) admin ensure
+	$(FLASK) serve
+
+install: $(VENV)/.runtime-installed
+install-dev: $(VENV)/.dev-installed
+
+$(VENV)/.runtime-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## test: set up the dev environment and the real test servers, then run the whole suite
+test: install-dev test-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-db: the database-touching tests again, against TEST_DATABASE_URL (PostgreSQL)
+test-db: install-dev test-deps
+	$(PY) -m pytest -m db $(PYTEST_ARGS)
+
+## test-deps: real servers the suite starts (S3 server from npm, Chromium from Debian)
+test-deps: $(S3RVER)
+	@command -v chromium >/dev/null || scripts/apt-install.sh chromium
+
+$(S3RVER):
+	npm install --silent --no-audit --no-fund --prefix .cache/s3rver s3rver@3.7.1
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## bench: measure and rewrite BENCHMARKS.md
+bench: install-dev test-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,82 @@
+"""Application factory: settings, extensions, blueprints, CLI. No routes live here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+
+from config import PROJECT_ROOT, ConfigError, Settings, load_env_file
+from extensions import csrf, db, login_manager, migrate
+from models.base import secret_box
+
+# Flask settings that tests (or an embedding program) may pass through create_app(config).
+FLASK_PASSTHROUGH = ("TESTING", "WTF_CSRF_ENABLED", "SERVER_NAME", "PROPAGATE_EXCEPTIONS")
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the app; refuse to start with every configuration problem listed at once."""
+    load_env_file()
+    settings = Settings.from_env(overrides=config)
+    problems = settings.validate()
+    if problems:
+        raise ConfigError(problems)
+
+    app = Flask(__name__, instance_path=settings.instance_path)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=settings.inbound_max_bytes + 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead; long-open tabs keep working
+    )
+    for key in FLASK_PASSTHROUGH:
+        if config and key in config:
+            app.config[key] = config[key]
+    app.extensions["threadline.settings"] = settings
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    _ensure_local_dirs(settings)
+    secret_box.configure(settings.fernet_keys())
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def _ensure_local_dirs(settings: Settings) -> None:
+    os.makedirs(settings.instance_path, exist_ok=True)
+
+
+def register_extensions(app: Flask) -> None:
+    import models  # noqa: F401  (every model registered before migrations look)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir())
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+
+def _migrations_dir() -> str:
+    return str(PROJECT_ROOT / "migrations")
+
+
+def register_blueprints(app: Flask) -> None:
+    from blueprints import register_all
+
+    register_all(app)
+
+
+def register_cli(app: Flask) -> None:
+    from cli import register_commands
+
+    register_commands(app)

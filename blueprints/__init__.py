@@ -1,0 +1,49 @@
+"""Blueprint registration and the error pages every response falls back to."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from extensions import db
+
+
+def register_all(app: Flask) -> None:
+    from blueprints.admin import bp as admin_bp
+    from blueprints.auth import bp as auth_bp
+    from blueprints.home import bp as home_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    app.register_blueprint(admin_bp)
+    register_error_pages(app)
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError):
+        message = "This form expired or was sent from another site. Reload the page and try again."
+        return _error_page(400, "Form expired", message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return _error_page(error.code or 500, error.name, error.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        # Never a traceback page: log it, roll back, and say what the user can do.
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise error
+        return _error_page(
+            500, "Something went wrong", "The error was logged. Try again in a moment."
+        )
+
+
+def _error_page(status: int, title: str, message: str):
+    if request.path.startswith(("/api/", "/rails/")):
+        return {"error": title, "message": message}, status
+    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+    return render_template(template, status=status, title=title, message=message), status

@@ -1,0 +1,13 @@
+"""`flask` commands: admin, doctor, serve."""
+
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    from cli.admin import admin_group
+    from cli.doctor import doctor_command
+    from cli.serve import serve_command
+
+    app.cli.add_command(admin_group)
+    app.cli.add_command(doctor_command)
+    app.cli.add_command(serve_command)

@@ -1,0 +1,458 @@
+"""Settings read from the environment (.env via python-dotenv), validated all at once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+INGRESSES = ("relay", "postmark", "sendgrid", "mailgun", "mandrill")
+PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid")
+SMTP_AUTH_METHODS = ("plain", "login", "cram_md5")
+SMTP_VERIFY_MODES = ("peer", "none")
+STORAGE_BACKENDS = ("local", "minio")
+
+# Names used by Rails/Chatwoot guides, accepted so existing env files keep working.
+ALIASES = {
+    "INBOUND_EMAIL_SERVICE": "RAILS_INBOUND_EMAIL_SERVICE",
+    "INBOUND_EMAIL_PASSWORD": "RAILS_INBOUND_EMAIL_PASSWORD",
+    "MAILGUN_INGRESS_SIGNING_KEY": "MAILGUN_INGRESS_API_KEY",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem: which setting, what is wrong, how to fix it."""
+
+    setting: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.message}. Fix: {self.fix}"
+
+
+class ConfigError(click.ClickException):
+    """Start-up refused: every configuration problem, each with its fix."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = [f"Threadline cannot start: {len(problems)} configuration problem(s)."]
+        lines += [f"  - {p}" for p in problems]
+        lines.append("Edit your .env (see .env.example), then start again.")
+        super().__init__("\n".join(lines))
+
+
+def load_env_file() -> str | None:
+    """Load ENV_FILE (default .env in the project) without overriding real env vars."""
+    path = os.environ.get("ENV_FILE") or str(PROJECT_ROOT / ".env")
+    if os.path.isfile(path):
+        load_dotenv(path, override=False)
+        return path
+    return None
+
+
+class _Reader:
+    """Reads raw values from env + overrides, collecting problems instead of raising."""
+
+    def __init__(self, environ: Mapping[str, str], overrides: Mapping[str, object]):
+        self.environ = environ
+        self.overrides = overrides
+        self.problems: list[Problem] = []
+
+    def raw(self, name: str) -> str | None:
+        if name in self.overrides:
+            value = self.overrides[name]
+            return None if value is None else str(value)
+        if name in self.environ:
+            return self.environ[name]
+        alias = ALIASES.get(name)
+        if alias and alias in self.environ:
+            return self.environ[alias]
+        return None
+
+    def str(self, name: str, default: str = "") -> str:
+        value = self.raw(name)
+        return default if value is None or value.strip() == "" else value.strip()
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None or value.strip() == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        self.problems.append(
+            Problem(name, f"{value!r} is not true or false", f"set {name}=true or {name}=false")
+        )
+        return default
+
+    def int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None or value.strip() == "":
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+        in_range = number is not None and number >= minimum
+        if in_range and maximum is not None:
+            in_range = number <= maximum
+        if not in_range:
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            self.problems.append(
+                Problem(name, f"{value!r} is not a whole number {bound}", f"set {name}={default}")
+            )
+            return default
+        return number
+
+
+@dataclass
+class Settings:
+    """Every setting Threadline reads, with its default."""
+
+    secret_key: str = ""
+    encryption_keys: list[str] = field(default_factory=list)
+    app_url: str = "http://127.0.0.1:5000"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    web_concurrency: int = 2
+    log_level: str = "INFO"
+    instance_path: str = str(PROJECT_ROOT / "instance")
+    database_url: str = ""
+    redis_url: str = ""
+    storage_backend: str = "local"
+    storage_local_path: str = ""
+    minio_endpoint: str = ""
+    minio_access_key: str = ""
+    minio_secret_key: str = ""
+    minio_bucket: str = "threadline"
+    minio_secure: bool = False
+    minio_region: str = "us-east-1"
+    inbound_services: list[str] = field(default_factory=lambda: ["relay"])
+    inbound_email_password: str = ""
+    mailgun_signing_key: str = ""
+    mandrill_api_key: str = ""
+    inbound_domain: str = ""
+    inbound_max_bytes: int = 30 * 1024 * 1024
+    attachment_max_bytes: int = 25 * 1024 * 1024
+    inbound_retention_days: int = 30
+    smtp_address: str = ""
+    smtp_port: int = 587
+    smtp_domain: str = ""
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_authentication: str = ""
+    smtp_starttls_auto: bool = True
+    smtp_ssl: bool = False
+    smtp_verify_mode: str = "peer"
+    mailer_sender_email: str = ""
+    admin_email: str = ""
+    admin_password: str = ""
+    admin_name: str = "Admin"
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def embedded_redis(self) -> bool:
+        """No REDIS_URL: make run starts a private Redis on a socket in instance/."""
+        return not self.redis_url
+
+    @property
+    def embedded_redis_socket(self) -> str:
+        return os.path.join(self.instance_path, "redis.sock")
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.embedded_redis_socket}"
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        return self.app_url.startswith("https://")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+    ) -> Settings:
+        """Read every setting; problems are collected in .problems, never raised here."""
+        r = _Reader(os.environ if environ is None else environ, overrides or {})
+        s = cls()
+        s.secret_key = r.str("SECRET_KEY")
+        keys = r.str("ENCRYPTION_KEY")
+        s.encryption_keys = [k.strip() for k in keys.split(",") if k.strip()]
+        s.app_url = r.str("APP_URL", s.app_url).rstrip("/")
+        s.host = r.str("HOST", s.host)
+        s.port = r.int("PORT", s.port, 1, 65535)
+        s.web_concurrency = r.int("WEB_CONCURRENCY", s.web_concurrency, 1, 64)
+        s.log_level = r.str("LOG_LEVEL", s.log_level).upper()
+        s.instance_path = os.path.abspath(r.str("INSTANCE_PATH", s.instance_path))
+        default_db = "sqlite:///" + os.path.join(s.instance_path, "threadline.db")
+        s.database_url = _normalise_database_url(r.str("DATABASE_URL", default_db))
+        s.redis_url = r.str("REDIS_URL")
+        s.minio_endpoint = r.str("MINIO_ENDPOINT")
+        s.storage_backend = r.str("STORAGE_BACKEND", "minio" if s.minio_endpoint else "local")
+        s.storage_backend = s.storage_backend.lower()
+        default_storage = os.path.join(s.instance_path, "storage")
+        s.storage_local_path = os.path.abspath(r.str("STORAGE_LOCAL_PATH", default_storage))
+        s.minio_access_key = r.str("MINIO_ACCESS_KEY")
+        s.minio_secret_key = r.str("MINIO_SECRET_KEY")
+        s.minio_bucket = r.str("MINIO_BUCKET", s.minio_bucket)
+        s.minio_secure = r.bool("MINIO_SECURE", s.minio_endpoint.startswith("https://"))
+        s.minio_region = r.str("MINIO_REGION", s.minio_region)
+        services = r.str("INBOUND_EMAIL_SERVICE", "relay").lower()
+        s.inbound_services = [x.strip() for x in services.split(",") if x.strip()]
+        s.inbound_email_password = r.str("INBOUND_EMAIL_PASSWORD")
+        s.mailgun_signing_key = r.str("MAILGUN_INGRESS_SIGNING_KEY")
+        s.mandrill_api_key = r.str("MANDRILL_INGRESS_API_KEY")
+        s.inbound_domain = r.str("MAILER_INBOUND_EMAIL_DOMAIN").lower()
+        s.inbound_max_bytes = r.int("INBOUND_EMAIL_MAX_MB", 30, 1, 1024) * 1024 * 1024
+        s.attachment_max_bytes = r.int("ATTACHMENT_MAX_MB", 25, 1, 1024) * 1024 * 1024
+        s.inbound_retention_days = r.int("INBOUND_EMAIL_RETENTION_DAYS", 30, 1)
+        s.smtp_address = r.str("SMTP_ADDRESS")
+        s.smtp_port = r.int("SMTP_PORT", s.smtp_port, 1, 65535)
+        s.smtp_domain = r.str("SMTP_DOMAIN")
+        s.smtp_username = r.str("SMTP_USERNAME")
+        s.smtp_password = r.str("SMTP_PASSWORD")
+        s.smtp_authentication = r.str("SMTP_AUTHENTICATION").lower()
+        s.smtp_starttls_auto = r.bool("SMTP_ENABLE_STARTTLS_AUTO", True)
+        s.smtp_ssl = r.bool("SMTP_SSL", False)
+        s.smtp_verify_mode = r.str("SMTP_OPENSSL_VERIFY_MODE", "peer").lower()
+        s.mailer_sender_email = r.str("MAILER_SENDER_EMAIL")
+        s.admin_email = r.str("ADMIN_EMAIL").lower()
+        s.admin_password = r.str("ADMIN_PASSWORD")
+        s.admin_name = r.str("ADMIN_NAME", s.admin_name)
+        s.problems = r.problems + s._check()
+        return s
+
+    def validate(self) -> list[Problem]:
+        """All problems found while reading and checking, in a stable order."""
+        return list(self.problems)
+
+    def fernet_keys(self) -> list[bytes]:
+        """Keys for secrets at rest: ENCRYPTION_KEY(s), else one derived from SECRET_KEY."""
+        if self.encryption_keys:
+            return [k.encode() for k in self.encryption_keys]
+        digest = hashlib.sha256(b"threadline-secrets:" + self.secret_key.encode()).digest()
+        return [base64.urlsafe_b64encode(digest)]
+
+    def _check(self) -> list[Problem]:
+        checks = (
+            _check_core,
+            _check_database_and_redis,
+            _check_storage,
+            _check_ingress,
+            _check_smtp,
+        )
+        return [problem for check in checks for problem in check(self)]
+
+
+def _normalise_database_url(url: str) -> str:
+    """Accept the postgres:// form Heroku-style guides use; use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _check_core(s: Settings) -> list[Problem]:
+    out = []
+    if not s.secret_key:
+        out.append(
+            Problem(
+                "SECRET_KEY",
+                "is empty",
+                'generate one with: python3 -c "import secrets; print(secrets.token_hex(32))"',
+            )
+        )
+    elif len(s.secret_key) < 16:
+        out.append(Problem("SECRET_KEY", "is shorter than 16 characters", "use 64 random hex"))
+    for key in s.encryption_keys:
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            out.append(
+                Problem(
+                    "ENCRYPTION_KEY",
+                    "is not a Fernet key (32 url-safe base64-encoded bytes)",
+                    "generate one with: python3 -c "
+                    '"import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"',
+                )
+            )
+            break
+    parts = urlsplit(s.app_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        out.append(
+            Problem(
+                "APP_URL", f"{s.app_url!r} is not an http(s) URL", "e.g. https://help.example.com"
+            )
+        )
+    if s.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        out.append(
+            Problem("LOG_LEVEL", f"{s.log_level!r} is unknown", "use DEBUG, INFO or WARNING")
+        )
+    if s.admin_email and not _EMAIL.match(s.admin_email):
+        out.append(Problem("ADMIN_EMAIL", f"{s.admin_email!r} is not an email address", "fix it"))
+    if s.admin_password and len(s.admin_password) < 8:
+        out.append(Problem("ADMIN_PASSWORD", "is shorter than 8 characters", "choose a longer one"))
+    return out
+
+
+def _check_database_and_redis(s: Settings) -> list[Problem]:
+    out = []
+    scheme = urlsplit(s.database_url).scheme
+    if scheme not in ("sqlite", "postgresql+psycopg"):
+        out.append(
+            Problem(
+                "DATABASE_URL",
+                f"scheme {scheme or '(none)'!r} is not supported",
+                "use postgresql://user:password@host:5432/dbname, or unset it for SQLite",
+            )
+        )
+    elif scheme.startswith("postgresql") and not urlsplit(s.database_url).hostname:
+        out.append(Problem("DATABASE_URL", "names no host", "e.g. postgresql://u:p@db:5432/app"))
+    if s.redis_url:
+        redis_parts = urlsplit(s.redis_url)
+        if redis_parts.scheme not in ("redis", "rediss", "unix"):
+            out.append(
+                Problem(
+                    "REDIS_URL",
+                    f"scheme {redis_parts.scheme or '(none)'!r} is not redis://, rediss:// or unix://",
+                    "e.g. redis://127.0.0.1:6379/0, or unset it for the embedded Redis",
+                )
+            )
+        elif redis_parts.scheme != "unix" and not redis_parts.hostname:
+            out.append(Problem("REDIS_URL", "names no host", "e.g. redis://127.0.0.1:6379/0"))
+    return out
+
+
+def _check_storage(s: Settings) -> list[Problem]:
+    if s.storage_backend not in STORAGE_BACKENDS:
+        return [
+            Problem(
+                "STORAGE_BACKEND",
+                f"{s.storage_backend!r} is unknown",
+                "use local (files in instance/) or minio (any S3 service)",
+            )
+        ]
+    if s.storage_backend != "minio":
+        return []
+    return [
+        Problem(name, "is empty but STORAGE_BACKEND=minio", f"set {name} for your S3 service")
+        for name, value in (
+            ("MINIO_ENDPOINT", s.minio_endpoint),
+            ("MINIO_ACCESS_KEY", s.minio_access_key),
+            ("MINIO_SECRET_KEY", s.minio_secret_key),
+            ("MINIO_BUCKET", s.minio_bucket),
+        )
+        if not value
+    ]
+
+
+def _check_ingress(s: Settings) -> list[Problem]:
+    out = []
+    unknown = [name for name in s.inbound_services if name not in INGRESSES]
+    if unknown or not s.inbound_services:
+        out.append(
+            Problem(
+                "INBOUND_EMAIL_SERVICE",
+                f"{', '.join(unknown) or '(empty)'} is not an ingress",
+                f"use one or more of {', '.join(INGRESSES)} (comma-separated); "
+                "Postfix, Exim and Qmail use relay",
+            )
+        )
+    enabled = ",".join(s.inbound_services)
+    needs_password = [name for name in s.inbound_services if name in PASSWORD_INGRESSES]
+    if needs_password and not s.inbound_email_password:
+        out.append(
+            Problem(
+                "INBOUND_EMAIL_PASSWORD",
+                f"is empty but INBOUND_EMAIL_SERVICE={enabled} needs it",
+                'generate one with: python3 -c "import secrets; print(secrets.token_hex(24))"',
+            )
+        )
+    if "mailgun" in s.inbound_services and not s.mailgun_signing_key:
+        out.append(
+            Problem(
+                "MAILGUN_INGRESS_SIGNING_KEY",
+                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
+                "copy the HTTP webhook signing key from Mailgun's dashboard",
+            )
+        )
+    if "mandrill" in s.inbound_services and not s.mandrill_api_key:
+        out.append(
+            Problem(
+                "MANDRILL_INGRESS_API_KEY",
+                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
+                "copy the webhook key from Mandrill's inbound settings",
+            )
+        )
+    if s.inbound_domain and not _DOMAIN.match(s.inbound_domain):
+        out.append(
+            Problem(
+                "MAILER_INBOUND_EMAIL_DOMAIN",
+                f"{s.inbound_domain!r} is not a domain name",
+                "use the domain whose MX records point at your ingress, e.g. reply.example.com",
+            )
+        )
+    return out
+
+
+def _check_smtp(s: Settings) -> list[Problem]:
+    out = []
+    if s.smtp_authentication and s.smtp_authentication not in SMTP_AUTH_METHODS:
+        out.append(
+            Problem(
+                "SMTP_AUTHENTICATION",
+                f"{s.smtp_authentication!r} is unknown",
+                f"use one of {', '.join(SMTP_AUTH_METHODS)}, or leave it empty for no AUTH",
+            )
+        )
+    if s.smtp_username and not s.smtp_password:
+        out.append(
+            Problem(
+                "SMTP_PASSWORD",
+                "is empty but SMTP_USERNAME is set",
+                "set SMTP_PASSWORD, or remove SMTP_USERNAME to send without AUTH",
+            )
+        )
+    if s.smtp_verify_mode not in SMTP_VERIFY_MODES:
+        out.append(
+            Problem(
+                "SMTP_OPENSSL_VERIFY_MODE",
+                f"{s.smtp_verify_mode!r} is unknown",
+                "use peer (verify the certificate) or none",
+            )
+        )
+    if s.mailer_sender_email:
+        address = s.mailer_sender_email
+        if "<" in address:
+            address = address.rsplit("<", 1)[1].rstrip(">").strip()
+        if not _EMAIL.match(address):
+            out.append(
+                Problem(
+                    "MAILER_SENDER_EMAIL",
+                    f"{s.mailer_sender_email!r} is not an email address",
+                    "e.g. Support <support@example.com>",
+                )
+            )
+    return out

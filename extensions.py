@@ -1,0 +1,61 @@
+"""Every extension instance and the per-app accessors for settings, Redis, queues, storage."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from redis import Redis
+from rq import Queue
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import Settings
+from models.base import Base
+from storage import Storage, storage_from_settings
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate(compare_type=True, render_as_batch=True)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+QUEUE_NAMES = ("default", "inbound", "outbound", "low")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite is shared by web and worker processes: WAL + busy timeout avoid lock errors."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def get_settings() -> Settings:
+    return current_app.extensions["threadline.settings"]
+
+
+def get_redis() -> Redis:
+    """One connection pool per app; RQ needs bytes, so no decode_responses."""
+    ext = current_app.extensions
+    if "threadline.redis" not in ext:
+        url = get_settings().effective_redis_url
+        ext["threadline.redis"] = Redis.from_url(url, socket_connect_timeout=5)
+    return ext["threadline.redis"]
+
+
+def get_queue(name: str = "default") -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=get_redis())
+
+
+def get_storage() -> Storage:
+    ext = current_app.extensions
+    if "threadline.storage" not in ext:
+        ext["threadline.storage"] = storage_from_settings(get_settings())
+    return ext["threadline.storage"]

@@ -1,0 +1,1 @@
+"""Background jobs: plain module-level functions taking ids, run by worker.py in an app context."""

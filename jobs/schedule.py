@@ -1,0 +1,12 @@
+"""Periodic jobs, loaded by RQ's own cron scheduler (`python worker.py --cron`).
+
+Run exactly one scheduler per deployment; any number of workers execute what it enqueues.
+"""
+
+from rq import cron
+
+from jobs.sweeps import incinerate_processed_raw_emails
+
+cron.register(
+    incinerate_processed_raw_emails, queue_name="low", cron="17 * * * *", job_timeout=1800
+)

@@ -1,0 +1,45 @@
+"""Periodic housekeeping: delete processed raw messages after the retention period."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from extensions import db, get_settings, get_storage
+from models import InboundEmail, utcnow
+
+log = logging.getLogger(__name__)
+
+# Failed and pending messages are kept: an admin may still reprocess them.
+INCINERATE_STATUSES = ("delivered", "bounced")
+BATCH = 500
+
+
+def incinerate_processed_raw_emails() -> int:
+    """Delete raw bytes of delivered/bounced messages older than the retention; keep the rows."""
+    cutoff = utcnow() - timedelta(days=get_settings().inbound_retention_days)
+    storage = get_storage()
+    done = 0
+    while True:
+        rows = db.session.scalars(
+            select(InboundEmail)
+            .where(
+                InboundEmail.status.in_(INCINERATE_STATUSES),
+                InboundEmail.storage_key.is_not(None),
+                InboundEmail.processed_at < cutoff,
+            )
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            storage.delete(row.storage_key)
+            row.storage_key = None
+            row.incinerated_at = utcnow()
+        db.session.commit()
+        done += len(rows)
+    if done:
+        log.info("incinerated %d raw messages processed before %s", done, cutoff.isoformat())
+    return done

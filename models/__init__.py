@@ -1,0 +1,24 @@
+"""Every model, importable from one place (Alembic autogenerate sees them all)."""
+
+from models.base import Base, utcnow
+from models.contacts import Contact
+from models.conversations import Attachment, Conversation, Message
+from models.inbound import InboundEmail
+from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
+from models.users import User
+
+__all__ = [
+    "Attachment",
+    "Base",
+    "Contact",
+    "Conversation",
+    "ImapFolderState",
+    "ImapSettings",
+    "InboundEmail",
+    "Inbox",
+    "InboxMember",
+    "Message",
+    "SmtpSettings",
+    "User",
+    "utcnow",
+]

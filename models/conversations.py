@@ -1,0 +1,117 @@
+"""Conversations, their messages (incoming, outgoing, notes, activity) and attachments."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, TimestampMixin, utcnow
+
+STATUSES = ("open", "pending", "resolved", "snoozed")
+DIRECTIONS = ("incoming", "outgoing", "note", "activity")
+DELIVERY_STATES = ("received", "queued", "sent", "failed")
+# How an incoming message found its conversation; shown to agents and used in tests.
+THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject")
+
+
+def new_conversation_token() -> str:
+    """Continuity token for reply+<token>@domain: 128 random bits, lower-case hex."""
+    return secrets.token_hex(16)
+
+
+class Conversation(TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_status_activity", "status", "last_activity_at"),
+        Index("ix_conversations_inbox_status_activity", "inbox_id", "status", "last_activity_at"),
+        Index("ix_conversations_contact", "contact_id", "last_activity_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, default=new_conversation_token)
+    # The number agents say out loud ("#42"); one sequence for the whole deployment.
+    display_number: Mapped[int] = mapped_column(unique=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    snoozed_until: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.id", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Conversation #{self.display_number} {self.status}>"
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+    # One message per (inbox, Message-ID): two forwarding rules or forwarding + IMAP never
+    # duplicate. NULL Message-IDs (notes, activity) are distinct on SQLite and PostgreSQL.
+    __table_args__ = (
+        UniqueConstraint("inbox_id", "message_id"),
+        Index("ix_messages_conversation_id", "conversation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(16))
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    inbound_email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_emails.id", ondelete="SET NULL"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(String(998))  # without angle brackets
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)  # space-separated, bracketless
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    to_addresses: Mapped[str] = mapped_column(Text, default="")
+    cc_addresses: Mapped[str] = mapped_column(Text, default="")
+    bcc_addresses: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3 before storing
+    quoted_text: Mapped[str] = mapped_column(Text, default="")
+    quoted_html: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivery_attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None]
+    threaded_by: Mapped[str | None] = mapped_column(String(16))
+    # Auto-replies, bounces and bulk mail are kept but never answered or auto-assigned.
+    auto_flag: Mapped[str | None] = mapped_column(String(32))
+    mime_storage_key: Mapped[str | None] = mapped_column(String(1024))  # sent MIME
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", cascade="all, delete-orphan"
+    )
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(default=0)
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(default=False)
+    # Over ATTACHMENT_MAX_MB: recorded and shown, bytes not stored.
+    skipped_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    message: Mapped[Message] = relationship(back_populates="attachments")

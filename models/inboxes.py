@@ -1,0 +1,130 @@
+"""Email inboxes, who may work them, and their IMAP/SMTP connection settings."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, EncryptedText, TimestampMixin, utcnow
+
+MODES = ("forwarding", "imap")
+SENDER_NAME_STYLES = ("agent_from_inbox", "inbox")
+REPLY_TO_STYLES = ("continuity", "inbox")
+SECURITY = ("ssl", "starttls", "none")
+
+
+def new_forward_token() -> str:
+    """Local part of the generated forwarding address: 128 random bits, hex."""
+    return secrets.token_hex(16)
+
+
+class Inbox(TimestampMixin, Base):
+    __tablename__ = "inboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    support_address: Mapped[str] = mapped_column(String(320), unique=True)
+    forward_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_forward_token)
+    mode: Mapped[str] = mapped_column(String(16), default="forwarding")
+    signature: Mapped[str] = mapped_column(Text, default="")
+    sender_name_style: Mapped[str] = mapped_column(String(24), default="agent_from_inbox")
+    reply_to_style: Mapped[str] = mapped_column(String(24), default="continuity")
+    auto_assign: Mapped[bool] = mapped_column(default=False)
+    subject_threading: Mapped[bool] = mapped_column(default=True)
+    needs_attention: Mapped[str | None] = mapped_column(Text)
+    last_message_at: Mapped[datetime | None]
+
+    members: Mapped[list[InboxMember]] = relationship(
+        back_populates="inbox", cascade="all, delete-orphan"
+    )
+    imap: Mapped[ImapSettings | None] = relationship(
+        back_populates="inbox", cascade="all, delete-orphan", uselist=False
+    )
+    smtp: Mapped[SmtpSettings | None] = relationship(
+        back_populates="inbox", cascade="all, delete-orphan", uselist=False
+    )
+
+    def forwarding_address(self, domain: str) -> str:
+        return f"{self.forward_token}@{domain}" if domain else ""
+
+    def __repr__(self) -> str:
+        return f"<Inbox {self.id} {self.support_address}>"
+
+
+class InboxMember(Base):
+    __tablename__ = "inbox_members"
+
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # Round-robin auto-assignment picks the available member assigned longest ago.
+    last_assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inbox: Mapped[Inbox] = relationship(back_populates="members")
+
+
+class ImapSettings(TimestampMixin, Base):
+    __tablename__ = "inbox_imap_settings"
+
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(default=993)
+    security: Mapped[str] = mapped_column(String(16), default="ssl")
+    username: Mapped[str] = mapped_column(String(320))
+    password: Mapped[str] = mapped_column(EncryptedText)
+    folders: Mapped[str] = mapped_column(Text, default="INBOX")  # one folder per line
+    poll_interval_seconds: Mapped[int] = mapped_column(default=60)
+    use_idle: Mapped[bool] = mapped_column(default=False)
+    after_import: Mapped[str] = mapped_column(String(16), default="leave")  # leave|delete|move
+    move_to_folder: Mapped[str | None] = mapped_column(String(255))
+    import_since: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    inbox: Mapped[Inbox] = relationship(back_populates="imap")
+
+    @property
+    def folder_list(self) -> list[str]:
+        return [f.strip() for f in self.folders.splitlines() if f.strip()] or ["INBOX"]
+
+
+class SmtpSettings(TimestampMixin, Base):
+    __tablename__ = "inbox_smtp_settings"
+
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(default=587)
+    security: Mapped[str] = mapped_column(String(16), default="starttls")
+    auth_method: Mapped[str] = mapped_column(String(16), default="login")  # plain|login|none
+    username: Mapped[str | None] = mapped_column(String(320))
+    password: Mapped[str | None] = mapped_column(EncryptedText)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    inbox: Mapped[Inbox] = relationship(back_populates="smtp")
+
+
+class ImapFolderState(Base):
+    """Where IMAP import stands per folder: nothing missed after an outage, nothing twice."""
+
+    __tablename__ = "imap_folder_states"
+    __table_args__ = (UniqueConstraint("inbox_id", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None]
+    last_uid: Mapped[int] = mapped_column(default=0)
+    last_poll_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_errors: Mapped[int] = mapped_column(default=0)

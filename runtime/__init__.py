@@ -1,0 +1,1 @@
+"""Running Threadline locally: the embedded Redis and the one-command process set."""

@@ -1,0 +1,1 @@
+"""Domain services: the functions views, CLI and jobs call; commits happen here."""

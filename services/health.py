@@ -1,0 +1,210 @@
+"""Live checks of every dependency, shared by `flask doctor` and the admin system page."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import Settings
+from extensions import db, get_redis, get_storage
+from storage import StorageError
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+INGRESS_PATHS = {
+    "relay": "/rails/action_mailbox/relay/inbound_emails",
+    "postmark": "/rails/action_mailbox/postmark/inbound_emails",
+    "sendgrid": "/rails/action_mailbox/sendgrid/inbound_emails",
+    "mailgun": "/rails/action_mailbox/mailgun/inbound_emails/mime",
+    "mandrill": "/rails/action_mailbox/mandrill/inbound_emails",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    state: str  # OK, WARN or FAIL
+    detail: str
+    fix: str = ""
+
+
+def describe_database(url: str) -> str:
+    """The database location without its password."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite"):
+        return f"SQLite {url.split(':///', 1)[-1]}"
+    return f"PostgreSQL {parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def describe_redis(settings: Settings) -> str:
+    if settings.embedded_redis:
+        return f"embedded Redis at {settings.embedded_redis_socket}"
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme == "unix":
+        return f"Redis at {parts.path}"
+    return f"Redis at {parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+def check_database(settings: Settings) -> Check:
+    where = describe_database(settings.database_url)
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        return Check(
+            "database",
+            FAIL,
+            f"cannot connect to {where}: {reason}",
+            "check DATABASE_URL and that the server is running and reachable",
+        )
+    head = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    heads = set(head.get_heads())
+    if current not in heads:
+        return Check(
+            "database",
+            FAIL,
+            f"{where} is at schema {current or '(empty)'}, code expects {', '.join(heads)}",
+            "run: flask db upgrade (make run does this)",
+        )
+    return Check("database", OK, f"{where}, schema {current}")
+
+
+def check_redis(settings: Settings) -> tuple[Check, Redis | None]:
+    where = describe_redis(settings)
+    try:
+        connection = get_redis()
+        connection.ping()
+    except (RedisError, OSError) as exc:
+        fix = (
+            "start Threadline with make run (it starts the embedded Redis), or set REDIS_URL"
+            if settings.embedded_redis
+            else "check REDIS_URL and that the Redis server is running and reachable"
+        )
+        return Check("redis", FAIL, f"cannot connect to {where}: {exc}", fix), None
+    return Check("redis", OK, where), connection
+
+
+def check_workers(connection: Redis | None) -> list[Check]:
+    if connection is None:
+        return [Check("workers", FAIL, "not checked: Redis is unreachable", "fix Redis first")]
+    workers = Worker.all(connection=connection)
+    schedulers = cron_scheduler_keys(connection)
+    out = []
+    if workers:
+        out.append(Check("workers", OK, f"{len(workers)} worker(s) listening"))
+    else:
+        out.append(
+            Check("workers", WARN, "no worker is running; mail will wait", "run: python worker.py")
+        )
+    if schedulers:
+        out.append(Check("scheduler", OK, f"{len(schedulers)} cron scheduler(s) running"))
+    else:
+        out.append(
+            Check(
+                "scheduler",
+                WARN,
+                "no scheduler is running; periodic jobs will not run",
+                "run one: python worker.py --cron",
+            )
+        )
+    return out
+
+
+def check_storage() -> Check:
+    storage = get_storage()
+    try:
+        storage.check()
+    except StorageError as exc:
+        return Check("storage", FAIL, str(exc), "check STORAGE_BACKEND and the MINIO_* settings")
+    return Check("storage", OK, storage.describe())
+
+
+def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
+    if not settings.smtp_address:
+        return Check(
+            "smtp",
+            WARN,
+            "SMTP_ADDRESS is empty: replies need each inbox's own SMTP server",
+            "set SMTP_ADDRESS (and SMTP_PORT) for a shared outgoing server",
+        )
+    where = f"{settings.smtp_address}:{settings.smtp_port}"
+    context = ssl.create_default_context()
+    if settings.smtp_verify_mode == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        smtp_class = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
+        kwargs = {"context": context} if settings.smtp_ssl else {}
+        with smtp_class(settings.smtp_address, settings.smtp_port, timeout=timeout, **kwargs) as s:
+            s.ehlo(settings.smtp_domain or None)
+            tls = settings.smtp_ssl
+            if not tls and settings.smtp_starttls_auto and s.has_extn("starttls"):
+                s.starttls(context=context)
+                s.ehlo(settings.smtp_domain or None)
+                tls = True
+            auth = "no AUTH"
+            if settings.smtp_username and settings.smtp_password:
+                s.login(settings.smtp_username, settings.smtp_password)
+                auth = f"signed in as {settings.smtp_username}"
+    except smtplib.SMTPAuthenticationError as exc:
+        said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        return Check(
+            "smtp",
+            FAIL,
+            f"{where} refused the login: {exc.smtp_code} {said}".strip(),
+            "check SMTP_USERNAME/SMTP_PASSWORD (an app password if the provider uses 2FA)",
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        return Check(
+            "smtp",
+            FAIL,
+            f"cannot talk to {where}: {exc}",
+            "check SMTP_ADDRESS, SMTP_PORT, SMTP_SSL and SMTP_ENABLE_STARTTLS_AUTO",
+        )
+    security = "TLS" if tls else "no TLS"
+    return Check("smtp", OK, f"{where}, {security}, {auth}")
+
+
+def check_ingresses(settings: Settings) -> list[Check]:
+    out = []
+    for name in settings.inbound_services:
+        url = settings.app_url + INGRESS_PATHS[name]
+        secret = "signing key set" if name in ("mailgun", "mandrill") else "password set"
+        out.append(Check(f"ingress {name}", OK, f"{url} ({secret})"))
+    if not settings.inbound_domain:
+        out.append(
+            Check(
+                "inbound domain",
+                WARN,
+                "MAILER_INBOUND_EMAIL_DOMAIN is empty: no forwarding or reply+ addresses",
+                "set it to the domain whose MX records point at your ingress",
+            )
+        )
+    else:
+        out.append(Check("inbound domain", OK, f"reply+<token>@{settings.inbound_domain}"))
+    return out
+
+
+def run_all_checks(settings: Settings) -> list[Check]:
+    checks = [Check("configuration", OK, "all settings valid")]
+    checks.append(check_database(settings))
+    redis_check, connection = check_redis(settings)
+    checks.append(redis_check)
+    checks += check_workers(connection)
+    checks.append(check_storage())
+    checks.append(check_smtp(settings))
+    checks += check_ingresses(settings)
+    return checks

