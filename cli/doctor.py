@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -15,6 +16,9 @@ from services.health import FAIL, run_all_checks
 @with_appcontext
 def doctor_command() -> None:
     """Check configuration, database, Redis, workers, storage, SMTP and ingresses."""
+    # The checks' own words are the report; library chatter (retries, migrations) is noise.
+    for noisy in ("alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     checks = run_all_checks(get_settings())
     width = max(len(c.name) for c in checks)
     for check in checks:
