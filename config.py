@@ -81,12 +81,14 @@ class _Reader:
         if name in self.overrides:
             value = self.overrides[name]
             return None if value is None else str(value)
-        if name in self.environ:
-            return self.environ[name]
+        value = self.environ.get(name)
+        if value is not None and value.strip():
+            return value
+        # An empty new name (as .env.example leaves it) must not hide a Rails-era alias.
         alias = ALIASES.get(name)
-        if alias and alias in self.environ:
+        if alias and (self.environ.get(alias) or "").strip():
             return self.environ[alias]
-        return None
+        return value
 
     def str(self, name: str, default: str = "") -> str:
         value = self.raw(name)
@@ -218,7 +220,10 @@ class Settings:
         s.minio_secure = r.bool("MINIO_SECURE", s.minio_endpoint.startswith("https://"))
         s.minio_region = r.str("MINIO_REGION", s.minio_region)
         services = r.str("INBOUND_EMAIL_SERVICE", "relay").lower()
-        s.inbound_services = [x.strip() for x in services.split(",") if x.strip()]
+        # dict.fromkeys: "relay,relay" enables relay once, order kept.
+        s.inbound_services = list(
+            dict.fromkeys(x.strip() for x in services.split(",") if x.strip())
+        )
         s.inbound_email_password = r.str("INBOUND_EMAIL_PASSWORD")
         s.mailgun_signing_key = r.str("MAILGUN_INGRESS_SIGNING_KEY")
         s.mandrill_api_key = r.str("MANDRILL_INGRESS_API_KEY")

@@ -1,0 +1,134 @@
+"""A real SMTP server (aiosmtpd) in a background thread, for doctor and outgoing-mail tests."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+HOST = "127.0.0.1"
+START_ATTEMPTS = 5
+
+# aiosmtpd logs a deprecation notice on every successful AUTH (its own Session.login_data).
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SMTPServer:
+    """What a test sees: where the server listens and everything it accepted."""
+
+    host: str
+    port: int
+    # Not named auth_*: aiosmtpd treats a handler's auth_<NAME> attributes as AUTH mechanisms.
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: Every accepted message, in arrival order (aiosmtpd Envelope: mail_from, rcpt_tos,
+    #: content as bytes, smtp_utf8, mail_options, rcpt_options).
+    envelopes: list[Envelope] = field(default_factory=list)
+    #: Usernames that signed in successfully, one entry per successful AUTH.
+    logins: list[str] = field(default_factory=list)
+    #: (mechanism, username) of every refused AUTH attempt.
+    failed_logins: list[tuple[str, str]] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def wait_for_messages(self, count: int = 1, timeout: float = 10.0) -> list[Envelope]:
+        """Block until at least count messages arrived; raise AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.envelopes) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"SMTP server {self.address} received {len(self.envelopes)} message(s) "
+                        f"within {timeout:.0f}s, expected {count}"
+                    )
+                self._changed.wait(remaining)
+            return list(self.envelopes)
+
+    # --- aiosmtpd hooks ------------------------------------------------------------------
+
+    def authenticate(
+        self, _server, _session: Session, _envelope: Envelope, mechanism: str, auth_data
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode(errors="replace")
+            password = auth_data.password.decode(errors="replace")
+        else:  # Mechanisms we do not implement never succeed.
+            user, password = "", None
+        if self.username is not None and (user, password) == (self.username, self.password):
+            self.logins.append(user)
+            return AuthResult(success=True)
+        self.failed_logins.append((mechanism, user))
+        # handled=False: aiosmtpd answers "535 5.7.8 Authentication credentials invalid".
+        return AuthResult(success=False, handled=False)
+
+    async def handle_MAIL(
+        self, _server, session: Session, envelope: Envelope, address: str, mail_options: list
+    ) -> str:
+        # Enforced here rather than with aiosmtpd's auth_required, which warns on every
+        # connection when TLS is not required too.
+        if self.username is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, _server, _session: Session, envelope: Envelope) -> str:
+        with self._changed:
+            self.envelopes.append(envelope)
+            self._changed.notify_all()
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def running_smtp_server(
+    auth_user: str | None = None, auth_password: str | None = None
+) -> Iterator[SMTPServer]:
+    """Run an SMTP server on a free 127.0.0.1 port; with credentials, AUTH is required.
+
+    There is no TLS (no STARTTLS offered). With credentials, AUTH LOGIN/PLAIN is offered in
+    clear text, wrong credentials are refused with 535 and MAIL before AUTH with 530; without
+    them, no AUTH is offered and every message is accepted.
+    """
+    if (auth_user is None) != (auth_password is None):
+        raise ValueError("give both auth_user and auth_password, or neither")
+    needs_auth = auth_user is not None
+    last_error: Exception | None = None
+    for _ in range(START_ATTEMPTS):  # Another process may grab the free port first.
+        server = SMTPServer(HOST, _free_port(), auth_user, auth_password)
+        # Without credentials, AUTH is never advertised (it would need TLS, which is not
+        # offered), like a local relay; with them, AUTH LOGIN/PLAIN is offered in clear text.
+        smtp_options: dict = {"auth_require_tls": not needs_auth}
+        if needs_auth:
+            smtp_options["authenticator"] = server.authenticate
+        controller = Controller(
+            server, hostname=HOST, port=server.port, ready_timeout=10, **smtp_options
+        )
+        try:
+            controller.start()
+        except (OSError, RuntimeError) as exc:
+            last_error = exc
+            continue
+        try:
+            yield server
+        finally:
+            controller.stop()
+        return
+    raise RuntimeError(f"could not start the test SMTP server: {last_error}")
