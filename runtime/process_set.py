@@ -18,7 +18,10 @@ def process_commands(settings: Settings) -> dict[str, str]:
     return {
         "web": (
             f"{python} -m gunicorn --bind {bind} --workers {settings.web_concurrency} "
-            "--threads 4 --graceful-timeout 10 --access-logfile - 'app:create_app()'"
+            "--threads 4 --graceful-timeout 10 --access-logfile - "
+            # --preload: a bad config stops the master with our message instead of respawning
+            # workers; no control socket: gunicorn's default in ~/.gunicorn is shared by runs.
+            "--preload --no-control-socket wsgi:app"
         ),
         "worker": f"{python} worker.py",
         "scheduler": f"{python} worker.py --cron",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
 from extensions import db, get_redis, get_storage
+from mail.smtp import SmtpTarget, smtp_session
 from storage import StorageError
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -132,6 +132,21 @@ def check_storage() -> Check:
     return Check("storage", OK, storage.describe())
 
 
+def smtp_target_from_settings(settings: Settings) -> SmtpTarget:
+    """The global SMTP server from SMTP_* settings."""
+    return SmtpTarget(
+        host=settings.smtp_address,
+        port=settings.smtp_port,
+        implicit_tls=settings.smtp_ssl,
+        starttls=settings.smtp_starttls_auto,
+        verify_certificate=settings.smtp_verify_mode != "none",
+        helo=settings.smtp_domain or None,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        auth_method=settings.smtp_authentication,
+    )
+
+
 def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
     if not settings.smtp_address:
         return Check(
@@ -140,25 +155,16 @@ def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
             "SMTP_ADDRESS is empty: replies need each inbox's own SMTP server",
             "set SMTP_ADDRESS (and SMTP_PORT) for a shared outgoing server",
         )
-    where = f"{settings.smtp_address}:{settings.smtp_port}"
-    context = ssl.create_default_context()
-    if settings.smtp_verify_mode == "none":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    target = smtp_target_from_settings(settings)
+    where = target.address
     try:
-        smtp_class = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
-        kwargs = {"context": context} if settings.smtp_ssl else {}
-        with smtp_class(settings.smtp_address, settings.smtp_port, timeout=timeout, **kwargs) as s:
-            s.ehlo(settings.smtp_domain or None)
-            tls = settings.smtp_ssl
-            if not tls and settings.smtp_starttls_auto and s.has_extn("starttls"):
-                s.starttls(context=context)
-                s.ehlo(settings.smtp_domain or None)
-                tls = True
-            auth = "no AUTH"
-            if settings.smtp_username and settings.smtp_password:
-                s.login(settings.smtp_username, settings.smtp_password)
-                auth = f"signed in as {settings.smtp_username}"
+        with smtp_session(target, timeout=timeout) as session:
+            tls = session.tls
+            auth = (
+                f"signed in as {session.authenticated_as}"
+                if session.authenticated_as
+                else "no AUTH"
+            )
     except smtplib.SMTPAuthenticationError as exc:
         said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
         return Check(

@@ -40,6 +40,8 @@ class SMTPServer:
     envelopes: list[Envelope] = field(default_factory=list)
     #: Usernames that signed in successfully, one entry per successful AUTH.
     logins: list[str] = field(default_factory=list)
+    #: The SASL mechanism of each successful AUTH, parallel to logins.
+    login_mechanisms: list[str] = field(default_factory=list)
     #: (mechanism, username) of every refused AUTH attempt.
     failed_logins: list[tuple[str, str]] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -74,6 +76,7 @@ class SMTPServer:
             user, password = "", None
         if self.username is not None and (user, password) == (self.username, self.password):
             self.logins.append(user)
+            self.login_mechanisms.append(mechanism)
             return AuthResult(success=True)
         self.failed_logins.append((mechanism, user))
         # handled=False: aiosmtpd answers "535 5.7.8 Authentication credentials invalid".

@@ -1,0 +1,1 @@
+"""The email domain: pure Python over bytes, no Flask."""

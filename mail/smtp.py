@@ -1,0 +1,85 @@
+"""Open an authenticated SMTP session the way the settings describe, for sending and checks."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+# SMTP_AUTHENTICATION values (Rails/Chatwoot names) → SASL mechanism and smtplib's helper.
+AUTH_MECHANISMS = {"plain": "PLAIN", "login": "LOGIN", "cram_md5": "CRAM-MD5"}
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    implicit_tls: bool = False  # SMTP_SSL / port 465
+    starttls: bool = True  # upgrade when the server offers STARTTLS
+    verify_certificate: bool = True
+    helo: str | None = None
+    username: str = ""
+    password: str = ""
+    auth_method: str = ""  # "" lets smtplib choose among what the server offers
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class SmtpSession:
+    client: smtplib.SMTP
+    tls: bool
+    authenticated_as: str | None
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@contextmanager
+def smtp_session(target: SmtpTarget, timeout: float = 30.0) -> Iterator[SmtpSession]:
+    """Connect, EHLO, STARTTLS when offered, AUTH only when a username and password are set.
+
+    No credentials means no AUTH at all, so a local relay (Postfix on the same host) works.
+    """
+    context = _tls_context(target.verify_certificate)
+    if target.implicit_tls:
+        client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+    try:
+        client.ehlo(target.helo or None)
+        tls = target.implicit_tls
+        if not tls and target.starttls and client.has_extn("starttls"):
+            client.starttls(context=context)
+            client.ehlo(target.helo or None)
+            tls = True
+        authenticated = None
+        if target.username and target.password:
+            _authenticate(client, target)
+            authenticated = target.username
+        yield SmtpSession(client, tls, authenticated)
+    finally:
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+def _authenticate(client: smtplib.SMTP, target: SmtpTarget) -> None:
+    if not target.auth_method:
+        client.login(target.username, target.password)
+        return
+    mechanism = AUTH_MECHANISMS[target.auth_method]
+    if not client.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("the server does not offer AUTH")
+    client.user, client.password = target.username, target.password
+    client.auth(mechanism, getattr(client, "auth_" + target.auth_method))
