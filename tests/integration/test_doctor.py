@@ -18,6 +18,7 @@ from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 
 from app import create_app
 from config import PROJECT_ROOT
+from services.health import describe_database
 from tests.support.s3_server import running_s3_server
 from tests.support.smtp_server import SMTPServer, running_smtp_server
 
@@ -95,8 +96,9 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
         "ingress relay": "OK",
         "inbound domain": "OK",
     }
-    assert checks["database"][1].startswith("SQLite ")
-    assert checks["database"][1].endswith(", schema 0001")
+    expected_db = describe_database(app_config["DATABASE_URL"])  # SQLite, or PostgreSQL in CI
+    assert expected_db.split()[0] in ("SQLite", "PostgreSQL")
+    assert checks["database"][1] == f"{expected_db}, schema 0001"
     assert checks["storage"][1] == f"local disk {app_config['INSTANCE_PATH']}/storage"
     assert checks["smtp"][1] == f"{smtp.address}, no TLS, signed in as {SMTP_USER}"
     assert checks["ingress relay"][1] == (
