@@ -12,13 +12,14 @@ from wtforms.validators import DataRequired, Email, Length
 
 from extensions import db, login_manager
 from models import User, utcnow
+from services.throttle import clear_failures, record_failure, seconds_locked_out
 from services.users import find_user_by_email
 
 bp = Blueprint("auth", __name__)
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
-login_manager.session_protection = "strong"
+login_manager.session_protection = "basic"
 
 
 @login_manager.user_loader
@@ -52,12 +53,22 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = find_user_by_email(form.email.data)
+        email, addr = form.email.data, request.remote_addr
+        wait = seconds_locked_out(email, addr)
+        if wait:
+            minutes = (wait + 59) // 60
+            form.password.errors.append(
+                f"Too many failed attempts. Try again in {minutes} minute(s)."
+            )
+            return render_template("auth/login.html", form=form), 429
+        user = find_user_by_email(email)
         if user and user.active and user.check_password(form.password.data):
+            clear_failures(email, addr)
             login_user(user, remember=form.remember.data)
             user.last_login_at = utcnow()
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
+        record_failure(email, addr)
         # One message for unknown email and wrong password: no account enumeration.
         form.password.errors.append("The email or password is wrong.")
         status = 401

@@ -92,3 +92,32 @@ def test_empty_form_says_what_is_missing(client):
     response = client.post("/login", data={"csrf_token": token})
     assert response.status_code == 422
     assert "This field is required." in response.get_data(as_text=True)
+
+
+def test_repeated_failures_lock_out_that_email_for_a_while(client, auth, make_user):
+    from services.throttle import MAX_FAILURES
+
+    user = make_user()
+    for _ in range(MAX_FAILURES):
+        assert auth.login(user.email, "wrong password").status_code == 401
+    # Even the right password waits now: a guesser cannot tell when it found it.
+    response = auth.login(user.email, user.plain_password)
+    assert response.status_code == 429
+    assert "Too many failed attempts. Try again in 15 minute(s)." in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+    # Another account from the same address is not affected.
+    other = make_user()
+    assert auth.login(other.email, other.plain_password).status_code == 302
+
+
+def test_a_successful_sign_in_resets_the_failure_count(auth, make_user):
+    from services.throttle import MAX_FAILURES
+
+    user = make_user()
+    for _ in range(MAX_FAILURES - 1):
+        auth.login(user.email, "wrong password")
+    assert auth.login(user.email, user.plain_password).status_code == 302
+    auth.logout()
+    for _ in range(MAX_FAILURES - 1):
+        auth.login(user.email, "wrong password")
+    assert auth.login(user.email, user.plain_password).status_code == 302
