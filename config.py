@@ -155,7 +155,7 @@ class Settings:
     mailgun_signing_key: str = ""
     mandrill_api_key: str = ""
     inbound_domain: str = ""
-    inbound_max_bytes: int = 30 * 1024 * 1024
+    inbound_max_bytes: int = 40 * 1024 * 1024
     attachment_max_bytes: int = 25 * 1024 * 1024
     inbound_retention_days: int = 30
     smtp_address: str = ""
@@ -228,8 +228,8 @@ class Settings:
         s.mailgun_signing_key = r.str("MAILGUN_INGRESS_SIGNING_KEY")
         s.mandrill_api_key = r.str("MANDRILL_INGRESS_API_KEY")
         s.inbound_domain = r.str("MAILER_INBOUND_EMAIL_DOMAIN").lower()
-        s.inbound_max_bytes = r.int("INBOUND_EMAIL_MAX_MB", 30, 1, 1024) * 1024 * 1024
-        s.attachment_max_bytes = r.int("ATTACHMENT_MAX_MB", 25, 1, 1024) * 1024 * 1024
+        s.inbound_max_bytes = r.int("INBOUND_EMAIL_MAX_BYTES", s.inbound_max_bytes, 1024, 2**31)
+        s.attachment_max_bytes = r.int("ATTACHMENT_MAX_BYTES", s.attachment_max_bytes, 1024, 2**31)
         s.inbound_retention_days = r.int("INBOUND_EMAIL_RETENTION_DAYS", 30, 1)
         s.smtp_address = r.str("SMTP_ADDRESS")
         s.smtp_port = r.int("SMTP_PORT", s.smtp_port, 1, 65535)

@@ -43,3 +43,24 @@ def incinerate_processed_raw_emails() -> int:
     if done:
         log.info("incinerated %d raw messages processed before %s", done, cutoff.isoformat())
     return done
+
+
+STALE_PENDING_AFTER = timedelta(minutes=1)
+
+
+def enqueue_stale_pending() -> int:
+    """Re-enqueue pending messages older than a minute: their enqueue failed (Redis was down)
+    or their job was lost. Jobs already waiting are left alone, so this never duplicates."""
+    from ingress.receive import enqueue_processing
+
+    cutoff = utcnow() - STALE_PENDING_AFTER
+    rows = db.session.scalars(
+        select(InboundEmail)
+        .where(InboundEmail.status == "pending", InboundEmail.created_at < cutoff)
+        .order_by(InboundEmail.id)
+        .limit(BATCH * 10)
+    ).all()
+    enqueued = sum(1 for row in rows if enqueue_processing(row))
+    if rows:
+        log.info("sweep: %d stale pending inbound email(s), %d (re)enqueued", len(rows), enqueued)
+    return enqueued

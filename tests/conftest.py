@@ -18,7 +18,7 @@ from config import ALIASES
 _SETTING = re.compile(
     r"^(SECRET_KEY|ENCRYPTION_KEY|APP_URL|HOST|PORT|WEB_CONCURRENCY|LOG_LEVEL|INSTANCE_PATH|"
     r"ADMIN_\w+|DATABASE_URL|REDIS_URL|STORAGE_\w+|MINIO_\w+|INBOUND_EMAIL_\w+|MAILGUN_\w+|"
-    r"MANDRILL_\w+|MAILER_\w+|ATTACHMENT_MAX_MB|SMTP_\w+)$"
+    r"MANDRILL_\w+|MAILER_\w+|ATTACHMENT_MAX_BYTES|SMTP_\w+)$"
 )
 for _name in list(os.environ):
     if _SETTING.match(_name) or _name in ALIASES.values():

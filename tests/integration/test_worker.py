@@ -173,12 +173,17 @@ def test_signed_out_visitors_are_sent_to_sign_in(app, client):
     assert "/login" in response.headers["Location"]
 
 
-def test_schedule_registers_the_incineration_job_with_rq_cron(redis_server):
+def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
     scheduler = CronScheduler(connection=Redis.from_url(redis_server))
     scheduler.load_config_from_file("jobs.schedule")
 
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"jobs.sweeps.incinerate_processed_raw_emails"}
+    assert set(jobs) == {
+        "jobs.sweeps.incinerate_processed_raw_emails",
+        "jobs.sweeps.enqueue_stale_pending",
+    }
+    sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
+    assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES
     job = jobs["jobs.sweeps.incinerate_processed_raw_emails"]
     assert job.queue_name == "low"
     assert job.queue_name in QUEUE_NAMES  # a queue the workers listen on

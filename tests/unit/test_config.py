@@ -61,7 +61,8 @@ def test_defaults_are_the_embedded_deployment():
     assert s.app_url == "http://127.0.0.1:5000"
     assert (s.host, s.port) == ("127.0.0.1", 5000)
     assert s.log_level == "INFO"
-    assert s.inbound_max_bytes == 30 * 1024 * 1024
+    assert s.inbound_max_bytes == 40 * 1024 * 1024
+    assert s.attachment_max_bytes == 25 * 1024 * 1024
     assert s.inbound_retention_days == 30
     assert (s.smtp_address, s.smtp_port, s.smtp_ssl, s.smtp_starttls_auto) == ("", 587, False, True)
     assert s.smtp_verify_mode == "peer"
@@ -116,7 +117,7 @@ def test_values_are_parsed():
         SMTP_PORT="465",
         SMTP_SSL="yes",
         SMTP_ENABLE_STARTTLS_AUTO="off",
-        INBOUND_EMAIL_MAX_MB="5",
+        INBOUND_EMAIL_MAX_BYTES="5242880",
         LOG_LEVEL="debug",
         INBOUND_EMAIL_SERVICE="Relay, Mailgun",
         MAILGUN_INGRESS_SIGNING_KEY="key",
@@ -353,9 +354,9 @@ def test_good_mailer_sender_email(value):
         ("SMTP_PORT", "25.5", "from 1 to 65535", 587),
         ("SMTP_PORT", "-25", "from 1 to 65535", 587),
         ("SMTP_PORT", "100000", "from 1 to 65535", 587),
-        ("INBOUND_EMAIL_MAX_MB", "ten", "from 1 to 1024", 30),
-        ("INBOUND_EMAIL_MAX_MB", "0", "from 1 to 1024", 30),
-        ("INBOUND_EMAIL_MAX_MB", "1025", "from 1 to 1024", 30),
+        ("INBOUND_EMAIL_MAX_BYTES", "ten", "from 1024 to 2147483648", 41943040),
+        ("INBOUND_EMAIL_MAX_BYTES", "1023", "from 1024 to 2147483648", 41943040),
+        ("ATTACHMENT_MAX_BYTES", "25MB", "from 1024 to 2147483648", 26214400),
     ],
 )
 def test_bad_whole_numbers(name, value, bound, default):
@@ -365,7 +366,9 @@ def test_bad_whole_numbers(name, value, bound, default):
     assert problem.fix == f"set {name}={default}"
 
 
-@pytest.mark.parametrize(("name", "value"), [("PORT", "65535"), ("INBOUND_EMAIL_MAX_MB", "1024")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("PORT", "65535"), ("INBOUND_EMAIL_MAX_BYTES", "2147483648")]
+)
 def test_whole_numbers_at_the_limit_are_accepted(name, value):
     assert settings(**{name: value}).validate() == []
 

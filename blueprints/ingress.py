@@ -1,0 +1,78 @@
+"""Action Mailbox-compatible ingress endpoints: authenticate, extract, receive, answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request
+
+from extensions import csrf, get_settings
+from ingress import IngressError, mailgun, mandrill, postmark, relay, sendgrid
+from ingress.receive import IngressUnavailable, receive
+
+bp = Blueprint("ingress", __name__, url_prefix="/rails/action_mailbox")
+csrf.exempt(bp)  # providers authenticate with Basic auth or signatures, not sessions
+
+PROVIDERS = {
+    "relay": relay,
+    "postmark": postmark,
+    "sendgrid": sendgrid,
+    "mailgun": mailgun,
+    "mandrill": mandrill,
+}
+
+
+def _plain(status: int, text: str = "", headers: dict[str, str] | None = None) -> Response:
+    return Response(text + ("\n" if text else ""), status, headers, mimetype="text/plain")
+
+
+@bp.before_request
+def limit_body_size():
+    # Ingress bodies may be large; everything else keeps the app-wide limits.
+    limit = get_settings().inbound_max_bytes
+    request.max_content_length = limit
+    request.max_form_memory_size = limit
+
+
+def _ingest(name: str, success_status: int) -> Response:
+    if name not in get_settings().inbound_services:
+        abort(404, f"the {name} ingress is not enabled (INBOUND_EMAIL_SERVICE)")
+    try:
+        messages = PROVIDERS[name].extract(request, get_settings())
+        for raw in messages:
+            receive(raw, source=name)
+    except IngressError as exc:
+        return _plain(exc.status, exc.message, exc.headers)
+    except IngressUnavailable as exc:
+        return _plain(503, f"{exc}; retry later", {"Retry-After": "60"})
+    return _plain(success_status)
+
+
+@bp.post("/relay/inbound_emails")
+def relay_inbound():
+    return _ingest("relay", 204)
+
+
+@bp.post("/postmark/inbound_emails")
+def postmark_inbound():
+    return _ingest("postmark", 204)
+
+
+@bp.post("/sendgrid/inbound_emails")
+def sendgrid_inbound():
+    return _ingest("sendgrid", 204)
+
+
+@bp.post("/mailgun/inbound_emails/mime")
+def mailgun_inbound():
+    return _ingest("mailgun", 204)
+
+
+@bp.route("/mandrill/inbound_emails", methods=["GET", "HEAD"])
+def mandrill_health():
+    if "mandrill" not in get_settings().inbound_services:
+        abort(404, "the mandrill ingress is not enabled (INBOUND_EMAIL_SERVICE)")
+    return _plain(200)
+
+
+@bp.post("/mandrill/inbound_emails")
+def mandrill_inbound():
+    return _ingest("mandrill", 200)

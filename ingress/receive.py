@@ -1,0 +1,188 @@
+"""The one path every inbound message takes: store raw bytes, record, enqueue, then 2xx.
+
+Order matters for "nothing acknowledged is lost": the raw bytes are durable in object
+storage and the InboundEmail row is committed before the caller may answer 2xx. If only the
+enqueue fails (Redis down) the row stays pending and the sweep enqueues it later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import BinaryIO
+
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus, Retry
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from extensions import db, get_queue, get_redis, get_storage
+from ingress import RawEmail
+from models import InboundEmail
+from storage import StorageError
+
+log = logging.getLogger(__name__)
+
+SPOOL_IN_MEMORY = 1024 * 1024  # larger messages spool to a temp file, never all in RAM
+HEADER_SCAN = 256 * 1024
+CHUNK = 64 * 1024
+_ANGLE = re.compile(r"<([^<>\s]+)>")
+ACTIVE_JOB_STATES = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+class IngressUnavailable(Exception):
+    """The message could not be stored safely: answer 503 so the sender retries."""
+
+
+@dataclass
+class Received:
+    inbound_email: InboundEmail
+    duplicate: bool
+    enqueued: bool
+
+
+def storage_key_for(checksum: str) -> str:
+    """Content-addressed: the same bytes always land on the same key, written once."""
+    return f"inbound/{checksum[:2]}/{checksum}.eml"
+
+
+def processing_job_id(inbound_email_id: int) -> str:
+    return f"process-inbound-{inbound_email_id}"
+
+
+def message_id_from(head: bytes, checksum: str) -> str:
+    """Message-ID without brackets; a stable one derived from the checksum when absent."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head)
+    value = str(headers.get("Message-ID", "") or "")
+    match = _ANGLE.search(value)
+    candidate = match.group(1) if match else value.strip().strip("<>").strip()
+    if candidate and " " not in candidate and len(candidate) <= 900:
+        return candidate
+    return f"{checksum}@generated.threadline.invalid"
+
+
+def _spool(raw: RawEmail) -> tuple[BinaryIO, int, str, bytes]:
+    """Copy prepended headers + body into a spooled file; return (file, size, sha1, head)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    sha1 = hashlib.sha1()
+    head = bytearray()
+    # Each recipient line is prepended in turn, as Action Mailbox does: the last ends on top.
+    prefix = b"".join(
+        f"X-Original-To: {to}\n".encode("utf-8", "surrogateescape")
+        for to in reversed(raw.original_recipients)
+    )
+
+    def write(chunk: bytes) -> None:
+        sha1.update(chunk)
+        spool.write(chunk)
+        if len(head) < HEADER_SCAN:
+            head.extend(chunk[: HEADER_SCAN - len(head)])
+
+    write(prefix)
+    if isinstance(raw.body, bytes | bytearray):
+        write(bytes(raw.body))
+    else:
+        while chunk := raw.body.read(CHUNK):
+            write(chunk)
+    size = spool.tell()
+    spool.seek(0)
+    return spool, size, sha1.hexdigest(), bytes(head)
+
+
+def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received:
+    """Store, record and enqueue one raw message. Raises IngressUnavailable (→ 503)."""
+    spool, size, checksum, head = _spool(raw)
+    with spool:
+        message_id = message_id_from(head, checksum)
+        existing = _find(message_id, checksum)
+        if existing is not None:
+            return Received(existing, True, enqueue_processing(existing))
+        key = storage_key_for(checksum)
+        storage = get_storage()
+        try:
+            created = not storage.exists(key)
+            if created:
+                storage.put(key, spool, length=size, content_type="message/rfc822")
+        except StorageError as exc:
+            log.error("inbound %s from %s not stored: %s", message_id, source, exc)
+            raise IngressUnavailable(f"the message could not be stored: {exc}") from exc
+    row = InboundEmail(
+        message_id=message_id,
+        checksum=checksum,
+        source=source,
+        storage_key=key,
+        size=size,
+        inbox_id=inbox_id,
+    )
+    try:
+        db.session.add(row)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a concurrent identical post won the insert: same message
+        existing = _find(message_id, checksum)
+        if existing is None:
+            raise IngressUnavailable("the message could not be recorded; retry") from None
+        return Received(existing, True, enqueue_processing(existing))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.error("inbound %s from %s not recorded: %s", message_id, source, exc)
+        if created:
+            _forget_orphan(key)
+        raise IngressUnavailable("the message could not be recorded in the database") from exc
+    log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row.id, source, size)
+    return Received(row, False, enqueue_processing(row))
+
+
+def _find(message_id: str, checksum: str) -> InboundEmail | None:
+    try:
+        return db.session.scalar(
+            select(InboundEmail).where(
+                InboundEmail.message_id == message_id, InboundEmail.checksum == checksum
+            )
+        )
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        raise IngressUnavailable("the database is unreachable") from exc
+
+
+def _forget_orphan(key: str) -> None:
+    """Remove bytes we just wrote when their row failed, unless another row owns them."""
+    try:
+        owned = db.session.scalar(select(InboundEmail.id).where(InboundEmail.storage_key == key))
+        if owned is None:
+            get_storage().delete(key)
+    except (SQLAlchemyError, StorageError) as exc:
+        db.session.rollback()
+        log.warning("could not remove orphaned raw message %s: %s", key, exc)
+
+
+def enqueue_processing(row: InboundEmail) -> bool:
+    """Enqueue the processing job unless it is done or already waiting; False if Redis is down."""
+    if row.status != "pending":
+        return False
+    job_id = processing_job_id(row.id)
+    try:
+        try:
+            if Job.fetch(job_id, connection=get_redis()).get_status() in ACTIVE_JOB_STATES:
+                return True
+        except NoSuchJobError:
+            pass
+        get_queue("inbound").enqueue(
+            "jobs.process_inbound.process_inbound_email",
+            row.id,
+            job_id=job_id,
+            job_timeout=300,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=3, interval=[10, 60, 300]),
+        )
+        return True
+    except (RedisError, OSError) as exc:
+        log.warning("inbound #%d recorded, not enqueued (Redis: %s); sweep will", row.id, exc)
+        return False
