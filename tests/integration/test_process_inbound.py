@@ -1,0 +1,197 @@
+"""Raw email through the real ingress, a real Redis queue and a worker into conversations."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from extensions import db, get_redis, get_storage
+from models import Contact, Conversation, InboundEmail, Inbox, Message, utcnow
+from tests.conftest import TEST_INGRESS_PASSWORD
+from worker import build_worker
+
+DOMAIN = "reply.example.com"
+RELAY = "/rails/action_mailbox/relay/inbound_emails"
+AUTH = {
+    "Authorization": "Basic "
+    + base64.b64encode(f"actionmailbox:{TEST_INGRESS_PASSWORD}".encode()).decode(),
+    "Content-Type": "message/rfc822",
+}
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN}
+
+
+@pytest.fixture
+def inbox(app):
+    inbox = Inbox(name="Support", support_address="support@example.com")
+    db.session.add(inbox)
+    db.session.commit()
+    return inbox
+
+
+def email(message_id="m1@customer.example", to="support@example.com", extra="", body="Hello"):
+    return (
+        f"From: Carla Customer <Carla@Customer.example>\r\nTo: {to}\r\n{extra}"
+        f"Subject: Printer on fire\r\nMessage-ID: <{message_id}>\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def post(client, raw: bytes):
+    response = client.post(RELAY, data=raw, headers=AUTH)
+    assert response.status_code == 204, response.get_data(as_text=True)
+
+
+def work(app):
+    build_worker(app, ["inbound"], simple=True).work(burst=True)
+
+
+def only(model):
+    return db.session.scalars(select(model)).one()
+
+
+def test_new_email_becomes_a_conversation(app, client, inbox):
+    post(client, email())
+    work(app)
+    inbound = only(InboundEmail)
+    assert (inbound.status, inbound.reason, inbound.inbox_id) == ("delivered", None, inbox.id)
+    assert inbound.processed_at is not None and inbound.attempts == 1
+    conversation, message, contact = only(Conversation), only(Message), only(Contact)
+    assert (contact.email, contact.name) == ("carla@customer.example", "Carla Customer")
+    assert conversation.subject == "Printer on fire" and conversation.status == "open"
+    assert conversation.display_number == 1 and conversation.contact_id == contact.id
+    assert message.text_body.strip() == "Hello" and message.threaded_by == "new"
+    assert message.message_id == "m1@customer.example" and message.direction == "incoming"
+
+
+def test_plus_tags_and_case_do_not_hide_the_inbox(app, client, inbox):
+    post(client, email(to="Support+urgent@Example.com"))
+    work(app)
+    assert only(InboundEmail).status == "delivered"
+
+
+def test_forwarded_copy_matches_by_x_original_to(app, client, inbox):
+    post(
+        client,
+        email(to="someone@elsewhere.example", extra="X-Original-To: support@example.com\r\n"),
+    )
+    work(app)
+    assert only(InboundEmail).status == "delivered"
+
+
+def test_generated_forwarding_address_matches(app, client, inbox):
+    post(client, email(to=inbox.forwarding_address(DOMAIN)))
+    work(app)
+    assert only(Message).inbox_id == inbox.id
+
+
+def test_unroutable_mail_is_bounced_with_the_reason(app, client, inbox):
+    post(client, email(to="nobody@example.org"))
+    work(app)
+    inbound = only(InboundEmail)
+    assert inbound.status == "bounced"
+    assert inbound.reason == "no inbox matches any recipient (nobody@example.org)"
+    assert db.session.query(Message).count() == 0
+
+
+def test_reply_token_in_cc_continues_and_reopens_the_conversation(app, client, inbox):
+    post(client, email())
+    work(app)
+    conversation = only(Conversation)
+    conversation.status = "resolved"
+    db.session.commit()
+    reply = email(
+        message_id="m2@customer.example",
+        to="someone@else.example",
+        extra=f"Cc: reply+{conversation.token}@{DOMAIN}\r\n",
+        body="Still burning",
+    )
+    post(client, reply)
+    work(app)
+    db.session.refresh(conversation)
+    assert conversation.status == "open"
+    messages = db.session.scalars(select(Message).order_by(Message.id)).all()
+    assert [m.threaded_by for m in messages] == ["new", "reply_token"]
+    assert {m.conversation_id for m in messages} == {conversation.id}
+
+
+def test_processing_twice_creates_nothing_new(app, client, inbox):
+    from jobs.process_inbound import process_inbound_email
+
+    post(client, email())
+    work(app)
+    inbound = only(InboundEmail)
+    inbound.status = "pending"
+    db.session.commit()
+    assert process_inbound_email(inbound.id) == "delivered"
+    assert db.session.query(Message).count() == 1
+    assert db.session.query(Conversation).count() == 1
+
+
+def test_same_message_id_with_different_bytes_is_one_message(app, client, inbox):
+    post(client, email())
+    post(client, email(extra="X-Forwarded-For: support@example.com\r\n"))  # a second route
+    work(app)
+    rows = db.session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all()
+    assert [r.status for r in rows] == ["delivered", "delivered"]
+    assert rows[1].reason == "duplicate of a message already delivered"
+    assert db.session.query(Message).count() == 1
+
+
+def test_a_failure_is_recorded_with_its_reason_and_retried(app, client, inbox):
+    post(client, email())
+    inbound = only(InboundEmail)
+    get_storage().delete(inbound.storage_key)  # the raw bytes vanished under us
+    work(app)
+    db.session.refresh(inbound)
+    assert inbound.status == "failed"
+    assert inbound.reason.startswith("ObjectNotFound")
+    scheduled = Queue("inbound", connection=get_redis()).scheduled_job_registry
+    assert f"process-inbound-{inbound.id}" in scheduled.get_job_ids()  # RQ retries later
+
+
+def test_cli_list_show_and_reprocess(app, client, inbox, runner):
+    post(client, email(to="nobody@example.org"))
+    work(app)
+    inbound = only(InboundEmail)
+
+    listed = runner.invoke(args=["inbound", "list"])
+    assert listed.exit_code == 0
+    assert f"#{inbound.id}" in listed.output and "bounced" in listed.output
+    assert "no inbox matches any recipient (nobody@example.org)" in listed.output
+    as_json = json.loads(runner.invoke(args=["inbound", "list", "--json"]).output)
+    assert as_json[0]["status"] == "bounced" and as_json[0]["source"] == "relay"
+    filtered = runner.invoke(args=["inbound", "list", "--status", "delivered"])
+    assert "No inbound email with status delivered." in filtered.output
+
+    shown = runner.invoke(args=["inbound", "show", str(inbound.id)])
+    assert shown.exit_code == 0 and "m1@customer.example" in shown.output
+    missing = runner.invoke(args=["inbound", "show", "999999"])
+    assert missing.exit_code == 1 and "no inbound email #999999" in missing.output
+
+    # The admin fixes the inbox address, then reprocesses: the message now lands.
+    inbox.support_address = "nobody@example.org"
+    db.session.commit()
+    result = runner.invoke(args=["inbound", "reprocess", str(inbound.id)])
+    assert result.exit_code == 0, result.output
+    work(app)
+    db.session.refresh(inbound)
+    assert inbound.status == "delivered" and inbound.attempts == 2
+    shown = runner.invoke(args=["inbound", "show", str(inbound.id)])
+    conversation = only(Conversation)
+    assert f"conversation_id: {conversation.id}" in shown.output
+
+
+def test_reprocess_after_retention_says_why_it_cannot(app, client, inbox, runner):
+    post(client, email())
+    inbound = only(InboundEmail)
+    inbound.storage_key, inbound.processed_at = None, utcnow() - timedelta(days=40)
+    db.session.commit()
+    result = runner.invoke(args=["inbound", "reprocess", str(inbound.id)])
+    assert result.exit_code == 1
+    assert "deleted after the retention period" in result.output
