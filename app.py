@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 
 from flask import Flask
 
 from config import PROJECT_ROOT, ConfigError, Settings, load_env_file
 from extensions import csrf, db, login_manager, migrate
+from ingress.relayer import exit_code_for_broken_config
 from models.base import secret_box
 
 # Flask settings that tests (or an embedding program) may pass through create_app(config).
@@ -18,11 +20,14 @@ FLASK_PASSTHROUGH = ("TESTING", "WTF_CSRF_ENABLED", "SERVER_NAME", "PROPAGATE_EX
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """Build the app; refuse to start with every configuration problem listed at once."""
-    load_env_file()
+    env_problems = load_env_file()
     settings = Settings.from_env(overrides=config)
-    problems = settings.validate()
+    problems = env_problems + settings.validate()
     if problems:
-        raise ConfigError(problems)
+        error = ConfigError(problems)
+        # An MTA piping into `flask ingress ...` must keep the message, not bounce it.
+        error.exit_code = exit_code_for_broken_config(sys.argv) or ConfigError.exit_code
+        raise error
 
     app = Flask(__name__, instance_path=settings.instance_path)
     app.config.update(

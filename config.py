@@ -60,13 +60,24 @@ class ConfigError(click.ClickException):
         super().__init__("\n".join(lines))
 
 
-def load_env_file() -> str | None:
+def load_env_file() -> list[Problem]:
     """Load ENV_FILE (default .env in the project) without overriding real env vars."""
     path = os.environ.get("ENV_FILE") or str(PROJECT_ROOT / ".env")
-    if os.path.isfile(path):
+    if not os.path.isfile(path):
+        return []
+    try:
         load_dotenv(path, override=False)
-        return path
-    return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
+        return [
+            Problem(
+                "ENV_FILE",
+                f"{path} cannot be read ({reason})",
+                "make it readable by "
+                "the user running Threadline (e.g. the MTA's user for flask ingress)",
+            )
+        ]
+    return []
 
 
 class _Reader:

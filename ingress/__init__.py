@@ -7,6 +7,7 @@ stores the bytes, records the InboundEmail and enqueues processing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -25,5 +26,11 @@ class IngressError(Exception):
 class RawEmail:
     """Raw MIME as received, plus envelope recipients to prepend as X-Original-To lines."""
 
-    body: bytes | BinaryIO
+    body: bytes | BinaryIO | Iterable[bytes]
     original_recipients: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Each recipient becomes a header line: a CR or LF would inject headers of its own.
+        for address in self.original_recipients:
+            if any(ch in address for ch in "\r\n\0"):
+                raise IngressError(422, f"recipient {address!r} contains a line break")

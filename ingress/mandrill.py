@@ -54,5 +54,9 @@ def extract(request: Request, settings: Settings) -> list[RawEmail]:
         raw = msg.get("raw_msg") if isinstance(msg, dict) else None
         if not isinstance(raw, str):
             raise IngressError(422, f"inbound event {index} has no msg.raw_msg string")
-        messages.append(RawEmail(raw.encode("utf-8", "surrogateescape")))
+        try:
+            messages.append(RawEmail(raw.encode("utf-8")))
+        except UnicodeEncodeError as exc:
+            # A lone surrogate escape ("\ud800") is valid JSON but no text: 422, not a 500.
+            raise IngressError(422, f"inbound event {index} msg.raw_msg is not text") from exc
     return messages

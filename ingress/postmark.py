@@ -23,7 +23,13 @@ def extract(request: Request, settings: Settings) -> list[RawEmail]:
             raise IngressError(422, "RawEmail must be a string")
         if recipient is not None and not isinstance(recipient, str):
             raise IngressError(422, "OriginalRecipient must be a string")
-        raw_bytes = raw.encode("utf-8", "surrogateescape") if raw else b""
+        try:
+            raw_bytes = raw.encode("utf-8") if raw else b""
+            if recipient:
+                recipient.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate escape ("\ud800") is valid JSON but no text: 422, not a 500.
+            raise IngressError(422, f"RawEmail or OriginalRecipient is not text: {exc}") from exc
     else:
         form = raw_form(request)
         raw_bytes = single_bytes(form, "RawEmail", required=False) or b""

@@ -73,10 +73,7 @@ def _spool(raw: RawEmail) -> tuple[BinaryIO, int, str, bytes]:
     sha1 = hashlib.sha1()
     head = bytearray()
     # Each recipient line is prepended in turn, as Action Mailbox does: the last ends on top.
-    prefix = b"".join(
-        f"X-Original-To: {to}\n".encode("utf-8", "surrogateescape")
-        for to in reversed(raw.original_recipients)
-    )
+    prefix = b"".join(f"X-Original-To: {to}\n".encode() for to in reversed(raw.original_recipients))
 
     def write(chunk: bytes) -> None:
         sha1.update(chunk)
@@ -87,8 +84,11 @@ def _spool(raw: RawEmail) -> tuple[BinaryIO, int, str, bytes]:
     write(prefix)
     if isinstance(raw.body, bytes | bytearray):
         write(bytes(raw.body))
-    else:
+    elif hasattr(raw.body, "read"):
         while chunk := raw.body.read(CHUNK):
+            write(chunk)
+    else:
+        for chunk in raw.body:
             write(chunk)
     size = spool.tell()
     spool.seek(0)
@@ -122,6 +122,8 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
     )
     try:
         db.session.add(row)
+        db.session.flush()
+        row_id = row.id  # read before commit: afterwards the row would be reloaded
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a concurrent identical post won the insert: same message
@@ -135,8 +137,8 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
         if created:
             _forget_orphan(key)
         raise IngressUnavailable("the message could not be recorded in the database") from exc
-    log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row.id, source, size)
-    return Received(row, False, enqueue_processing(row))
+    log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row_id, source, size)
+    return Received(row, False, _enqueue(row_id))
 
 
 def _find(message_id: str, checksum: str) -> InboundEmail | None:
@@ -166,17 +168,25 @@ def enqueue_processing(row: InboundEmail) -> bool:
     """Enqueue the processing job unless it is done or already waiting; False if Redis is down."""
     if row.status != "pending":
         return False
-    job_id = processing_job_id(row.id)
     try:
-        try:
-            if Job.fetch(job_id, connection=get_redis()).get_status() in ACTIVE_JOB_STATES:
-                return True
-        except NoSuchJobError:
-            pass
+        job = Job.fetch(processing_job_id(row.id), connection=get_redis())
+        if job.get_status() in ACTIVE_JOB_STATES:
+            return True
+    except NoSuchJobError:
+        pass
+    except (RedisError, OSError) as exc:
+        log.warning("inbound #%d not enqueued (Redis: %s); the sweep will", row.id, exc)
+        return False
+    return _enqueue(row.id)
+
+
+def _enqueue(inbound_email_id: int) -> bool:
+    """Enqueue without looking first: for a row just created, no job can exist yet."""
+    try:
         get_queue("inbound").enqueue(
             "jobs.process_inbound.process_inbound_email",
-            row.id,
-            job_id=job_id,
+            inbound_email_id,
+            job_id=processing_job_id(inbound_email_id),
             job_timeout=300,
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
@@ -184,5 +194,5 @@ def enqueue_processing(row: InboundEmail) -> bool:
         )
         return True
     except (RedisError, OSError) as exc:
-        log.warning("inbound #%d recorded, not enqueued (Redis: %s); sweep will", row.id, exc)
+        log.warning("inbound #%d not enqueued (Redis: %s); the sweep will", inbound_email_id, exc)
         return False

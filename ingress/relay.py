@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+from itertools import chain
+
 from flask import Request
 
 from config import Settings
 from ingress import IngressError, RawEmail
 from ingress.auth import require_basic_auth
+
+CHUNK = 64 * 1024
 
 
 def extract(request: Request, settings: Settings) -> list[RawEmail]:
@@ -16,5 +21,11 @@ def extract(request: Request, settings: Settings) -> list[RawEmail]:
         raise IngressError(415, f"Content-Type must be message/rfc822, not {shown}")
     if request.content_length == 0:
         raise IngressError(422, "the message body is empty")
-    # The stream, not bytes: receive.py spools it to disk as it hashes.
-    return [RawEmail(request.stream)]
+    # A chunked body (curl -T -) or one sent without Content-Length has no length to check:
+    # read its first chunk to tell an empty body from a message.
+    stream = request.stream
+    first = stream.read(CHUNK)
+    if not first:
+        raise IngressError(422, "the message body is empty")
+    # Chunks, not bytes: receive.py spools them to disk as it hashes.
+    return [RawEmail(chain([first], iter(partial(stream.read, CHUNK), b"")))]

@@ -590,6 +590,22 @@ def test_cli_lists_every_problem_with_its_fix_and_no_traceback(tmp_path, command
     assert not (tmp_path / "instance").exists()
 
 
+def test_an_env_file_that_is_not_text_is_a_clear_problem(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"SECRET_KEY=\xff\xfe not utf-8\n")
+    result = subprocess.run(
+        [str(FLASK), "--app", "app", "inbound", "list"],
+        cwd=PROJECT_ROOT,
+        env={**_cli_env(tmp_path), "ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"ENV_FILE: {env_file} cannot be read (it is not UTF-8 text)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- scripts/init_env.py --------------------------------------------------------------------
 
 
