@@ -19,8 +19,8 @@ def main() -> None:
         "# Benchmarks",
         "",
         "Produced by `make bench` (`python -m bench`). Each row runs our code and a baseline "
-        "side by side in the same process; compare the ratio, not the absolute times, "
-        "between machines.",
+        "side by side in the same run (the same process, or the same server for HTTP); "
+        "compare the ratio, not the absolute times, between machines.",
         "",
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}.",
