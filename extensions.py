@@ -26,7 +26,12 @@ QUEUE_NAMES = ("default", "inbound", "outbound", "low")
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """SQLite is shared by web and worker processes: WAL + busy timeout avoid lock errors."""
+    """SQLite is shared by web and worker processes: WAL + busy timeout avoid lock errors.
+
+    pysqlite's own transaction handling is kept on purpose: it runs SELECTs outside a
+    transaction and BEGINs at the first write, so no process holds a stale read snapshot
+    that would fail with "database is locked" when it then writes.
+    """
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -11,6 +11,7 @@ from extensions import db
 
 def register_all(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.attachments import bp as attachments_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.home import bp as home_bp
     from blueprints.ingress import bp as ingress_bp
@@ -19,6 +20,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(ingress_bp)
+    app.register_blueprint(attachments_bp)
     register_error_pages(app)
 
 

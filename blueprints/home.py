@@ -7,23 +7,16 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Conversation, Inbox, InboxMember
+from models import Conversation
+from services.access import visible_inboxes_query
 
 bp = Blueprint("home", __name__)
-
-
-def visible_inboxes_query():
-    """Admins see every inbox; agents only the inboxes they are members of."""
-    query = select(Inbox).order_by(Inbox.name)
-    if not current_user.is_admin:
-        query = query.join(InboxMember).where(InboxMember.user_id == current_user.id)
-    return query
 
 
 @bp.route("/")
 @login_required
 def index():
-    inboxes = db.session.scalars(visible_inboxes_query()).all()
+    inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
     open_counts = dict(
         db.session.execute(
             select(Conversation.inbox_id, func.count(Conversation.id))

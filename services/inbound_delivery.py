@@ -1,26 +1,26 @@
-"""Turn one raw inbound message into a conversation message (routing, contact, dedupe).
+"""Turn one raw inbound message into a conversation message, exactly once.
 
-This is the first slice of processing: inbox matching, the reply+<token> continuity address,
-dedupe per (inbox, Message-ID), the contact, and the plain-text body. Header threading,
-HTML, quoting and attachments build on it.
+Routing (services/routing.py) finds the inbox and the conversation; this module handles
+dedupe, the contact, the conversation's lifecycle, content, attachments and bounces.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db, get_settings
-from mail.addresses import normalise, recipient_addresses, reply_token, sender
+from mail.model import ParsedEmail, Person
+from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Inbox, Message, utcnow
+from services.inbound_content import build_content, forget_attachments, store_attachments
+from services.routing import Route, conversation_by_subject, route
 
 REOPEN_STATUSES = ("resolved", "snoozed")
 NUMBER_RETRIES = 5
+DUPLICATE = "duplicate of a message already delivered"
 
 
 @dataclass
@@ -30,89 +30,103 @@ class Outcome:
     message_id: int | None = None
 
 
-def parse(raw: bytes) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(raw)
-
-
 def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
-    message = parse(raw)
-    recipients = recipient_addresses(message)
-    conversation = _conversation_by_token(recipients)
-    inbox = db.session.get(Inbox, conversation.inbox_id) if conversation else None
-    inbox = inbox or _inbox_for(recipients)
-    if inbox is None:
-        shown = ", ".join(recipients) or "none found"
+    parsed = parse_email(raw, get_settings().attachment_max_bytes)
+    where = route(parsed)
+    if where.inbox is None:
+        shown = ", ".join(parsed.recipients) or "none found"
         return Outcome("bounced", f"no inbox matches any recipient ({shown})")
-    inbound.inbox_id = inbox.id
-
-    duplicate = _existing_message(inbox.id, inbound.message_id)
+    inbound.inbox_id = where.inbox.id
+    duplicate = _existing_message(where.inbox.id, inbound.message_id)
     if duplicate is not None:
-        return Outcome("delivered", "duplicate of a message already delivered", duplicate.id)
-
-    who = sender(message)
-    if who is None:
+        return Outcome("delivered", DUPLICATE, duplicate.id)
+    person = parsed.contact or parsed.from_
+    if person is None:
         return Outcome("bounced", "no sender address in Reply-To, X-Original-Sender or From")
-    contact = _contact(*who)
-    subject = str(message.get("Subject", "") or "").strip()
-    now = utcnow()
+    contact = _contact(person)
+    if where.conversation is None:
+        found = conversation_by_subject(where.inbox, contact, parsed.subject)
+        if found is not None:
+            where = Route(where.inbox, found, "subject")
+    try:
+        message = _record(inbound, parsed, where, contact)
+        db.session.commit()
+    except IntegrityError:
+        # Another worker delivered the same Message-ID to this inbox first: same message.
+        db.session.rollback()
+        duplicate = _existing_message(where.inbox.id, inbound.message_id)
+        if duplicate is None:
+            raise
+        forget_attachments(parsed, inbound)
+        return Outcome("delivered", DUPLICATE, duplicate.id)
+    return Outcome("delivered", None, message.id)
+
+
+def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):
+    inbox, now = where.inbox, utcnow()
+    conversation = where.conversation
     if conversation is None:
-        conversation = _new_conversation(inbox, contact, subject)
-        threaded_by = "new"
-    else:
-        threaded_by = "reply_token"
-        if conversation.status in REOPEN_STATUSES:
-            conversation.status = "open"
-            conversation.snoozed_until = None
+        conversation = _new_conversation(inbox, contact, parsed.subject)
+    elif conversation.status in REOPEN_STATUSES:
+        conversation.status, conversation.snoozed_until = "open", None
     conversation.last_activity_at = now
     inbox.last_message_at = now
-    row = Message(
+    message = Message(
         conversation_id=conversation.id,
         inbox_id=inbox.id,
         direction="incoming",
         contact_id=contact.id,
         inbound_email_id=inbound.id,
         message_id=inbound.message_id,
-        in_reply_to=str(message.get("In-Reply-To", "") or "").strip() or None,
-        subject=subject,
-        from_address=who[0],
-        to_addresses=", ".join(recipients),
-        text_body=_text_body(message),
+        in_reply_to=" ".join(parsed.in_reply_to) or None,
+        references=" ".join(parsed.references[-50:]) or None,
+        subject=parsed.subject[:998],
+        from_address=(parsed.from_ or contact_person(contact)).formatted(),
+        to_addresses=", ".join(p.formatted() for p in parsed.to),
+        cc_addresses=", ".join(p.formatted() for p in parsed.cc),
         delivery_status="received",
-        threaded_by=threaded_by,
+        threaded_by=where.threaded_by,
+        auto_flag=parsed.auto_flag,
     )
-    db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # Another worker delivered the same Message-ID to this inbox first: same message.
-        db.session.rollback()
-        duplicate = _existing_message(inbox.id, inbound.message_id)
-        if duplicate is None:
-            raise
-        return Outcome("delivered", "duplicate of a message already delivered", duplicate.id)
-    return Outcome("delivered", None, row.id)
+    db.session.add(message)
+    db.session.flush()
+    content = build_content(parsed, store_attachments(message, parsed, inbound))
+    message.text_body, message.quoted_text = content.text, content.quoted_text
+    message.html_body, message.quoted_html = content.html, content.quoted_html
+    if parsed.bounce:
+        _mark_bounced_original(parsed, conversation)
+    return message
 
 
-def _conversation_by_token(recipients: list[str]) -> Conversation | None:
-    domain = get_settings().inbound_domain
-    for address in recipients:
-        token = reply_token(address, domain)
-        if token:
-            found = db.session.scalar(select(Conversation).where(Conversation.token == token))
-            if found is not None:
-                return found
-    return None
+def contact_person(contact: Contact) -> Person:
+    return Person(contact.email, contact.name)
 
 
-def _inbox_for(recipients: list[str]) -> Inbox | None:
-    domain = get_settings().inbound_domain
-    wanted = {normalise(address) for address in recipients}
-    for inbox in db.session.scalars(select(Inbox).order_by(Inbox.id)):
-        if normalise(inbox.support_address) in wanted:
-            return inbox
-        if domain and normalise(inbox.forwarding_address(domain)) in wanted:
-            return inbox
-    return None
+def _mark_bounced_original(parsed: ParsedEmail, conversation: Conversation) -> None:
+    """A delivery-status report about one of our replies fails that reply, in its thread."""
+    report = parsed.bounce
+    if report.action not in (None, "failed"):
+        return  # "delayed" and friends: the server is still trying
+    original = db.session.scalar(
+        select(Message).where(
+            Message.message_id == report.original_message_id,
+            Message.direction == "outgoing",
+            Message.conversation_id == conversation.id,
+        )
+    )
+    if original is None:
+        return
+    recipient = report.recipient or "the recipient"
+    original.delivery_status = "failed"
+    original.delivery_error = report.diagnostic
+    db.session.add(
+        Message(
+            conversation_id=conversation.id,
+            inbox_id=conversation.inbox_id,
+            direction="activity",
+            text_body=f"Delivery to {recipient} failed: {report.diagnostic}",
+        )
+    )
 
 
 def _existing_message(inbox_id: int, message_id: str) -> Message | None:
@@ -121,18 +135,19 @@ def _existing_message(inbox_id: int, message_id: str) -> Message | None:
     )
 
 
-def _contact(address: str, name: str) -> Contact:
-    contact = db.session.scalar(select(Contact).where(Contact.email == address))
+def _contact(person: Person) -> Contact:
+    local_part = person.address.split("@", 1)[0]
+    contact = db.session.scalar(select(Contact).where(Contact.email == person.address))
     if contact is not None:
-        if name and not contact.name:
-            contact.name = name
+        if person.name and contact.name in ("", local_part):  # only a defaulted name changes
+            contact.name = person.name
         return contact
-    contact = Contact(email=address, name=name)
+    contact = Contact(email=person.address, name=person.name or local_part)
     try:
         with db.session.begin_nested():
             db.session.add(contact)
     except IntegrityError:  # created concurrently by another worker
-        contact = db.session.scalar(select(Contact).where(Contact.email == address))
+        contact = db.session.scalar(select(Contact).where(Contact.email == person.address))
     return contact
 
 
@@ -141,7 +156,7 @@ def _new_conversation(inbox: Inbox, contact: Contact, subject: str) -> Conversat
     for _ in range(NUMBER_RETRIES):
         number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
         conversation = Conversation(
-            inbox_id=inbox.id, contact_id=contact.id, display_number=number, subject=subject
+            inbox_id=inbox.id, contact_id=contact.id, display_number=number, subject=subject[:998]
         )
         try:
             with db.session.begin_nested():
@@ -150,14 +165,3 @@ def _new_conversation(inbox: Inbox, contact: Contact, subject: str) -> Conversat
         except IntegrityError:
             continue
     raise RuntimeError("could not allocate a conversation number; retry")
-
-
-def _text_body(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        return part.get_content()
-    except (LookupError, UnicodeError, AssertionError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")

@@ -7,3 +7,15 @@ import pytest
 def extra_settings(request):
     """Settings a test adds through `@pytest.mark.parametrize(..., indirect=True)`."""
     return getattr(request, "param", {})
+
+
+@pytest.fixture
+def inbox(app):
+    """The support inbox the corpus and most inbound tests write to."""
+    from extensions import db
+    from models import Inbox
+
+    inbox = Inbox(name="Support", support_address="support@example.com")
+    db.session.add(inbox)
+    db.session.commit()
+    return inbox

@@ -1,6 +1,5 @@
 """Raw email through the real ingress, a real Redis queue and a worker into conversations."""
 
-import base64
 import json
 from datetime import timedelta
 
@@ -9,30 +8,15 @@ from rq import Queue
 from sqlalchemy import select
 
 from extensions import db, get_redis, get_storage
-from models import Contact, Conversation, InboundEmail, Inbox, Message, utcnow
-from tests.conftest import TEST_INGRESS_PASSWORD
-from worker import build_worker
+from models import Contact, Conversation, InboundEmail, Message, utcnow
+from tests.support.inbound import post_relay, work_inbound
 
 DOMAIN = "reply.example.com"
-RELAY = "/rails/action_mailbox/relay/inbound_emails"
-AUTH = {
-    "Authorization": "Basic "
-    + base64.b64encode(f"actionmailbox:{TEST_INGRESS_PASSWORD}".encode()).decode(),
-    "Content-Type": "message/rfc822",
-}
 
 
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN}
-
-
-@pytest.fixture
-def inbox(app):
-    inbox = Inbox(name="Support", support_address="support@example.com")
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
 
 
 def email(message_id="m1@customer.example", to="support@example.com", extra="", body="Hello"):
@@ -42,13 +26,8 @@ def email(message_id="m1@customer.example", to="support@example.com", extra="", 
     ).encode()
 
 
-def post(client, raw: bytes):
-    response = client.post(RELAY, data=raw, headers=AUTH)
-    assert response.status_code == 204, response.get_data(as_text=True)
-
-
-def work(app):
-    build_worker(app, ["inbound"], simple=True).work(burst=True)
+post = post_relay
+work = work_inbound
 
 
 def only(model):

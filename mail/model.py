@@ -1,0 +1,61 @@
+"""What the parser extracts from one raw email: plain dataclasses, shared by mail/ and services/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Values of ParsedEmail.auto_flag: kept and shown, never auto-answered or auto-assigned.
+AUTO_FLAGS = ("auto_reply", "bounce", "bulk")
+
+
+@dataclass
+class Person:
+    address: str  # lower-cased bare address
+    name: str = ""  # decoded display name, "" when absent
+
+    def formatted(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str  # safe: no path separators, control characters or leading dots
+    content_type: str  # lower-case maintype/subtype
+    size: int  # decoded size in bytes
+    data: bytes | None  # None when larger than the attachment limit (too_large)
+    content_id: str | None = None  # without angle brackets
+    inline: bool = False  # an inline image (referenced by cid: or disposition inline)
+    too_large: bool = False
+
+
+@dataclass
+class BounceReport:
+    """A delivery-status notification (multipart/report) about a message we sent."""
+
+    original_message_id: str | None  # bracketless Message-ID of the message that bounced
+    recipient: str | None  # Final-Recipient / Original-Recipient address
+    action: str | None  # failed | delayed | ...
+    status: str | None  # e.g. 5.1.1
+    diagnostic: str  # the receiving server's words, or a readable summary
+
+
+@dataclass
+class ParsedEmail:
+    message_id: str | None  # bracketless; None when absent or unusable
+    in_reply_to: list[str] = field(default_factory=list)  # bracketless Message-IDs
+    references: list[str] = field(default_factory=list)  # bracketless, oldest first
+    subject: str = ""  # RFC 2047-decoded, whitespace folded
+    date: datetime | None = None  # timezone-aware, None when missing or unparsable
+    from_: Person | None = None
+    contact: Person | None = None  # Reply-To, else X-Original-Sender, else From
+    recipients: list[str] = field(default_factory=list)  # every routing header, lower-cased
+    to: list[Person] = field(default_factory=list)
+    cc: list[Person] = field(default_factory=list)
+    text: str = ""  # the text/plain body (or text derived from the HTML when there is none)
+    html: str | None = None  # the text/html body, NOT sanitised
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    auto_flag: str | None = None  # one of AUTO_FLAGS
+    auto_reason: str | None = None  # which header or sender made it auto, for agents
+    bounce: BounceReport | None = None
+    defects: list[str] = field(default_factory=list)  # what could not be read, for the log

@@ -1,0 +1,22 @@
+"""Who may see what: admins see every inbox, agents only the inboxes they are members of."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from extensions import db
+from models import Inbox, InboxMember, User
+
+
+def visible_inboxes_query(user: User) -> Select:
+    query = select(Inbox).order_by(Inbox.name)
+    if not user.is_admin:
+        query = query.join(InboxMember).where(InboxMember.user_id == user.id)
+    return query
+
+
+def can_view_inbox(user: User, inbox_id: int) -> bool:
+    if user.is_admin:
+        return True
+    member = db.session.get(InboxMember, (inbox_id, user.id))
+    return member is not None

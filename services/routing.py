@@ -1,0 +1,107 @@
+"""Where an incoming message belongs: its inbox, and the conversation it continues (if any)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from extensions import db, get_settings
+from mail.addresses import normalise, reply_token
+from mail.model import ParsedEmail
+from mail.threading import normalise_subject, token_from_message_id
+from models import Contact, Conversation, Inbox, Message
+
+OPEN_FOR_SUBJECT = ("open", "pending", "snoozed")
+
+
+@dataclass
+class Route:
+    inbox: Inbox | None
+    conversation: Conversation | None = None
+    threaded_by: str = "new"
+
+
+def route(parsed: ParsedEmail) -> Route:
+    """reply+token first, then the inbox by address, then header threading inside it."""
+    by_token = _conversation_by_reply_token(parsed.recipients)
+    if by_token is not None:
+        return Route(db.session.get(Inbox, by_token.inbox_id), by_token, "reply_token")
+    # A bounce is about the message it names: that is its reply-to, whatever its headers say.
+    bounced = parsed.bounce.original_message_id if parsed.bounce else None
+    inbox = inbox_for(parsed.recipients)
+    if inbox is None and bounced:
+        # Bounces may come back to a bare MAILER-DAEMON path: follow the original message.
+        conversation = _conversation_by_message_id(None, bounced)
+        if conversation is not None:
+            return Route(db.session.get(Inbox, conversation.inbox_id), conversation, "in_reply_to")
+    if inbox is None:
+        return Route(None)
+    replied_to = ([bounced] if bounced else []) + parsed.in_reply_to
+    for rule, ids in (("in_reply_to", replied_to), ("references", parsed.references[::-1])):
+        for message_id in ids:
+            conversation = _conversation_by_message_id(inbox.id, message_id)
+            if conversation is not None:
+                return Route(inbox, conversation, rule)
+    return Route(inbox)
+
+
+def inbox_for(recipients: list[str]) -> Inbox | None:
+    domain = get_settings().inbound_domain
+    wanted = {normalise(address) for address in recipients}
+    if not wanted:
+        return None
+    for inbox in db.session.scalars(select(Inbox).order_by(Inbox.id)):
+        if normalise(inbox.support_address) in wanted:
+            return inbox
+        if domain and normalise(inbox.forwarding_address(domain)) in wanted:
+            return inbox
+    return None
+
+
+def conversation_by_subject(inbox: Inbox, contact: Contact, subject: str) -> Conversation | None:
+    """Same contact, same normalised subject, not resolved: several emails sent before the
+    first answer stay one conversation. Off per inbox with subject_threading=False."""
+    wanted = normalise_subject(subject)
+    if not inbox.subject_threading or not wanted:
+        return None
+    candidates = db.session.scalars(
+        select(Conversation)
+        .where(
+            Conversation.inbox_id == inbox.id,
+            Conversation.contact_id == contact.id,
+            Conversation.status.in_(OPEN_FOR_SUBJECT),
+        )
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(50)
+    )
+    return next((c for c in candidates if normalise_subject(c.subject) == wanted), None)
+
+
+def _conversation_by_reply_token(recipients: list[str]) -> Conversation | None:
+    domain = get_settings().inbound_domain
+    for address in recipients:
+        token = reply_token(address, domain)
+        if token:
+            found = _conversation_by_token(token)
+            if found is not None:
+                return found
+    return None
+
+
+def _conversation_by_token(token: str) -> Conversation | None:
+    return db.session.scalar(select(Conversation).where(Conversation.token == token))
+
+
+def _conversation_by_message_id(inbox_id: int | None, message_id: str) -> Conversation | None:
+    """Our own outgoing ids resolve by their token without a lookup; others by the index."""
+    token = token_from_message_id(message_id)
+    if token:
+        found = _conversation_by_token(token)
+        if found is not None and (inbox_id is None or found.inbox_id == inbox_id):
+            return found
+    query = select(Message.conversation_id).where(Message.message_id == message_id)
+    if inbox_id is not None:
+        query = query.where(Message.inbox_id == inbox_id)
+    conversation_id = db.session.scalar(query.limit(1))
+    return db.session.get(Conversation, conversation_id) if conversation_id else None
