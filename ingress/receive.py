@@ -17,13 +17,13 @@ from email.policy import compat32
 from typing import BinaryIO
 
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus, Retry
+from rq.job import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from extensions import db, get_queue, get_redis, get_storage
+from extensions import db, get_queue, get_storage
 from ingress import RawEmail
+from jobs import job_is_waiting
 from models import InboundEmail
 from storage import StorageError
 
@@ -33,7 +33,6 @@ SPOOL_IN_MEMORY = 1024 * 1024  # larger messages spool to a temp file, never all
 HEADER_SCAN = 256 * 1024
 CHUNK = 64 * 1024
 _ANGLE = re.compile(r"<([^<>\s]+)>")
-ACTIVE_JOB_STATES = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 class IngressUnavailable(Exception):
@@ -169,11 +168,8 @@ def enqueue_processing(row: InboundEmail) -> bool:
     if row.status != "pending":
         return False
     try:
-        job = Job.fetch(processing_job_id(row.id), connection=get_redis())
-        if job.get_status() in ACTIVE_JOB_STATES:
+        if job_is_waiting(processing_job_id(row.id)):
             return True
-    except NoSuchJobError:
-        pass
     except (RedisError, OSError) as exc:
         log.warning("inbound #%d not enqueued (Redis: %s); the sweep will", row.id, exc)
         return False

@@ -5,9 +5,14 @@ Run exactly one scheduler per deployment; any number of workers execute what it 
 
 from rq import cron
 
-from jobs.sweeps import enqueue_stale_pending, incinerate_processed_raw_emails
+from jobs.sweeps import (
+    enqueue_stale_pending,
+    incinerate_processed_raw_emails,
+    requeue_stale_outgoing,
+)
 
 cron.register(
     incinerate_processed_raw_emails, queue_name="low", cron="17 * * * *", job_timeout=1800
 )
 cron.register(enqueue_stale_pending, queue_name="default", interval=60, job_timeout=300)
+cron.register(requeue_stale_outgoing, queue_name="default", interval=60, job_timeout=300)

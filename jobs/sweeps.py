@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from extensions import db, get_settings, get_storage
-from models import InboundEmail, utcnow
+from jobs import job_is_waiting
+from models import InboundEmail, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,40 @@ def enqueue_stale_pending() -> int:
     if rows:
         log.info("sweep: %d stale pending inbound email(s), %d (re)enqueued", len(rows), enqueued)
     return enqueued
+
+
+STALE_SENDING_AFTER = timedelta(minutes=10)
+
+
+def requeue_stale_outgoing() -> int:
+    """Replies whose send job was never queued (Redis down) or whose worker died mid-send.
+
+    A reply left `sending` by a killed worker is sent again: the customer may get it twice,
+    which beats never getting it (SMTP gives no way to ask whether it was accepted)."""
+    from services.replies import enqueue_send
+
+    now = utcnow()
+    rows = db.session.scalars(
+        select(Message).where(
+            Message.direction == "outgoing",
+            (
+                (Message.delivery_status == "queued")
+                & (Message.updated_at < now - STALE_PENDING_AFTER)
+            )
+            | (
+                (Message.delivery_status == "sending")
+                & (Message.updated_at < now - STALE_SENDING_AFTER)
+            ),
+        )
+    ).all()
+    requeued = 0
+    for message in rows:
+        if job_is_waiting(f"send-message-{message.id}"):
+            continue
+        message.delivery_status = "queued"
+        db.session.commit()
+        enqueue_send(message.id)
+        requeued += 1
+    if requeued:
+        log.info("sweep: %d stale outgoing message(s) requeued", requeued)
+    return requeued

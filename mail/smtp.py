@@ -83,3 +83,42 @@ def _authenticate(client: smtplib.SMTP, target: SmtpTarget) -> None:
         raise smtplib.SMTPNotSupportedError("the server does not offer AUTH")
     client.user, client.password = target.username, target.password
     client.auth(mechanism, getattr(client, "auth_" + target.auth_method))
+
+
+class DeliveryRefused(smtplib.SMTPException):
+    """The server refused the message: `code` and its own words, permanent when 5xx."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+
+def _said(response: bytes | str) -> str:
+    return response.decode(errors="replace") if isinstance(response, bytes) else str(response)
+
+
+def send_mime(session: SmtpSession, sender: str, recipients: list[str], data: bytes) -> str:
+    """MAIL, RCPT each, DATA; return the server's final reply (it often names a queue id).
+
+    Any refused recipient refuses the whole message: a reply reaching only some of the
+    people on it would be worse than a visible failure the agent can retry.
+    """
+    client = session.client
+    code, response = client.mail(sender)
+    if code != 250:
+        client.rset()
+        raise DeliveryRefused(code, _said(response))
+    for recipient in recipients:
+        code, response = client.rcpt(recipient)
+        if code not in (250, 251):
+            client.rset()
+            raise DeliveryRefused(code, f"{recipient}: {_said(response)}")
+    code, response = client.data(data)
+    if code != 250:
+        raise DeliveryRefused(code, _said(response))
+    return f"{code} {_said(response)}"

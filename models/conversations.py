@@ -12,7 +12,7 @@ from models.base import Base, TimestampMixin, utcnow
 
 STATUSES = ("open", "pending", "resolved", "snoozed")
 DIRECTIONS = ("incoming", "outgoing", "note", "activity")
-DELIVERY_STATES = ("received", "queued", "sent", "failed")
+DELIVERY_STATES = ("received", "queued", "sending", "sent", "failed")
 # How an incoming message found its conversation; shown to agents and used in tests.
 THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject")
 
@@ -85,6 +85,7 @@ class Message(TimestampMixin, Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
     delivery_attempts: Mapped[int] = mapped_column(default=0)
+    smtp_response: Mapped[str | None] = mapped_column(Text)  # e.g. "250 2.0.0 queued as 4XyZ"
     sent_at: Mapped[datetime | None]
     threaded_by: Mapped[str | None] = mapped_column(String(16))
     # Auto-replies, bounces and bulk mail are kept but never answered or auto-assigned.

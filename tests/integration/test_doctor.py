@@ -98,7 +98,9 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
     }
     expected_db = describe_database(app_config["DATABASE_URL"])  # SQLite, or PostgreSQL in CI
     assert expected_db.split()[0] in ("SQLite", "PostgreSQL")
-    assert checks["database"][1] == f"{expected_db}, schema 0001"
+    versions = (PROJECT_ROOT / "migrations" / "versions").glob("0*.py")
+    head = max(p.name.split("_")[0] for p in versions)
+    assert checks["database"][1] == f"{expected_db}, schema {head}"
     assert checks["storage"][1] == f"local disk {app_config['INSTANCE_PATH']}/storage"
     assert checks["smtp"][1] == f"{smtp.address}, no TLS, signed in as {SMTP_USER}"
     assert checks["ingress relay"][1] == (

@@ -181,6 +181,7 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
     assert set(jobs) == {
         "jobs.sweeps.incinerate_processed_raw_emails",
         "jobs.sweeps.enqueue_stale_pending",
+        "jobs.sweeps.requeue_stale_outgoing",
     }
     sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
     assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES

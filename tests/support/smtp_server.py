@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,11 @@ class SMTPServer:
     login_mechanisms: list[str] = field(default_factory=list)
     #: (mechanism, username) of every refused AUTH attempt.
     failed_logins: list[tuple[str, str]] = field(default_factory=list)
+    #: Scripted answers to DATA, used in order before accepting normally (e.g. "451 4.3.0
+    #: try later", "554 5.7.1 rejected"); a refused message is not recorded.
+    data_replies: list[str] = field(default_factory=list)
+    #: True when the session was upgraded with STARTTLS before the message was sent.
+    tls_sessions: list[bool] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
@@ -93,8 +99,13 @@ class SMTPServer:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_DATA(self, _server, _session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, _server, session: Session, envelope: Envelope) -> str:
+        if self.data_replies:
+            reply = self.data_replies.pop(0)
+            if not reply.startswith("250"):
+                return reply
         with self._changed:
+            self.tls_sessions.append(session.ssl is not None)
             self.envelopes.append(envelope)
             self._changed.notify_all()
         return "250 Message accepted for delivery"
@@ -102,7 +113,9 @@ class SMTPServer:
 
 @contextmanager
 def running_smtp_server(
-    auth_user: str | None = None, auth_password: str | None = None
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Iterator[SMTPServer]:
     """Run an SMTP server on a free 127.0.0.1 port; with credentials, AUTH is required.
 
@@ -119,6 +132,11 @@ def running_smtp_server(
         # Without credentials, AUTH is never advertised (it would need TLS, which is not
         # offered), like a local relay; with them, AUTH LOGIN/PLAIN is offered in clear text.
         smtp_options: dict = {"auth_require_tls": not needs_auth}
+        if tls_context is not None:
+            # STARTTLS offered and required; AUTH only after it, as real submission servers do.
+            smtp_options.update(
+                tls_context=tls_context, require_starttls=True, auth_require_tls=True
+            )
         if needs_auth:
             smtp_options["authenticator"] = server.authenticate
         controller = Controller(

@@ -1,0 +1,134 @@
+"""Build the MIME of an agent's reply: pure, deterministic from its inputs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+
+from mail.model import Person
+
+MAX_REFERENCES = 20
+# RFC 5322's hard limit: long Message-IDs stay on one line (some clients mishandle folds).
+_POLICY = SMTP.clone(max_line_length=998)
+_RE = re.compile(r"^\s*re\s*:\s*", re.I)
+# FILETIME epoch (1601) to Unix epoch (1970), in 100 ns units.
+_FILETIME_OFFSET = 116444736000000000
+
+
+@dataclass
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class OutgoingEmail:
+    message_id: str  # bracketless
+    sender: Person  # the inbox address and display name
+    to: list[Person]
+    reply_to: str
+    subject: str
+    date: datetime
+    text: str
+    html: str | None = None
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)  # envelope only, never a header
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    thread_index: str | None = None
+    attachments: list[OutgoingAttachment] = field(default_factory=list)
+
+    @property
+    def envelope_recipients(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for address in [p.address for p in self.to] + self.cc + self.bcc:
+            seen.setdefault(address.strip().lower(), None)
+        return [a for a in seen if a]
+
+
+def reply_subject(subject: str) -> str:
+    """ "Re: <subject>", never "Re: Re: ..."."""
+    subject = " ".join((subject or "").split())
+    if not subject:
+        return "Re: (no subject)"
+    return subject if _RE.match(subject) else f"Re: {subject}"
+
+
+def bounded_references(references: list[str], in_reply_to: str | None) -> list[str]:
+    chain = [r for r in references if r != in_reply_to]
+    if in_reply_to:
+        chain.append(in_reply_to)
+    if len(chain) > MAX_REFERENCES:  # keep the thread's root and the most recent ids
+        chain = chain[:1] + chain[-(MAX_REFERENCES - 1) :]
+    return chain
+
+
+def thread_index(conversation_token: str, started: datetime, position: int) -> str:
+    """Outlook's Thread-Index: a 22-byte header fixed per conversation (time + GUID from the
+    token) and one 5-byte child block per reply, so Outlook groups the thread consistently."""
+    filetime = int(started.timestamp() * 10_000_000) + _FILETIME_OFFSET
+    header = struct.pack(">Q", filetime)[:6] + bytes.fromhex(conversation_token[:32].ljust(32, "0"))
+    children = b"".join(struct.pack(">IB", n, 0) for n in range(1, position + 1))
+    return base64.b64encode(header + children).decode()
+
+
+def text_to_html(text: str) -> str:
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
+    body = "".join(
+        f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip()
+    )
+    return f'<!doctype html><html><body><div dir="auto">{body}</div></body></html>'
+
+
+def build_mime(out: OutgoingEmail) -> bytes:
+    message = EmailMessage(policy=_POLICY)
+    message["Message-ID"] = f"<{out.message_id}>"
+    message["Date"] = format_datetime(out.date)
+    message["From"] = _address(out.sender)
+    message["To"] = ", ".join(_address(p) for p in out.to)
+    if out.cc:
+        message["Cc"] = ", ".join(out.cc)
+    message["Reply-To"] = out.reply_to
+    message["Subject"] = out.subject
+    if out.in_reply_to:
+        message["In-Reply-To"] = f"<{out.in_reply_to}>"
+    references = bounded_references(out.references, out.in_reply_to)
+    if references:
+        message["References"] = " ".join(f"<{r}>" for r in references)
+    message["Thread-Topic"] = normalise_subject_for_topic(out.subject)
+    if out.thread_index:
+        message["Thread-Index"] = out.thread_index
+    message["MIME-Version"] = "1.0"
+    message.set_content(out.text)
+    message.add_alternative(out.html or text_to_html(out.text), subtype="html")
+    for attachment in out.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+        )
+    return message.as_bytes()
+
+
+def normalise_subject_for_topic(subject: str) -> str:
+    """Thread-Topic is the subject without reply prefixes, as Outlook writes it."""
+    topic = subject
+    while _RE.match(topic):
+        topic = _RE.sub("", topic, count=1).strip()
+    return topic or subject
+
+
+def _address(person: Person) -> str:
+    local, _, domain = person.address.partition("@")
+    return str(Address(display_name=person.name or "", username=local, domain=domain))

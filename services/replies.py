@@ -1,0 +1,154 @@
+"""Agents' replies and private notes: recorded at once, sent by a job, retryable."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+from redis.exceptions import RedisError
+from rq.job import Retry
+from sqlalchemy import select
+
+from extensions import db, get_queue, get_settings, get_storage
+from mail.compose import OutgoingAttachment
+from mail.threading import outgoing_message_id
+from models import Attachment, Conversation, Inbox, Message, User, utcnow
+
+log = logging.getLogger(__name__)
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+SEND_RETRY_INTERVALS = [30, 120, 600, 1800]  # 4 retries over ~40 minutes
+
+
+class ReplyError(ValueError):
+    """The reply cannot be accepted; the message says what to fix."""
+
+
+def clean_addresses(values: list[str] | str | None, field: str) -> list[str]:
+    """CC/BCC as a list or a comma/semicolon-separated string; each must be an address."""
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = re.split(r"[,;]", values)
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ReplyError(f"{field} must contain email addresses")
+        address = value.strip().strip("<>").strip()
+        if not address:
+            continue
+        if not _EMAIL.match(address):
+            raise ReplyError(f"{field}: {address!r} is not an email address")
+        out.append(address.lower())
+    return out
+
+
+def message_domain(inbox: Inbox) -> str:
+    """Our Message-IDs use the inbound domain if set, else the support address's domain."""
+    return get_settings().inbound_domain or inbox.support_address.rpartition("@")[2]
+
+
+def create_reply(
+    conversation: Conversation,
+    author: User,
+    text: str,
+    *,
+    html: str | None = None,
+    private: bool = False,
+    cc: list[str] | str | None = None,
+    bcc: list[str] | str | None = None,
+    attachments: list[OutgoingAttachment] | None = None,
+) -> Message:
+    """Record a note (never emailed) or an outgoing reply (queued, then sent by a job)."""
+    text = (text or "").strip()
+    if not text and not attachments:
+        raise ReplyError("the reply is empty: write a message or attach a file")
+    cc_list, bcc_list = clean_addresses(cc, "CC"), clean_addresses(bcc, "BCC")
+    if private and (cc_list or bcc_list):
+        raise ReplyError("a private note is never emailed, so it cannot have CC or BCC")
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        inbox_id=conversation.inbox_id,
+        direction="note" if private else "outgoing",
+        sender_user_id=author.id,
+        text_body=text,
+        html_body=html,
+        cc_addresses=", ".join(cc_list),
+        bcc_addresses=", ".join(bcc_list),
+        subject=conversation.subject,
+        delivery_status=None if private else "queued",
+    )
+    db.session.add(message)
+    db.session.flush()
+    if not private:
+        inbox = db.session.get(Inbox, conversation.inbox_id)
+        message.message_id = outgoing_message_id(
+            conversation.token, message.id, message_domain(inbox)
+        )
+    _store_attachments(message, conversation, attachments or [])
+    conversation.last_activity_at = now
+    db.session.commit()
+    if not private:
+        enqueue_send(message.id)
+    return message
+
+
+def _store_attachments(message: Message, conversation: Conversation, files) -> None:
+    storage = get_storage()
+    for index, attachment in enumerate(files):
+        key = f"outgoing/{conversation.token}/{message.id}/{index}"
+        storage.put(key, io.BytesIO(attachment.data), len(attachment.data), attachment.content_type)
+        message.attachments.append(
+            Attachment(
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=len(attachment.data),
+                storage_key=key,
+            )
+        )
+
+
+def enqueue_send(message_pk: int) -> bool:
+    """Queue the send job; if Redis is down the message stays queued and the sweep retries."""
+    try:
+        _enqueue_send(message_pk)
+        return True
+    except (RedisError, OSError) as exc:
+        log.warning("reply %d saved but not queued (Redis: %s); the sweep will", message_pk, exc)
+        return False
+
+
+def _enqueue_send(message_pk: int) -> None:
+    get_queue("outbound").enqueue(
+        "jobs.send_message.send_message",
+        message_pk,
+        job_id=f"send-message-{message_pk}",
+        job_timeout=120,
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
+    )
+
+
+def retry_delivery(message: Message) -> None:
+    """The agent's "retry" on a failed reply."""
+    if message.direction != "outgoing" or message.delivery_status != "failed":
+        raise ReplyError("only a failed reply can be retried")
+    message.delivery_status, message.delivery_error = "queued", None
+    db.session.commit()
+    enqueue_send(message.id)
+
+
+def last_incoming(conversation_id: int, before_id: int) -> Message | None:
+    return db.session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == "incoming",
+            Message.id < before_id,
+            Message.message_id.is_not(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
