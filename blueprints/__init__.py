@@ -11,16 +11,20 @@ from extensions import db
 
 def register_all(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.api import bp as api_bp
     from blueprints.attachments import bp as attachments_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.home import bp as home_bp
     from blueprints.ingress import bp as ingress_bp
+    from blueprints.profile import bp as profile_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(ingress_bp)
     app.register_blueprint(attachments_bp)
+    app.register_blueprint(profile_bp)
+    app.register_blueprint(api_bp)
     register_error_pages(app)
 
 
@@ -48,6 +52,6 @@ def register_error_pages(app: Flask) -> None:
 
 def _error_page(status: int, title: str, message: str):
     if request.path.startswith(("/api/", "/rails/")):
-        return {"error": title, "message": message}, status
+        return {"error": message or title}, status  # the API's one error shape
     template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
     return render_template(template, status=status, title=title, message=message), status

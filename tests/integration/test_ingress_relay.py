@@ -283,7 +283,7 @@ def test_relay_is_404_when_not_enabled(client):
     response = post_relay(client, PLAIN)
 
     assert response.status_code == 404
-    assert "not enabled" in response.get_json()["message"]
+    assert "not enabled" in response.get_json()["error"]
     assert_nothing_received()
 
 

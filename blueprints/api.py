@@ -1,0 +1,415 @@
+"""JSON API v1 for integrations and scripts: per-user bearer tokens, never the session cookie.
+
+Agents reach only the inboxes they belong to, admins all. Anything outside a user's
+inboxes answers 404 exactly like something that does not exist. Errors are
+`{"error": "..."}` naming the field to fix.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, g, request, stream_with_context, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
+
+from blueprints.attachments import CHUNK, INLINE_TYPES, content_disposition
+from extensions import csrf, db, get_settings, get_storage
+from models import Attachment, Contact, Conversation, Inbox, Message, User
+from models.conversations import STATUSES
+from models.users import hash_api_token
+from services.access import can_view_inbox, visible_inboxes_query
+from services.conversations import (
+    ConversationError,
+    ConversationRow,
+    contact_conversations,
+    list_conversations,
+    update_conversation,
+)
+from services.replies import ReplyError, create_reply
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
+
+LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit")
+REPLY_FIELDS = ("content", "private", "cc", "bcc")
+PATCH_FIELDS = ("status", "assignee_id")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    response = _error(error.status, error.message)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="threadline"'
+        if request.headers.get("Authorization"):
+            response.headers["WWW-Authenticate"] += ', error="invalid_token"'
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return _error(error.code or 500, error.description or error.name)
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def json_response(payload, status: int = 200) -> Response:
+    response = Response(json.dumps(payload), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.before_request
+def authenticate() -> None:
+    """`Authorization: Bearer <token>` of an active user; nothing else is accepted."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "send your API token as 'Authorization: Bearer <token>'")
+    user = db.session.scalar(select(User).where(User.api_token_hash == hash_api_token(token)))
+    if user is None or not user.active:
+        raise ApiError(401, "the API token is not valid: generate a new one on your profile page")
+    g.api_user = user
+
+
+def _user() -> User:
+    return g.api_user
+
+
+# --- inboxes -----------------------------------------------------------------------------
+
+
+@bp.get("/inboxes")
+def inboxes():
+    rows = db.session.scalars(visible_inboxes_query(_user())).all()
+    open_counts = dict(
+        db.session.execute(
+            select(Conversation.inbox_id, func.count(Conversation.id))
+            .where(Conversation.status == "open", Conversation.inbox_id.in_([i.id for i in rows]))
+            .group_by(Conversation.inbox_id)
+        ).all()
+    )
+    return json_response(
+        {
+            "inboxes": [
+                {
+                    "id": inbox.id,
+                    "name": inbox.name,
+                    "support_address": inbox.support_address,
+                    "mode": inbox.mode,
+                    "open_conversations": open_counts.get(inbox.id, 0),
+                }
+                for inbox in rows
+            ]
+        }
+    )
+
+
+# --- conversations -----------------------------------------------------------------------
+
+
+@bp.get("/conversations")
+def conversations():
+    unknown = sorted(set(request.args) - set(LIST_PARAMS))
+    if unknown:
+        raise ApiError(
+            400, f"unknown parameter {', '.join(unknown)}; allowed: {', '.join(LIST_PARAMS)}"
+        )
+    inbox_id = _int_arg("inbox_id")
+    if inbox_id is not None and not _inbox_visible(inbox_id):
+        raise ApiError(404, f"inbox_id {inbox_id}: no such inbox")
+    limit = _int_arg("limit")
+    if limit is not None and not 1 <= limit <= 100:
+        raise ApiError(400, "limit must be between 1 and 100")
+    try:
+        page = list_conversations(
+            _user(),
+            inbox_id=inbox_id,
+            status=request.args.get("status") or None,
+            assignee=request.args.get("assignee") or None,
+            q=request.args.get("q"),
+            cursor=request.args.get("cursor") or None,
+            limit=limit or 25,
+        )
+    except ConversationError as exc:
+        raise ApiError(400, str(exc)) from None
+    return json_response(
+        {
+            "conversations": [conversation_json(row) for row in page.rows],
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def conversation(conversation_id: int):
+    return json_response(conversation_detail(_visible_conversation(conversation_id)))
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+def reply(conversation_id: int):
+    conv = _visible_conversation(conversation_id)
+    data = _json_body(REPLY_FIELDS)
+    content = data.get("content")
+    if content is None:
+        raise ApiError(422, "content is required")
+    if not isinstance(content, str):
+        raise ApiError(422, "content must be a string")
+    private = data.get("private", False)
+    if not isinstance(private, bool):
+        raise ApiError(422, "private must be true or false")
+    cc, bcc = _address_list(data, "cc"), _address_list(data, "bcc")
+    try:
+        message = create_reply(conv, _user(), content, private=private, cc=cc, bcc=bcc)
+    except ReplyError as exc:
+        raise ApiError(422, str(exc)) from None
+    senders = _senders([message])
+    response = json_response(message_json(message, senders), 201)
+    response.headers["Location"] = url_for("api.conversation", conversation_id=conv.id)
+    return response
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+def update(conversation_id: int):
+    conv = _visible_conversation(conversation_id)
+    data = _json_body(PATCH_FIELDS)
+    if not data:
+        raise ApiError(422, "nothing to change: send status and/or assignee_id")
+    changes = {}
+    if "status" in data:
+        if not isinstance(data["status"], str):
+            raise ApiError(422, f"status must be one of {', '.join(STATUSES)}")
+        changes["status"] = data["status"]
+    if "assignee_id" in data:
+        value = data["assignee_id"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ApiError(422, "assignee_id must be a user id (integer) or null")
+        changes["assignee_id"] = value
+    try:
+        update_conversation(conv, _user(), **changes)
+    except ConversationError as exc:
+        db.session.rollback()
+        raise ApiError(422, str(exc)) from None
+    return json_response(conversation_detail(conv))
+
+
+# --- contacts and attachments ------------------------------------------------------------
+
+
+@bp.get("/contacts/<int:contact_id>")
+def contact(contact_id: int):
+    found = db.session.get(Contact, contact_id)
+    rows = contact_conversations(_user(), found) if found is not None else []
+    if found is None or (not rows and not _user().is_admin):
+        raise ApiError(404, f"contact {contact_id}: no such contact")
+    return json_response(
+        {
+            **contact_json(found),
+            "created_at": _iso(found.created_at),
+            "conversations": [conversation_json(row) for row in rows],
+        }
+    )
+
+
+@bp.get("/attachments/<int:attachment_id>")
+def attachment(attachment_id: int):
+    """The bytes of an attachment, with the same safe headers as the web download."""
+    found = db.session.get(Attachment, attachment_id)
+    message = db.session.get(Message, found.message_id) if found is not None else None
+    if message is None or not can_view_inbox(_user(), message.inbox_id):
+        raise ApiError(404, f"attachment {attachment_id}: no such attachment")
+    if found.storage_key is None:
+        raise ApiError(410, found.skipped_reason or "this attachment was not stored")
+    storage, key = get_storage(), found.storage_key
+
+    def body():
+        with storage.open(key) as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    inline = found.content_type in INLINE_TYPES
+    response = Response(
+        stream_with_context(body()),
+        mimetype=found.content_type if inline else "application/octet-stream",
+    )
+    response.headers["Content-Disposition"] = content_disposition("attachment", found.filename)
+    response.headers["Content-Length"] = str(found.size)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- request parsing ---------------------------------------------------------------------
+
+
+def _json_body(allowed: tuple[str, ...]) -> dict:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiError(400, "the request body is empty: send a JSON object")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ApiError(
+            422, f"unknown field {', '.join(unknown)}; allowed fields: {', '.join(allowed)}"
+        )
+    return data
+
+
+def _address_list(data: dict, field: str) -> list[str]:
+    value = data.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ApiError(422, f"{field} must be a list of email addresses")
+    return value
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ApiError(400, f"{name} must be a positive integer")
+    return int(value)
+
+
+def _inbox_visible(inbox_id: int) -> bool:
+    return db.session.scalar(visible_inboxes_query(_user()).where(Inbox.id == inbox_id)) is not None
+
+
+def _visible_conversation(conversation_id: int) -> Conversation:
+    conv = db.session.get(Conversation, conversation_id)
+    if conv is None or not can_view_inbox(_user(), conv.inbox_id):
+        raise ApiError(404, f"conversation {conversation_id}: no such conversation")
+    return conv
+
+
+# --- JSON shapes -------------------------------------------------------------------------
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def contact_json(contact: Contact) -> dict:
+    return {"id": contact.id, "email": contact.email, "name": contact.name}
+
+
+def user_json(user: User | None) -> dict | None:
+    return {"id": user.id, "name": user.name} if user is not None else None
+
+
+def conversation_json(row: ConversationRow) -> dict:
+    conv = row.conversation
+    return {
+        "id": conv.id,
+        "display_number": conv.display_number,
+        "subject": conv.subject,
+        "status": conv.status,
+        "snoozed_until": _iso(conv.snoozed_until),
+        "inbox_id": conv.inbox_id,
+        "contact": contact_json(row.contact),
+        "assignee": user_json(row.assignee),
+        "last_activity_at": _iso(conv.last_activity_at),
+        "created_at": _iso(conv.created_at),
+    }
+
+
+def conversation_detail(conv: Conversation) -> dict:
+    contact = db.session.get(Contact, conv.contact_id)
+    assignee = db.session.get(User, conv.assignee_id) if conv.assignee_id else None
+    messages = db.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conv.id)
+        .order_by(Message.id)
+        .options(selectinload(Message.attachments))
+    ).all()
+    senders = _senders(messages)
+    return {
+        **conversation_json(ConversationRow(conv, contact, assignee)),
+        "messages": [message_json(message, senders) for message in messages],
+    }
+
+
+def _senders(messages) -> dict:
+    """Users and contacts named by these messages, loaded in two queries."""
+    user_ids = {m.sender_user_id for m in messages if m.sender_user_id}
+    contact_ids = {m.contact_id for m in messages if m.contact_id}
+    users = db.session.scalars(select(User).where(User.id.in_(user_ids))) if user_ids else []
+    contacts = (
+        db.session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        if contact_ids
+        else []
+    )
+    return {
+        **{("user", u.id): {"type": "user", **user_json(u)} for u in users},
+        **{("contact", c.id): {"type": "contact", **contact_json(c)} for c in contacts},
+    }
+
+
+def _addresses(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(", ") if part.strip()]
+
+
+def message_json(message: Message, senders: dict) -> dict:
+    if message.direction == "incoming" and message.contact_id:
+        sender = senders.get(("contact", message.contact_id))
+    else:
+        sender = senders.get(("user", message.sender_user_id))
+    return {
+        "id": message.id,
+        "direction": message.direction,
+        "private": message.direction == "note",
+        "sender": sender,
+        "subject": message.subject,
+        "from": message.from_address or None,
+        "to": _addresses(message.to_addresses),
+        "cc": _addresses(message.cc_addresses),
+        "bcc": _addresses(message.bcc_addresses),
+        "text": message.text_body,
+        "quoted_text": message.quoted_text,
+        "html": message.html_body,
+        "quoted_html": message.quoted_html,
+        "delivery_status": message.delivery_status,
+        "delivery_error": message.delivery_error,
+        "sent_at": _iso(message.sent_at),
+        "threaded_by": message.threaded_by,
+        "auto_flag": message.auto_flag,
+        "created_at": _iso(message.created_at),
+        "attachments": [attachment_json(a) for a in message.attachments],
+    }
+
+
+def attachment_json(attachment: Attachment) -> dict:
+    stored = attachment.storage_key is not None
+    base = get_settings().app_url
+    return {
+        "id": attachment.id,
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "inline": attachment.inline,
+        # The web URL needs a signed-in browser; download_url takes the bearer token.
+        "url": base + url_for("attachments.download", attachment_id=attachment.id)
+        if stored
+        else None,
+        "download_url": base + url_for("api.attachment", attachment_id=attachment.id)
+        if stored
+        else None,
+        "skipped_reason": attachment.skipped_reason,
+    }
