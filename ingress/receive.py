@@ -61,7 +61,8 @@ def message_id_from(head: bytes, checksum: str) -> str:
     value = str(headers.get("Message-ID", "") or "")
     match = _ANGLE.search(value)
     candidate = match.group(1) if match else value.strip().strip("<>").strip()
-    if candidate and " " not in candidate and len(candidate) <= 900:
+    usable = candidate.isprintable() and " " not in candidate  # no NUL/control characters
+    if candidate and usable and len(candidate) <= 900:
         return candidate
     return f"{checksum}@generated.threadline.invalid"
 

@@ -136,9 +136,10 @@ def _token(values: list[str]) -> str:
 
 def content_type(part: Message) -> str:
     """maintype/subtype in lower case, read straight from the raw header (policy.default's
-    structured parse costs more than the rest of parsing); invalid gives the default type."""
+    structured parse costs more than the rest of parsing); invalid gives the default type.
+    Each name is at most 127 characters (RFC 6838), so the type fits its 255-wide column."""
     value = _token(header_values(part, "Content-Type"))
-    return value if re.fullmatch(r"[^/]+/[^/]+", value) else part.get_default_type()
+    return value if re.fullmatch(r"[^/]{1,127}/[^/]{1,127}", value) else part.get_default_type()
 
 
 def content_disposition(part: Message) -> str | None:

@@ -78,10 +78,12 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         contact_id=contact.id,
         inbound_email_id=inbound.id,
         message_id=inbound.message_id,
-        in_reply_to=" ".join(parsed.in_reply_to) or None,
+        in_reply_to=_ids_within(parsed.in_reply_to, Message.in_reply_to.type.length),
         references=" ".join(parsed.references[-50:]) or None,
         subject=parsed.subject[:998],
-        from_address=(parsed.from_ or contact_person(contact)).formatted(),
+        from_address=_fit(
+            (parsed.from_ or contact_person(contact)).formatted(), Message.from_address
+        ),
         to_addresses=", ".join(p.formatted() for p in parsed.to),
         cc_addresses=", ".join(p.formatted() for p in parsed.cc),
         delivery_status="received",
@@ -129,6 +131,22 @@ def _mark_bounced_original(parsed: ParsedEmail, conversation: Conversation) -> N
     )
 
 
+def _fit(text: str, column) -> str:
+    """Cut to the column's width: PostgreSQL refuses a longer value (SQLite would keep it),
+    and a 300-character display name must not stop a message from being delivered."""
+    return text[: column.type.length]
+
+
+def _ids_within(ids: list[str], width: int) -> str | None:
+    """Space-separated Message-IDs, whole ones only, as many as fit in `width` characters."""
+    kept: list[str] = []
+    for message_id in ids:
+        if len(" ".join([*kept, message_id])) > width:
+            break
+        kept.append(message_id)
+    return " ".join(kept) or None
+
+
 def _existing_message(inbox_id: int, message_id: str) -> Message | None:
     return db.session.scalar(
         select(Message).where(Message.inbox_id == inbox_id, Message.message_id == message_id)
@@ -140,9 +158,9 @@ def _contact(person: Person) -> Contact:
     contact = db.session.scalar(select(Contact).where(Contact.email == person.address))
     if contact is not None:
         if person.name and contact.name in ("", local_part):  # only a defaulted name changes
-            contact.name = person.name
+            contact.name = _fit(person.name, Contact.name)
         return contact
-    contact = Contact(email=person.address, name=person.name or local_part)
+    contact = Contact(email=person.address, name=_fit(person.name or local_part, Contact.name))
     try:
         with db.session.begin_nested():
             db.session.add(contact)

@@ -146,6 +146,15 @@ def test_message_without_message_id_gets_one_from_its_checksum(client):
     assert row.message_id.endswith(".invalid")  # never collides with a real domain
 
 
+@pytest.mark.parametrize("bad_id", [b"<a\x00b@x.example>", b"<a\x07b@x.example>", b"<a b@x>"])
+def test_an_unusable_message_id_is_replaced_by_the_checksum_one(client, bad_id):
+    raw = b"From: a@example.com\nTo: support@threadline.test\nMessage-ID: " + bad_id + b"\n\nHi\n"
+
+    assert post_relay(client, raw).status_code == 204
+
+    assert_received_once(raw, "relay", _generated_id(raw))
+
+
 def _generated_id(raw: bytes) -> str:
     return f"{hashlib.sha1(raw).hexdigest()}@generated.threadline.invalid"
 
