@@ -432,8 +432,8 @@ def _run() -> str:
             "",
             f"{count} mixed messages ({total_bytes / mib:.0f} MiB: the "
             f"{(count - GENERATED) // CORPUS_ROUNDS} corpus files × {CORPUS_ROUNDS} copies, "
-            f"each with its own Message-ID, and {GENERATED} generated ones — plain text, text + HTML with "
-            "quoted history, attachments with an inline image, a few 1-2 MB attachments) "
+            f"each with its own Message-ID, and {GENERATED} generated ones — plain text, "
+            "text + HTML with quoted history, attachments with an inline image, a few 1-2 MB attachments) "
             "received through `receive()` into a temp instance (embedded Redis, SQLite, "
             "local storage), then worked by an in-process `AppSimpleWorker` in burst mode: "
             "the real job path, commits and storage writes included; only that is timed. "
