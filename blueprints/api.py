@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, g, request, stream_with_context, url_for
+from flask import Blueprint, Response, g, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from blueprints.attachments import CHUNK, INLINE_TYPES, content_disposition
-from extensions import csrf, db, get_settings, get_storage
+from blueprints.attachments import (
+    INLINE_TYPES,
+    content_disposition,
+    safe_download_headers,
+    stream_object,
+)
+from extensions import csrf, db, get_settings
 from models import Attachment, Contact, Conversation, Inbox, Message, User
 from models.conversations import STATUSES
 from models.users import hash_api_token
@@ -27,7 +32,7 @@ from services.conversations import (
     list_conversations,
     update_conversation,
 )
-from services.replies import ReplyError, create_reply
+from services.replies import ReplyError, create_reply, retry_delivery
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
@@ -178,6 +183,19 @@ def reply(conversation_id: int):
     return response
 
 
+@bp.post("/messages/<int:message_id>/retry")
+def retry(message_id: int):
+    """Send a failed reply again."""
+    message = db.session.get(Message, message_id)
+    if message is None or not can_view_inbox(_user(), message.inbox_id):
+        raise ApiError(404, f"message {message_id}: no such message")
+    try:
+        retry_delivery(message)
+    except ReplyError as exc:
+        raise ApiError(422, str(exc)) from None
+    return json_response(message_json(message, _senders([message])))
+
+
 @bp.patch("/conversations/<int:conversation_id>")
 def update(conversation_id: int):
     conv = _visible_conversation(conversation_id)
@@ -229,22 +247,13 @@ def attachment(attachment_id: int):
         raise ApiError(404, f"attachment {attachment_id}: no such attachment")
     if found.storage_key is None:
         raise ApiError(410, found.skipped_reason or "this attachment was not stored")
-    storage, key = get_storage(), found.storage_key
-
-    def body():
-        with storage.open(key) as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
-
     inline = found.content_type in INLINE_TYPES
     response = Response(
-        stream_with_context(body()),
+        stream_object(found.storage_key),
         mimetype=found.content_type if inline else "application/octet-stream",
     )
-    response.headers["Content-Disposition"] = content_disposition("attachment", found.filename)
-    response.headers["Content-Length"] = str(found.size)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    disposition = content_disposition("attachment", found.filename)
+    safe_download_headers(response, disposition, found.size)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -388,6 +397,11 @@ def message_json(message: Message, senders: dict) -> dict:
         "delivery_status": message.delivery_status,
         "delivery_error": message.delivery_error,
         "sent_at": _iso(message.sent_at),
+        "smtp_response": message.smtp_response,
+        "sent_mime_url": get_settings().app_url
+        + url_for("attachments.sent_mime", message_id=message.id)
+        if message.mime_storage_key
+        else None,
         "threaded_by": message.threaded_by,
         "auto_flag": message.auto_flag,
         "created_at": _iso(message.created_at),

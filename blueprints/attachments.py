@@ -24,6 +24,44 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def stream_object(key: str):
+    storage = get_storage()
+
+    def body():
+        with storage.open(key) as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    return stream_with_context(body())
+
+
+def safe_download_headers(
+    response: Response, disposition: str, size: int | None = None
+) -> Response:
+    response.headers["Content-Disposition"] = disposition
+    if size is not None:
+        response.headers["Content-Length"] = str(size)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.route("/messages/<int:message_id>/sent.eml")
+@login_required
+def sent_mime(message_id: int):
+    """The exact bytes of a reply as it was handed to the SMTP server."""
+    message = db.session.get(Message, message_id)
+    if message is None or not can_view_inbox(current_user, message.inbox_id):
+        abort(404, "No such message.")
+    if not message.mime_storage_key:
+        abort(404, "This message was not sent by email.")
+    response = Response(stream_object(message.mime_storage_key), mimetype="message/rfc822")
+    return safe_download_headers(
+        response, content_disposition("attachment", f"message-{message.id}.eml")
+    )
+
+
 @bp.route("/attachments/<int:attachment_id>")
 @login_required
 def download(attachment_id: int):
@@ -38,23 +76,11 @@ def download(attachment_id: int):
         reason = attachment.skipped_reason or "This attachment was not stored."
         abort(410, reason)
     inline = attachment.content_type in INLINE_TYPES
-    storage = get_storage()
-    key = attachment.storage_key
-
-    def body():
-        with storage.open(key) as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
-
     response = Response(
-        stream_with_context(body()),
+        stream_object(attachment.storage_key),
         mimetype=attachment.content_type if inline else "application/octet-stream",
     )
-    response.headers["Content-Disposition"] = content_disposition(
-        "inline" if inline else "attachment", attachment.filename
+    kind = "inline" if inline else "attachment"
+    return safe_download_headers(
+        response, content_disposition(kind, attachment.filename), attachment.size
     )
-    response.headers["Content-Length"] = str(attachment.size)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response

@@ -1,6 +1,7 @@
 """Conversation continuity end to end: customer email in → agent reply out over real SMTP →
 the customer's answer, built from the captured mail, back into the same conversation."""
 
+import smtplib
 from email import policy
 from email.parser import BytesParser
 from email.utils import make_msgid
@@ -343,3 +344,93 @@ def test_a_reply_saved_while_redis_is_down_is_sent_after_the_sweep(
     send_queued(app)
     db.session.refresh(message)
     assert message.delivery_status == "sent"
+
+
+def test_implicit_tls_on_port_465_style(app_config, inbox, make_user, tmp_path):
+    from app import create_app
+
+    context = self_signed_context(tmp_path)
+    with running_smtp_server("mailer", "pw", tls_context=context, implicit_tls=True) as server:
+        config = {
+            **app_config,
+            "SMTP_PORT": str(server.port),
+            "SMTP_SSL": "true",
+            "SMTP_USERNAME": "mailer",
+            "SMTP_PASSWORD": "pw",
+            "SMTP_OPENSSL_VERIFY_MODE": "none",
+        }
+        tls_app = create_app(config)
+        with tls_app.app_context():
+            post_relay(tls_app.test_client(), customer_email())
+            work_inbound(tls_app)
+            reply = create_reply(db.session.scalars(select(Conversation)).one(), make_user(), "x")
+            send_queued(tls_app)
+            db.session.refresh(reply)
+            assert reply.delivery_status == "sent", reply.delivery_error
+        assert server.logins == ["mailer"] and len(server.envelopes) == 1
+        with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):  # it only speaks TLS
+            smtplib.SMTP(server.host, server.port, timeout=3).ehlo()
+
+
+def test_the_inboxs_own_smtp_wins_over_the_global_one(app, client, agent, inbox, smtp):
+    from models import SmtpSettings
+
+    with running_smtp_server("inbox-user", "inbox-pw") as own:
+        inbox.smtp = SmtpSettings(
+            host=own.host,
+            port=own.port,
+            security="none",
+            auth_method="login",
+            username="inbox-user",
+            password="inbox-pw",
+        )
+        db.session.commit()
+        conversation = start_conversation(app, client)
+        global_before = len(smtp.envelopes)
+        reply = create_reply(conversation, agent, "Through the inbox's server")
+        send_queued(app)
+        db.session.refresh(reply)
+        assert reply.delivery_status == "sent", reply.delivery_error
+        assert len(own.envelopes) == 1 and own.login_mechanisms == ["LOGIN"]
+        assert len(smtp.envelopes) == global_before
+
+
+def test_sent_mime_is_downloadable_by_the_inboxs_people_only(
+    app, client, agent, smtp, auth, make_user
+):
+    conversation = start_conversation(app, client)
+    reply = create_reply(conversation, agent, "Keep a copy")
+    send_queued(app)
+    db.session.refresh(reply)
+    url = f"/messages/{reply.id}/sent.eml"
+    outsider = make_user()
+    auth.login(outsider.email, outsider.plain_password)
+    assert client.get(url).status_code == 404
+    auth.logout()
+    auth.login(agent.email, agent.plain_password)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.data == smtp.envelopes[-1].content
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_api_retries_a_failed_reply(app, client, agent, smtp):
+    conversation = start_conversation(app, client)
+    smtp.data_replies[:] = ["550 5.1.1 No such user"]
+    reply = create_reply(conversation, agent, "Retry me")
+    send_queued(app)
+    db.session.expire_all()
+    token = agent.issue_api_token()
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post(f"/api/v1/messages/{reply.id}/retry", headers=headers)
+    assert response.status_code == 200 and response.get_json()["delivery_status"] == "queued"
+    send_queued(app)
+    db.session.expire_all()  # the worker wrote through its own session
+    detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).get_json()
+    sent = [m for m in detail["messages"] if m["id"] == reply.id][0]
+    assert sent["delivery_status"] == "sent" and sent["smtp_response"].startswith("250")
+    assert sent["sent_mime_url"].endswith(f"/messages/{reply.id}/sent.eml")
+    again = client.post(f"/api/v1/messages/{reply.id}/retry", headers=headers)
+    assert again.status_code == 422  # only a failed reply can be retried

@@ -116,6 +116,7 @@ def running_smtp_server(
     auth_user: str | None = None,
     auth_password: str | None = None,
     tls_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
 ) -> Iterator[SMTPServer]:
     """Run an SMTP server on a free 127.0.0.1 port; with credentials, AUTH is required.
 
@@ -132,7 +133,12 @@ def running_smtp_server(
         # Without credentials, AUTH is never advertised (it would need TLS, which is not
         # offered), like a local relay; with them, AUTH LOGIN/PLAIN is offered in clear text.
         smtp_options: dict = {"auth_require_tls": not needs_auth}
-        if tls_context is not None:
+        controller_options: dict = {}
+        if tls_context is not None and implicit_tls:
+            # TLS from the first byte (port 465 style); AUTH inside it.
+            controller_options["ssl_context"] = tls_context
+            smtp_options["auth_require_tls"] = False
+        elif tls_context is not None:
             # STARTTLS offered and required; AUTH only after it, as real submission servers do.
             smtp_options.update(
                 tls_context=tls_context, require_starttls=True, auth_require_tls=True
@@ -140,7 +146,12 @@ def running_smtp_server(
         if needs_auth:
             smtp_options["authenticator"] = server.authenticate
         controller = Controller(
-            server, hostname=HOST, port=server.port, ready_timeout=10, **smtp_options
+            server,
+            hostname=HOST,
+            port=server.port,
+            ready_timeout=10,
+            **controller_options,
+            **smtp_options,
         )
         try:
             controller.start()
