@@ -235,35 +235,13 @@ def instance_config(work: Path, redis_url: str) -> dict:
 def seed() -> None:
     """The support inbox and the corpus's thread, so its replies, tokens and bounces land."""
     from extensions import db
-    from mail.threading import outgoing_message_id
-    from models import Contact, Conversation, Inbox, Message
+    from models import Inbox
+    from tests.support.corpus import seed_corpus_thread
 
     inbox = Inbox(name="Support", support_address=SUPPORT)
-    contact = Contact(email="jane@customer.example", name="Jane Doe")
-    db.session.add_all([inbox, contact])
+    db.session.add(inbox)
     db.session.flush()
-    conversation = Conversation(
-        inbox_id=inbox.id,
-        contact_id=contact.id,
-        display_number=1,
-        token=TOKEN,
-        subject="Order #1042 arrived damaged",
-    )
-    db.session.add(conversation)
-    db.session.flush()
-    ids = [outgoing_message_id(TOKEN, n, DOMAIN) for n in (41, 42, 43)]
-    for message_id in [*ids, "thread-start@customer.example"]:
-        outgoing = message_id != "thread-start@customer.example"
-        db.session.add(
-            Message(
-                conversation_id=conversation.id,
-                inbox_id=inbox.id,
-                direction="outgoing" if outgoing else "incoming",
-                contact_id=None if outgoing else contact.id,
-                message_id=message_id,
-                delivery_status="sent" if outgoing else "received",
-            )
-        )
+    seed_corpus_thread(inbox.id, status="open", first_message=True)
     db.session.commit()
 
 

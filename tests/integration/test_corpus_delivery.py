@@ -1,17 +1,12 @@
 """The corpus through the real ingress, queue and worker: what each email must become."""
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
 from extensions import db, get_storage
 from models import Attachment, Contact, Conversation, InboundEmail, Message
+from tests.support.corpus import CORPUS, DOMAIN, TOKEN, seed_corpus_thread
 from tests.support.inbound import post_relay, work_inbound
-
-CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "mail"
-TOKEN = "0123456789abcdef0123456789abcdef"
-DOMAIN = "reply.example.com"
 
 
 @pytest.fixture
@@ -36,30 +31,7 @@ def feed(app, client, inbox):
 @pytest.fixture
 def our_conversation(inbox):
     """A conversation with the corpus's token and our outgoing messages 41-43 in it."""
-    contact = Contact(email="jane@customer.example", name="Jane Doe")
-    db.session.add(contact)
-    db.session.flush()
-    conversation = Conversation(
-        inbox_id=inbox.id,
-        contact_id=contact.id,
-        display_number=1,
-        token=TOKEN,
-        subject="Order #1042 arrived damaged",
-        status="resolved",
-    )
-    db.session.add(conversation)
-    db.session.flush()
-    for n in (41, 42, 43):
-        db.session.add(
-            Message(
-                conversation_id=conversation.id,
-                inbox_id=inbox.id,
-                direction="outgoing",
-                message_id=f"conversation/{TOKEN}/messages/{n}@{DOMAIN}",
-                delivery_status="sent",
-                text_body=f"our reply {n}",
-            )
-        )
+    conversation = seed_corpus_thread(inbox.id)
     db.session.commit()
     return conversation
 

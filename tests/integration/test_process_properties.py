@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -27,14 +26,12 @@ from extensions import db
 from ingress import RawEmail
 from ingress.receive import receive
 from jobs.process_inbound import process_inbound_email
-from mail.threading import outgoing_message_id
 from models import Attachment, Contact, Conversation, InboundEmail, Message
 from services.inbound_delivery import DUPLICATE
+from tests.support.corpus import CORPUS, DOMAIN, TOKEN, seed_corpus_thread
 
-CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "mail").glob("*.eml"))
-SAMPLES = [path.read_bytes() for path in CORPUS]
-DOMAIN = "reply.example.com"
-TOKEN = "0123456789abcdef0123456789abcdef"  # the corpus's conversation token
+CORPUS_FILES = sorted(CORPUS.glob("*.eml"))
+SAMPLES = [path.read_bytes() for path in CORPUS_FILES]
 EXAMPLES = int(os.environ.get("PROCESS_EXAMPLES", "150"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -79,40 +76,9 @@ def app_config(app_config):
 
 
 def seed(inbox_id: int) -> None:
-    """The corpus's thread: its conversation (token), our outgoing replies 41-43 and the
-    customer's first message, so mangled replies, tokens and bounces find something."""
-    contact = Contact(email="jane@customer.example", name="Jane Doe")
-    db.session.add(contact)
-    db.session.flush()
-    conversation = Conversation(
-        inbox_id=inbox_id,
-        contact_id=contact.id,
-        display_number=1,
-        token=TOKEN,
-        subject="Order #1042 arrived damaged",
-        status="resolved",
-    )
-    db.session.add(conversation)
-    db.session.flush()
-    for n in (41, 42, 43):
-        db.session.add(
-            Message(
-                conversation_id=conversation.id,
-                inbox_id=inbox_id,
-                direction="outgoing",
-                message_id=outgoing_message_id(TOKEN, n, DOMAIN),
-                delivery_status="sent",
-            )
-        )
-    db.session.add(
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=inbox_id,
-            direction="incoming",
-            contact_id=contact.id,
-            message_id="thread-start@customer.example",
-        )
-    )
+    """The corpus's thread with the customer's first message, so mangled replies, tokens and
+    bounces find something."""
+    seed_corpus_thread(inbox_id, first_message=True)
     db.session.commit()
 
 
@@ -311,11 +277,11 @@ def test_the_whole_corpus_twice_is_one_message_each(fresh):
     fails, the same bytes find the same row, another copy is a delivered duplicate."""
     first = [settle(raw) for raw in SAMPLES]
     assert {row.status for row in first} <= {"delivered", "bounced"}, [
-        (path.name, row.reason) for path, row in zip(CORPUS, first, strict=True)
+        (path.name, row.reason) for path, row in zip(CORPUS_FILES, first, strict=True)
     ]
     again = [settle(raw) for raw in SAMPLES]
     assert [row.id for row in again] == [row.id for row in first]
-    for path, raw, row in zip(CORPUS, SAMPLES, first, strict=True):
+    for path, raw, row in zip(CORPUS_FILES, SAMPLES, first, strict=True):
         copy = settle(b"X-Forwarded-For: support@example.com\n" + raw)
         if row.status == "delivered" and copy.message_id == row.message_id:
             assert (copy.status, copy.reason) == ("delivered", DUPLICATE), path.name
