@@ -14,6 +14,8 @@ def register_all(app: Flask) -> None:
     from blueprints.api import bp as api_bp
     from blueprints.attachments import bp as attachments_bp
     from blueprints.auth import bp as auth_bp
+    from blueprints.contacts import bp as contacts_bp
+    from blueprints.conversations import bp as conversations_bp
     from blueprints.home import bp as home_bp
     from blueprints.ingress import bp as ingress_bp
     from blueprints.profile import bp as profile_bp
@@ -25,6 +27,8 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(attachments_bp)
     app.register_blueprint(profile_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(conversations_bp)
+    app.register_blueprint(contacts_bp)
     register_error_pages(app)
 
 

@@ -15,6 +15,7 @@ from extensions import db, get_settings
 from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Inbox, Message, utcnow
+from services.assignment import auto_assign
 from services.inbound_content import build_content, forget_attachments, store_attachments
 from services.routing import Route, conversation_by_subject, route
 
@@ -65,7 +66,8 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
 def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):
     inbox, now = where.inbox, utcnow()
     conversation = where.conversation
-    if conversation is None:
+    is_new = conversation is None
+    if is_new:
         conversation = _new_conversation(inbox, contact, parsed.subject)
     elif conversation.status in REOPEN_STATUSES:
         conversation.status, conversation.snoozed_until = "open", None
@@ -92,6 +94,10 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     )
     db.session.add(message)
     db.session.flush()
+    if is_new and parsed.auto_flag is None:
+        # After the first message, so the "Auto-assigned" line follows it in the thread.
+        # Auto-replies, bounces and bulk mail are never assigned.
+        auto_assign(conversation, inbox)
     content = build_content(parsed, store_attachments(message, parsed, inbound))
     message.text_body, message.quoted_text = content.text, content.quoted_text
     message.html_body, message.quoted_html = content.html, content.quoted_html

@@ -1,0 +1,337 @@
+"""The agent workspace: conversation list, thread view and the actions on a thread (htmx).
+
+Every region that htmx swaps is one `_partial.html` that the full page includes too; an
+`HX-Request` gets the partial alone. Conversations outside the user's inboxes are 404
+everywhere (page, fragments, actions), so nobody learns that they exist.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import case, func, select
+
+from extensions import db
+from models import Contact, Conversation, Inbox, InboxMember, Message, User
+from services.access import can_view_inbox, visible_inboxes_query
+from services.conversations import ConversationError, list_conversations, update_conversation
+from services.replies import ReplyError, create_reply, retry_delivery
+
+bp = Blueprint("conversations", __name__)
+
+LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
+ASSIGNEES = ("me", "unassigned", "all")
+ACTION_STATUSES = ("open", "pending", "resolved")
+THREADING_REASONS = {
+    "new": "new conversation",
+    "reply_token": "joined by reply address",
+    "in_reply_to": "joined by In-Reply-To",
+    "references": "joined by References",
+    "subject": "joined by same subject",
+}
+AUTO_FLAGS = {"bounce": "bounce", "auto_reply": "auto-reply"}
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
+_DEFERRED_IMAGE = re.compile(r"(<img\b[^>]*?\s)data-remote-src=", re.I)
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def respond(full: str, partial: str, status: int = 200, **context):
+    """The partial for htmx, the full page otherwise; caches must keep the two apart."""
+    body = render_template(partial if is_htmx() else full, **context)
+    return body, status, {"Vary": "HX-Request"}
+
+
+@bp.context_processor
+def helpers():
+    return {"when": when, "threading_reasons": THREADING_REASONS, "auto_flags": AUTO_FLAGS}
+
+
+def when(moment: datetime | None) -> str:
+    """ "5 min ago" for today's activity, a date for anything older."""
+    if moment is None:
+        return ""
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+def list_filters() -> dict:
+    """The list's filters from the query string; unknown values fall back to the defaults."""
+    status = request.args.get("status", "open")
+    assignee = request.args.get("assignee", "all")
+    inbox_id = request.args.get("inbox_id", "")
+    return {
+        "status": status if status in LIST_STATUSES else "open",
+        "assignee": assignee if assignee in ASSIGNEES else "all",
+        "inbox_id": int(inbox_id) if inbox_id.isdigit() else None,
+        "q": request.args.get("q", "").strip()[:200],
+    }
+
+
+def filter_args(filters: dict) -> dict:
+    return {k: v for k, v in filters.items() if v not in (None, "")}
+
+
+def last_snippets(conversation_ids: list[int]) -> dict[int, str]:
+    """The text of each conversation's latest message or reply, in one query."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        select(func.max(Message.id))
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.direction.in_(("incoming", "outgoing")),
+        )
+        .group_by(Message.conversation_id)
+    )
+    rows = db.session.execute(
+        select(Message.conversation_id, Message.text_body).where(Message.id.in_(latest))
+    ).all()
+    return {cid: " ".join((text or "").split())[:140] for cid, text in rows}
+
+
+def sidebar_counts(inboxes: list[Inbox]) -> dict:
+    """Open conversations per inbox: all, mine and unassigned, in one grouped query."""
+    ids = [inbox.id for inbox in inboxes]
+    rows = db.session.execute(
+        select(
+            Conversation.inbox_id,
+            func.count(Conversation.id),
+            func.sum(case((Conversation.assignee_id == current_user.id, 1), else_=0)),
+            func.sum(case((Conversation.assignee_id.is_(None), 1), else_=0)),
+        )
+        .where(Conversation.status == "open", Conversation.inbox_id.in_(ids))
+        .group_by(Conversation.inbox_id)
+    ).all()
+    per_inbox = {inbox_id: count for inbox_id, count, _, _ in rows}
+    return {
+        "per_inbox": per_inbox,
+        "all": sum(per_inbox.values()),
+        "mine": sum(mine or 0 for _, _, mine, _ in rows),
+        "unassigned": sum(free or 0 for _, _, _, free in rows),
+    }
+
+
+@bp.route("/conversations")
+@login_required
+def index():
+    filters = list_filters()
+    cursor = request.args.get("cursor") or None
+    try:
+        page = list_conversations(
+            current_user,
+            inbox_id=filters["inbox_id"],
+            status=filters["status"],
+            assignee=None if filters["assignee"] == "all" else filters["assignee"],
+            q=filters["q"] or None,
+            cursor=cursor,
+        )
+    except ConversationError as exc:
+        abort(400, f"{exc} Go back to the first page of the list.")
+    context = {
+        "page": page,
+        "filters": filters,
+        "args": filter_args(filters),
+        "snippets": last_snippets([row.conversation.id for row in page.rows]),
+    }
+    if is_htmx() and cursor:  # "load more": rows plus the next button, appended in place
+        return respond("conversations/index.html", "conversations/_rows.html", **context)
+    if not is_htmx():
+        inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
+        context.update(inboxes=inboxes, counts=sidebar_counts(inboxes))
+    return respond("conversations/index.html", "conversations/_list.html", **context)
+
+
+# --- one thread -----------------------------------------------------------------------------
+
+
+def visible_conversation(conversation_id: int) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or not can_view_inbox(current_user, conversation.inbox_id):
+        abort(404, "No such conversation.")  # 404, not 403: do not confirm it exists
+    return conversation
+
+
+def fingerprint(conversation_id: int) -> str:
+    """Changes when a message arrives or any message changes (delivery state); one
+    aggregate over the (conversation_id, id) index."""
+    count, last_id, changed = db.session.execute(
+        select(func.count(Message.id), func.max(Message.id), func.max(Message.updated_at)).where(
+            Message.conversation_id == conversation_id
+        )
+    ).one()
+    stamp = changed.timestamp() if changed is not None else 0
+    return f"{count}-{last_id or 0}-{stamp:.6f}"
+
+
+def html_document(html: str, images: bool) -> str:
+    """The srcdoc of a message's sandboxed frame: never scripts (no allow-scripts); same
+    origin only so cid: images load with the session cookie. The sanitiser parked remote
+    image URLs in data-remote-src; `images` turns them on for this render only, and the
+    frame's own CSP blocks any other remote load either way."""
+    remote = " https: http:" if images else ""
+    if images:
+        html = _DEFERRED_IMAGE.sub(r"\1src=", html)
+    policy = (
+        f"default-src 'none'; style-src 'unsafe-inline'; "
+        f"img-src data: {request.host_url.rstrip('/')}{remote}"
+    )
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        '<base target="_blank"><style>body{font:14px/1.5 system-ui,sans-serif;margin:.4rem;'
+        "color:#1d2430}img{max-width:100%;height:auto}</style></head><body>"
+        f"{html}</body></html>"
+    )
+
+
+def thread_context(conversation: Conversation, **extra) -> dict:
+    messages = list(conversation.messages)
+    user_ids = {m.sender_user_id for m in messages if m.sender_user_id}
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+    contact = db.session.get(Contact, conversation.contact_id)
+    members = db.session.scalars(
+        select(User)
+        .outerjoin(
+            InboxMember,
+            (InboxMember.user_id == User.id) & (InboxMember.inbox_id == conversation.inbox_id),
+        )
+        .where(User.active, (InboxMember.user_id.is_not(None)) | (User.role == "admin"))
+        .order_by(User.name)
+    ).all()
+    images = request.args.get("images") == "1"
+    return {
+        "conversation": conversation,
+        "inbox": db.session.get(Inbox, conversation.inbox_id),
+        "contact": contact,
+        "messages": messages,
+        "users": users,
+        "members": members,
+        "assignee": users.get(conversation.assignee_id)
+        or (db.session.get(User, conversation.assignee_id) if conversation.assignee_id else None),
+        "images": images,
+        "html_document": lambda html: html_document(html, images),
+        "image_types": IMAGE_TYPES,
+        "fingerprint": fingerprint(conversation.id),
+        "statuses": ACTION_STATUSES,
+        "form": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@bp.route("/conversations/<int:conversation_id>")
+@login_required
+def show(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    return respond(
+        "conversations/thread.html", "conversations/_thread.html", **thread_context(conversation)
+    )
+
+
+@bp.route("/conversations/<int:conversation_id>/messages")
+@login_required
+def messages(conversation_id: int):
+    """The polled message list. Polling rather than SSE or websockets: no extra server
+    processes, it works with gunicorn's sync workers (a held-open stream would pin a
+    worker per agent), and an idle agent costs one tiny indexed query every 5 s; when
+    nothing changed the answer is an empty 204, which htmx leaves alone."""
+    conversation = visible_conversation(conversation_id)
+    if is_htmx() and request.args.get("fp") == fingerprint(conversation.id):
+        return "", 204, {"Vary": "HX-Request"}
+    return respond(
+        "conversations/thread.html", "conversations/_messages.html", **thread_context(conversation)
+    )
+
+
+# --- actions: POST only, CSRF via base.html's hx-headers or the form's hidden field --------
+
+
+def after_action(conversation: Conversation, status: int = 200, **extra):
+    if not is_htmx() and status < 400:
+        return redirect(url_for(".show", conversation_id=conversation.id), 303)
+    return respond(
+        "conversations/thread.html",
+        "conversations/_thread.html",
+        status,
+        **thread_context(conversation, **extra),
+    )
+
+
+@bp.post("/conversations/<int:conversation_id>/reply")
+@login_required
+def reply(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    form = {
+        "text": request.form.get("text", ""),
+        "cc": request.form.get("cc", ""),
+        "bcc": request.form.get("bcc", ""),
+        "private": request.form.get("private") == "1",
+    }
+    try:
+        create_reply(
+            conversation,
+            current_user,
+            form["text"],
+            private=form["private"],
+            cc=form["cc"],
+            bcc=form["bcc"],
+        )
+    except ReplyError as exc:
+        return after_action(conversation, 422, form=form, errors={"reply": str(exc)})
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/assign")
+@login_required
+def assign(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    raw = request.form.get("assignee_id", "").strip()
+    if raw and not raw.isdigit():
+        return after_action(conversation, 422, errors={"assign": "Choose a person from the list."})
+    try:
+        update_conversation(conversation, current_user, assignee_id=int(raw) if raw else None)
+    except ConversationError as exc:
+        db.session.rollback()
+        return after_action(conversation, 422, errors={"assign": str(exc)})
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/status")
+@login_required
+def set_status(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    status = request.form.get("status", "")
+    if status not in ACTION_STATUSES:
+        message = f"Status must be one of {', '.join(ACTION_STATUSES)}."
+        return after_action(conversation, 422, errors={"status": message})
+    update_conversation(conversation, current_user, status=status)
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
+@login_required
+def retry(conversation_id: int, message_id: int):
+    conversation = visible_conversation(conversation_id)
+    message = db.session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation.id:
+        abort(404, "No such message.")
+    try:
+        retry_delivery(message)
+    except ReplyError as exc:
+        return after_action(conversation, 422, errors={"retry": str(exc)})
+    return after_action(conversation)
