@@ -48,6 +48,16 @@ class Conversation(TimestampMixin, Base):
         back_populates="conversation", order_by="Message.id", cascade="all, delete-orphan"
     )
 
+    def activity(self, text: str, actor_id: int | None = None) -> Message:
+        """An activity line ("Ana assigned this to Bob") for this thread; the caller adds it."""
+        return Message(
+            conversation_id=self.id,
+            inbox_id=self.inbox_id,
+            direction="activity",
+            sender_user_id=actor_id,
+            text_body=text,
+        )
+
     def __repr__(self) -> str:
         return f"<Conversation #{self.display_number} {self.status}>"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from extensions import db
-from models import Conversation, Inbox, InboxMember, Message, User, utcnow
+from models import Conversation, Inbox, InboxMember, User, utcnow
 
 
 def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
@@ -45,12 +45,5 @@ def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
     member, user = found
     member.last_assigned_at = utcnow()
     conversation.assignee_id = user.id
-    db.session.add(
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=inbox.id,
-            direction="activity",
-            text_body=f"Auto-assigned to {user.name}",
-        )
-    )
+    db.session.add(conversation.activity(f"Auto-assigned to {user.name}"))
     return user

@@ -76,16 +76,7 @@ def update_conversation(
             conversation.snoozed_until = None
         lines.append(f"{actor.name} {STATUS_PHRASES[status]}")
 
-    activity = [
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=conversation.inbox_id,
-            direction="activity",
-            sender_user_id=actor.id,
-            text_body=line,
-        )
-        for line in lines
-    ]
+    activity = [conversation.activity(line, actor.id) for line in lines]
     db.session.add_all(activity)
     db.session.commit()
     return activity

@@ -127,14 +127,7 @@ def _mark_bounced_original(parsed: ParsedEmail, conversation: Conversation) -> N
     recipient = report.recipient or "the recipient"
     original.delivery_status = "failed"
     original.delivery_error = report.diagnostic
-    db.session.add(
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=conversation.inbox_id,
-            direction="activity",
-            text_body=f"Delivery to {recipient} failed: {report.diagnostic}",
-        )
-    )
+    db.session.add(conversation.activity(f"Delivery to {recipient} failed: {report.diagnostic}"))
 
 
 def _fit(text: str, column) -> str:
