@@ -1,0 +1,191 @@
+"""The agent workspace in a real headless Chromium, end to end.
+
+A customer email comes in through the relay ingress, the agent signs in, opens it from the
+list, replies (delivered by the outbound worker to a real SMTP server while the page watches),
+adds a private note, assigns it to themself, resolves it, and the customer's answer to the
+reply shows up in the open thread by itself and reopens the conversation.
+
+The full-page screenshot goes to $TEST_ARTIFACTS/workspace.png (the test's tmp_path when
+TEST_ARTIFACTS is unset).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from email import policy
+from email.parser import BytesParser
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from extensions import db
+from models import Conversation, Inbox, InboxMember, Message
+from tests.support.inbound import post_relay, work_inbound
+from tests.support.smtp_server import running_smtp_server
+from worker import build_worker
+
+pytestmark = pytest.mark.e2e
+
+DOMAIN = "reply.example.com"
+POLL = 15_000  # the thread polls every 5 s; allow a few rounds
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def smtp():
+    with running_smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def app_config(app_config, smtp):
+    return {
+        **app_config,
+        "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN,
+        "SMTP_ADDRESS": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+    }
+
+
+@pytest.fixture
+def agent(app, make_user):
+    inbox = Inbox(name="Support", support_address="support@example.com")
+    db.session.add(inbox)
+    db.session.commit()
+    user = make_user(email="ana@example.com", name="Ana Agent")
+    db.session.add(InboxMember(inbox_id=inbox.id, user_id=user.id))
+    db.session.commit()
+    return user
+
+
+def customer_email(body: str, **headers: str) -> bytes:
+    lines = {
+        "From": "Carla Customer <carla@customer.example>",
+        "To": "support@example.com",
+        "Subject": "Printer on fire",
+        "Message-ID": make_msgid(domain="customer.example"),
+        **{k.replace("_", "-"): v for k, v in headers.items()},
+    }
+    head = "".join(f"{k}: {v}\r\n" for k, v in lines.items())
+    return f"{head}\r\n{body}\r\n".encode()
+
+
+def receive(app, raw: bytes) -> None:
+    """Through the real relay ingress and a real (in-process) inbound worker."""
+    post_relay(app.test_client(), raw)
+    work_inbound(app)
+
+
+def artifact_dir(tmp_path: Path) -> Path:
+    path = Path(os.environ.get("TEST_ARTIFACTS") or tmp_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_agent_works_a_conversation_from_email_in_to_answer_back(
+    app, page, sign_in, agent, smtp, live_server, tmp_path
+):
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else 0)
+
+    receive(app, customer_email("Help, it is burning."))
+
+    sign_in(agent.email, agent.plain_password)
+    expect(page.locator("header.topbar .who")).to_have_text("Ana Agent")
+
+    # The list shows the new conversation; open it.
+    page.goto("/conversations")
+    row = page.locator(".conv-row", has_text="Printer on fire")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Carla Customer")
+    expect(row).to_contain_text("Help, it is burning.")
+    expect(row.locator(".conv-assignee")).to_have_text("Unassigned")
+    row.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/conversations/\d+$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Printer on fire")
+    thread = page.locator("#thread-messages")
+    expect(thread.locator(".msg-incoming")).to_contain_text("Help, it is burning.")
+    expect(page.locator(".thread-meta .badge")).to_have_text("open")
+
+    page.evaluate("window.__marker = 1")  # gone if the page ever reloads
+
+    # Reply: an htmx POST (CSRF from <body hx-headers>) that re-renders the thread, queued.
+    page.get_by_label("Reply to Carla Customer").fill("We are sending a fire crew.")
+    page.get_by_role("button", name="Send").click()
+    outgoing = page.locator("#thread-messages .msg-outgoing", has_text="We are sending a fire")
+    expect(outgoing).to_have_count(1)
+    expect(outgoing.locator(".delivery")).to_have_text("queued")
+    expect(page.get_by_label("Reply to Carla Customer")).to_have_value("")
+    assert smtp.envelopes == []
+
+    # The outbound worker hands it to the real SMTP server; the polling shows "sent".
+    build_worker(app, ["outbound"], simple=True).work(burst=True)
+    envelope = smtp.wait_for_messages(1)[0]
+    assert envelope.rcpt_tos == ["carla@customer.example"]
+    sent = BytesParser(policy=policy.default).parsebytes(envelope.content)
+    assert "We are sending a fire crew." in sent.get_body(("plain",)).get_content()
+    expect(outgoing.locator(".delivery")).to_have_text("sent", timeout=POLL)
+    expect(outgoing.locator(".delivery")).to_have_class(re.compile(r"\bdelivery-sent\b"))
+
+    # A private note: styled as one, never emailed.
+    page.get_by_label("Reply to Carla Customer").fill("Customer sounds stressed, call her.")
+    page.get_by_label("Private note (never emailed)").check()
+    page.get_by_role("button", name="Send").click()
+    note = page.locator("#thread-messages .msg-note", has_text="call her")
+    expect(note).to_have_count(1)
+    expect(note.locator(".note-label")).to_have_text("Private note")
+    expect(note).to_have_css("border-top-style", "dashed")  # styled as a note
+    expect(note.locator(".delivery")).to_have_count(0)
+
+    # Assign to themself.
+    page.locator("#thread-controls select[name=assignee_id]").select_option(str(agent.id))
+    page.get_by_role("button", name="Assign").click()
+    activity = page.locator("#thread-messages .msg-activity")
+    expect(activity.filter(has_text="Ana Agent assigned this to Ana Agent")).to_have_count(1)
+    expect(page.locator(".thread-meta")).to_contain_text("Ana Agent")
+
+    # Resolve.
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".thread-meta .badge")).to_have_text("resolved")
+    expect(activity.filter(has_text="Ana Agent resolved this conversation")).to_have_count(1)
+    expect(page.get_by_role("button", name="Resolve")).to_be_disabled()
+    expect(page.get_by_role("button", name="Reopen")).to_be_enabled()
+
+    # The customer answers the sent reply; it appears in the open page by itself.
+    receive(
+        app,
+        customer_email(
+            "Thanks, the fire is out now.",
+            Subject=str(sent["Subject"]),
+            In_Reply_To=str(sent["Message-ID"]),
+            References=str(sent["Message-ID"]),
+        ),
+    )
+    answer = thread.locator(".msg-incoming", has_text="the fire is out now")
+    expect(answer).to_have_count(1, timeout=POLL)
+    expect(answer.locator(".msg-reason")).to_have_text("joined by In-Reply-To")
+    expect(thread.locator(".msg-incoming")).to_have_count(2)
+    assert page.evaluate("window.__marker") == 1, "the page reloaded"
+    assert not failed, failed
+
+    db.session.expire_all()  # the ingress and worker wrote through their own sessions
+    conversation = db.session.scalars(select(Conversation)).one()  # threaded, not a new one
+    assert conversation.status == "open"
+    assert conversation.assignee_id == agent.id
+    incoming = db.session.scalars(
+        select(Message).where(Message.direction == "incoming").order_by(Message.id)
+    ).all()
+    assert [m.conversation_id for m in incoming] == [conversation.id] * 2
+
+    shot = artifact_dir(tmp_path) / "workspace.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == PNG
+
+    # The header is not polled: a reload shows the reopened status.
+    page.reload()
+    expect(page.locator(".thread-meta .badge")).to_have_text("open")
+    expect(page.get_by_role("button", name="Resolve")).to_be_enabled()
