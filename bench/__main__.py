@@ -7,14 +7,20 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ingress, process, queue_bench, storage_bench
+from bench import ingress, process, queue_bench, storage_bench, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     os.environ["ENV_FILE"] = os.devnull  # measure defaults, not the developer's .env
-    sections = [storage_bench.run(), queue_bench.run(), ingress.run(), process.run()]
+    sections = [
+        storage_bench.run(),
+        queue_bench.run(),
+        ingress.run(),
+        process.run(),
+        ui.run(),
+    ]
     header = [
         "# Benchmarks",
         "",

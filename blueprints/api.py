@@ -8,6 +8,7 @@ inboxes answers 404 exactly like something that does not exist. Errors are
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from flask import Blueprint, Response, g, request, url_for
 from sqlalchemy import func, select
@@ -32,14 +33,15 @@ from services.conversations import (
     list_conversations,
     update_conversation,
 )
+from services.labels import clean_names, conversation_labels, labels_for, set_labels
 from services.replies import ReplyError, create_reply, retry_delivery
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
 
-LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit")
+LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit", "label")
 REPLY_FIELDS = ("content", "private", "cc", "bcc")
-PATCH_FIELDS = ("status", "assignee_id")
+PATCH_FIELDS = ("status", "assignee_id", "snoozed_until", "labels")
 
 
 class ApiError(Exception):
@@ -144,12 +146,14 @@ def conversations():
             q=request.args.get("q"),
             cursor=request.args.get("cursor") or None,
             limit=limit or 25,
+            label=request.args.get("label") or None,
         )
     except ConversationError as exc:
         raise ApiError(400, str(exc)) from None
+    labels = labels_for([row.conversation.id for row in page.rows])
     return json_response(
         {
-            "conversations": [conversation_json(row) for row in page.rows],
+            "conversations": [conversation_json(row, labels) for row in page.rows],
             "next_cursor": page.next_cursor,
         }
     )
@@ -201,7 +205,7 @@ def update(conversation_id: int):
     conv = _visible_conversation(conversation_id)
     data = _json_body(PATCH_FIELDS)
     if not data:
-        raise ApiError(422, "nothing to change: send status and/or assignee_id")
+        raise ApiError(422, "nothing to change: send status, assignee_id and/or labels")
     changes = {}
     if "status" in data:
         if not isinstance(data["status"], str):
@@ -212,8 +216,14 @@ def update(conversation_id: int):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ApiError(422, "assignee_id must be a user id (integer) or null")
         changes["assignee_id"] = value
+    if data.get("snoozed_until") is not None:
+        changes["snoozed_until"] = _datetime_field(data["snoozed_until"], "snoozed_until")
     try:
-        update_conversation(conv, _user(), **changes)
+        names = clean_names(data["labels"]) if "labels" in data else None
+        if changes:
+            update_conversation(conv, _user(), **changes)
+        if names is not None:
+            set_labels(conv, _user(), names)
     except ConversationError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc)) from None
@@ -297,6 +307,19 @@ def _int_arg(name: str) -> int | None:
     return int(value)
 
 
+def _datetime_field(value, name: str) -> datetime:
+    """An ISO 8601 date and time with a time zone ("2026-11-23T09:00:00Z")."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(422, f"{name} must be an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise ApiError(422, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z")
+    return moment
+
+
 def _inbox_visible(inbox_id: int) -> bool:
     return db.session.scalar(visible_inboxes_query(_user()).where(Inbox.id == inbox_id)) is not None
 
@@ -323,8 +346,10 @@ def user_json(user: User | None) -> dict | None:
     return {"id": user.id, "name": user.name} if user is not None else None
 
 
-def conversation_json(row: ConversationRow) -> dict:
+def conversation_json(row: ConversationRow, labels: dict | None = None) -> dict:
+    """`labels` maps conversation ids to labels (services.labels.labels_for) for a page."""
     conv = row.conversation
+    found = labels.get(conv.id, []) if labels is not None else conversation_labels(conv.id)
     return {
         "id": conv.id,
         "display_number": conv.display_number,
@@ -334,6 +359,7 @@ def conversation_json(row: ConversationRow) -> dict:
         "inbox_id": conv.inbox_id,
         "contact": contact_json(row.contact),
         "assignee": user_json(row.assignee),
+        "labels": [label.display_name for label in found],
         "last_activity_at": _iso(conv.last_activity_at),
         "created_at": _iso(conv.created_at),
     }

@@ -8,17 +8,28 @@ everywhere (page, fragments, actions), so nobody learns that they exist.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
+from services import presence
 from services.access import can_view_inbox, visible_inboxes_query
 from services.conversations import ConversationError, list_conversations, update_conversation
+from services.labels import (
+    LabelError,
+    all_labels,
+    conversation_labels,
+    labels_for,
+    set_labels,
+    split_names,
+)
 from services.replies import ReplyError, create_reply, retry_delivery
+from services.reply_form import collisions, uploaded_attachments
 
 bp = Blueprint("conversations", __name__)
 
@@ -79,6 +90,7 @@ def list_filters() -> dict:
         "assignee": assignee if assignee in ASSIGNEES else "all",
         "inbox_id": int(inbox_id) if inbox_id.isdigit() else None,
         "q": request.args.get("q", "").strip()[:200],
+        "label": " ".join(request.args.get("label", "").split())[:40],
     }
 
 
@@ -139,6 +151,7 @@ def index():
             assignee=None if filters["assignee"] == "all" else filters["assignee"],
             q=filters["q"] or None,
             cursor=cursor,
+            label=filters["label"] or None,
         )
     except ConversationError as exc:
         abort(400, f"{exc} Go back to the first page of the list.")
@@ -147,12 +160,13 @@ def index():
         "filters": filters,
         "args": filter_args(filters),
         "snippets": last_snippets([row.conversation.id for row in page.rows]),
+        "row_labels": labels_for([row.conversation.id for row in page.rows]),
     }
     if is_htmx() and cursor:  # "load more": rows plus the next button, appended in place
         return respond("conversations/index.html", "conversations/_rows.html", **context)
     if not is_htmx():
         inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
-        context.update(inboxes=inboxes, counts=sidebar_counts(inboxes))
+        context.update(inboxes=inboxes, counts=sidebar_counts(inboxes), labels=all_labels())
     return respond("conversations/index.html", "conversations/_list.html", **context)
 
 
@@ -200,7 +214,13 @@ def html_document(html: str, images: bool) -> str:
 
 
 def thread_context(conversation: Conversation, **extra) -> dict:
-    messages = list(conversation.messages)
+    # Attachments in one query, not one per message (a 500-message thread made 479 queries).
+    messages = db.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.id)
+        .options(selectinload(Message.attachments))
+    ).all()
     user_ids = {m.sender_user_id for m in messages if m.sender_user_id}
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
     contact = db.session.get(Contact, conversation.contact_id)
@@ -238,6 +258,7 @@ def thread_context(conversation: Conversation, **extra) -> dict:
 @login_required
 def show(conversation_id: int):
     conversation = visible_conversation(conversation_id)
+    presence.touch(conversation.id, current_user)
     return respond(
         "conversations/thread.html", "conversations/_thread.html", **thread_context(conversation)
     )
@@ -251,11 +272,27 @@ def messages(conversation_id: int):
     worker per agent), and an idle agent costs one tiny indexed query every 5 s; when
     nothing changed the answer is an empty 204, which htmx leaves alone."""
     conversation = visible_conversation(conversation_id)
+    presence.touch(conversation.id, current_user)  # the poll is the presence heartbeat
     if is_htmx() and request.args.get("fp") == fingerprint(conversation.id):
         return "", 204, {"Vary": "HX-Request"}
     return respond(
-        "conversations/thread.html", "conversations/_messages.html", **thread_context(conversation)
+        "conversations/thread.html", "conversations/_poll.html", **thread_context(conversation)
     )
+
+
+@bp.route("/conversations/<int:conversation_id>/viewers")
+@login_required
+def viewers(conversation_id: int):
+    """Who else has this thread open; polled every 10 s by `_viewers.html`."""
+    conversation = visible_conversation(conversation_id)
+    return respond(
+        "conversations/thread.html", "conversations/_viewers.html", **thread_context(conversation)
+    )
+
+
+@bp.context_processor
+def presence_helpers():
+    return {"viewers_of": lambda cid: presence.viewers(cid, excluding=current_user)}
 
 
 # --- actions: POST only, CSRF via base.html's hx-headers or the form's hidden field --------
@@ -283,6 +320,12 @@ def reply(conversation_id: int):
         "private": request.form.get("private") == "1",
     }
     try:
+        attachments = uploaded_attachments(request.files.getlist("attachments"))
+        newer = collisions(conversation.id, request.form.get("seen", ""))
+        if newer and request.form.get("confirm") != "1":  # ask before sending over news
+            return after_action(
+                conversation, 409, form=form, collision=newer, dropped_files=len(attachments)
+            )
         create_reply(
             conversation,
             current_user,
@@ -290,6 +333,7 @@ def reply(conversation_id: int):
             private=form["private"],
             cc=form["cc"],
             bcc=form["bcc"],
+            attachments=attachments,
         )
     except ReplyError as exc:
         return after_action(conversation, 422, form=form, errors={"reply": str(exc)})
@@ -334,4 +378,59 @@ def retry(conversation_id: int, message_id: int):
         retry_delivery(message)
     except ReplyError as exc:
         return after_action(conversation, 422, errors={"retry": str(exc)})
+    return after_action(conversation)
+
+
+# --- labels and snooze (templates: _labels.html, _snooze.html) --------------------------------
+
+SNOOZE_PRESETS = {
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+    "1w": timedelta(weeks=1),
+}
+
+
+@bp.context_processor
+def label_helpers():
+    return {"labels_of": conversation_labels, "snooze_presets": SNOOZE_PRESETS}
+
+
+@bp.post("/conversations/<int:conversation_id>/labels")
+@login_required
+def labels(conversation_id: int):
+    """Replace the thread's labels with the comma-separated `labels` field."""
+    conversation = visible_conversation(conversation_id)
+    text = request.form.get("labels", "")
+    try:
+        set_labels(conversation, current_user, split_names(text))
+    except LabelError as exc:
+        db.session.rollback()
+        return after_action(conversation, 422, errors={"labels": str(exc)}, labels_text=text)
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/snooze")
+@login_required
+def snooze(conversation_id: int):
+    """Snooze for a preset (`for`: 1h, 4h, 1d, 1w) or until `until` (a UTC date and time)."""
+    conversation = visible_conversation(conversation_id)
+    preset, raw = request.form.get("for", ""), request.form.get("until", "").strip()
+    if preset in SNOOZE_PRESETS:
+        until = datetime.now(UTC) + SNOOZE_PRESETS[preset]
+    elif raw:
+        try:
+            until = datetime.fromisoformat(raw)
+        except ValueError:
+            message = "Give the date and time as YYYY-MM-DD HH:MM (UTC)."
+            return after_action(conversation, 422, errors={"snooze": message})
+        until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+    else:
+        message = "Choose how long to snooze, or a date and time."
+        return after_action(conversation, 422, errors={"snooze": message})
+    try:
+        update_conversation(conversation, current_user, status="snoozed", snoozed_until=until)
+    except ConversationError as exc:
+        db.session.rollback()
+        return after_action(conversation, 422, errors={"snooze": str(exc)})
     return after_action(conversation)

@@ -9,6 +9,7 @@ from jobs.sweeps import (
     enqueue_stale_pending,
     incinerate_processed_raw_emails,
     requeue_stale_outgoing,
+    wake_snoozed,
 )
 
 cron.register(
@@ -16,3 +17,4 @@ cron.register(
 )
 cron.register(enqueue_stale_pending, queue_name="default", interval=60, job_timeout=300)
 cron.register(requeue_stale_outgoing, queue_name="default", interval=60, job_timeout=300)
+cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)

@@ -1,15 +1,16 @@
-"""Periodic housekeeping: delete processed raw messages after the retention period."""
+"""Periodic housekeeping: delete processed raw messages after the retention period, re-enqueue
+what was lost, and wake snoozed conversations."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
 from jobs import job_is_waiting
-from models import InboundEmail, Message, utcnow
+from models import Conversation, InboundEmail, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +103,38 @@ def requeue_stale_outgoing() -> int:
     if requeued:
         log.info("sweep: %d stale outgoing message(s) requeued", requeued)
     return requeued
+
+
+def wake_snoozed() -> int:
+    """Reopen snoozed conversations whose time has come, each with a "Snooze ended" line.
+
+    The status check is repeated in the UPDATE, so a conversation an agent changed in the
+    meantime (or two overlapping runs) is never reopened twice or against their will."""
+    now = utcnow()
+    due = db.session.scalars(
+        select(Conversation.id)
+        .where(Conversation.status == "snoozed", Conversation.snoozed_until <= now)
+        .order_by(Conversation.snoozed_until)
+        .limit(BATCH * 10)
+    ).all()
+    woken = 0
+    for conversation_id in due:
+        changed = db.session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == conversation_id,
+                Conversation.status == "snoozed",
+                Conversation.snoozed_until <= now,
+            )
+            .values(status="open", snoozed_until=None, last_activity_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed:
+            conversation = db.session.get(Conversation, conversation_id)
+            db.session.refresh(conversation)
+            db.session.add(conversation.activity("Snooze ended"))
+            woken += 1
+        db.session.commit()
+    if woken:
+        log.info("sweep: %d snoozed conversation(s) reopened", woken)
+    return woken

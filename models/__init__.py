@@ -5,6 +5,7 @@ from models.contacts import Contact
 from models.conversations import Attachment, Conversation, Message
 from models.inbound import InboundEmail
 from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
+from models.labels import ConversationLabel, Label
 from models.users import User
 
 __all__ = [
@@ -12,11 +13,13 @@ __all__ = [
     "Base",
     "Contact",
     "Conversation",
+    "ConversationLabel",
     "ImapFolderState",
     "ImapSettings",
     "InboundEmail",
     "Inbox",
     "InboxMember",
+    "Label",
     "Message",
     "SmtpSettings",
     "User",

@@ -9,12 +9,22 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, and_, exists, or_, select
 
 from extensions import db
-from models import Contact, Conversation, Inbox, InboxMember, Message, User
+from models import (
+    Contact,
+    Conversation,
+    ConversationLabel,
+    Inbox,
+    InboxMember,
+    Label,
+    Message,
+    User,
+    utcnow,
+)
 from models.conversations import STATUSES
 from services.access import visible_inboxes_query
 
@@ -43,13 +53,17 @@ def update_conversation(
     actor: User,
     status: str | None = None,
     assignee_id: int | None | object = _UNCHANGED,
+    snoozed_until: datetime | None = None,
 ) -> list[Message]:
     """Change status and/or assignee; both are validated before anything changes.
 
+    Snoozing needs `snoozed_until`, a time in the future: the wake_snoozed sweep reopens
+    the conversation then (a new message from the contact reopens it sooner).
     Returns the activity lines added (none when nothing actually changed).
     """
     if status is not None and status not in STATUSES:
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
+    _check_snooze(status, snoozed_until)
     assignee = current = None
     if assignee_id is not _UNCHANGED and assignee_id is not None:
         if isinstance(assignee_id, bool) or not isinstance(assignee_id, int):
@@ -70,16 +84,42 @@ def update_conversation(
         else:
             former = current.name if current is not None else "the previous assignee"
             lines.append(f"{actor.name} unassigned {former}")
-    if status is not None and status != conversation.status:
+    if status == "snoozed" and (
+        conversation.status != "snoozed" or conversation.snoozed_until != snoozed_until
+    ):
+        conversation.status, conversation.snoozed_until = "snoozed", snoozed_until
+        lines.append(
+            f"{actor.name} {STATUS_PHRASES['snoozed']} until {snooze_label(snoozed_until)}"
+        )
+    elif status is not None and status != conversation.status:
         conversation.status = status
-        if status != "snoozed":
-            conversation.snoozed_until = None
+        conversation.snoozed_until = None
         lines.append(f"{actor.name} {STATUS_PHRASES[status]}")
 
     activity = [conversation.activity(line, actor.id) for line in lines]
     db.session.add_all(activity)
     db.session.commit()
     return activity
+
+
+def _check_snooze(status: str | None, snoozed_until: datetime | None) -> None:
+    if snoozed_until is not None and status != "snoozed":
+        raise ConversationError("snoozed_until", 'snoozed_until goes with status "snoozed"')
+    if status != "snoozed":
+        return
+    if snoozed_until is None:
+        raise ConversationError("snoozed_until", "snoozing needs snoozed_until: when to reopen")
+    if not isinstance(snoozed_until, datetime) or snoozed_until.tzinfo is None:
+        raise ConversationError(
+            "snoozed_until", "snoozed_until must be a date and time with a time zone"
+        )
+    if snoozed_until <= utcnow():
+        raise ConversationError("snoozed_until", "snoozed_until must be in the future")
+
+
+def snooze_label(moment: datetime) -> str:
+    """ "2026-11-23 09:00 UTC": how activity lines and the thread show a snooze's end."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _assignable_user(conversation: Conversation, assignee_id: int) -> User:
@@ -116,12 +156,14 @@ def list_conversations(
     q: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
+    label: str | None = None,
 ) -> ConversationPage:
     """The user's conversations, most recent activity first, one keyset page at a time.
 
     `assignee` is "me", "unassigned" or a user id; `q` searches subject, the contact's
-    email and name, and message text (case-insensitive); `cursor` is the previous page's
-    `next_cursor`. Only inboxes the user can see are ever listed.
+    email and name, and message text (case-insensitive); `label` is a label name (any
+    case); `cursor` is the previous page's `next_cursor`. Only inboxes the user can see
+    are ever listed.
     """
     if status is not None and status not in STATUSES:
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
@@ -135,6 +177,8 @@ def list_conversations(
         query = query.where(_assignee_filter(user, assignee))
     if q is not None and q.strip():
         query = query.where(_search_filter(q.strip()))
+    if label is not None and label.strip():
+        query = query.where(_label_filter(label))
     if cursor:
         at, last_id = decode_cursor(cursor)
         query = query.where(
@@ -188,6 +232,15 @@ def _assignee_filter(user: User, assignee: str | int):
     if isinstance(assignee, bool) or not isinstance(assignee, int) or assignee <= 0:
         raise ConversationError("assignee", 'assignee must be "me", "unassigned" or a user id')
     return Conversation.assignee_id == assignee
+
+
+def _label_filter(label: str):
+    name = " ".join(label.split()).lower()
+    return exists().where(
+        ConversationLabel.conversation_id == Conversation.id,
+        ConversationLabel.label_id == Label.id,
+        Label.name == name,
+    )
 
 
 def _search_filter(q: str):

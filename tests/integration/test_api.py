@@ -574,18 +574,22 @@ def test_patch_status_and_assignee_with_activity_lines(api, team):
     data = patch({"status": "open", "assignee_id": team.carol.id}, who=team.bob)
     assert (data["status"], data["assignee"]["name"]) == ("open", "Carol Agent")
     patch({"status": "pending"}, who=team.bob)
-    patch({"status": "snoozed"}, who=team.bob)
+    wake = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+    patch({"status": "snoozed", "snoozed_until": wake.isoformat()}, who=team.bob)
     patch({"assignee_id": team.admin.id}, who=team.bob)  # admins are assignable everywhere
     data = patch({"assignee_id": None}, who=team.bob)
     assert data["assignee"] is None
-    patch({"assignee_id": None, "status": "snoozed"}, who=team.bob)  # no change: no line
+    # no change: no line
+    patch(
+        {"assignee_id": None, "status": "snoozed", "snoozed_until": wake.isoformat()}, who=team.bob
+    )
     assert activity(conv) == [
         "Ana Admin assigned this to Bob Agent",
         "Ana Admin resolved this conversation",
         "Bob Agent assigned this to Carol Agent",
         "Bob Agent reopened this conversation",
         "Bob Agent marked this conversation as pending",
-        "Bob Agent snoozed this conversation",
+        f"Bob Agent snoozed this conversation until {wake:%Y-%m-%d %H:%M} UTC",
         "Bob Agent assigned this to Ana Admin",
         "Bob Agent unassigned Ana Admin",
     ]

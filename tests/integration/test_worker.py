@@ -182,9 +182,12 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.sweeps.incinerate_processed_raw_emails",
         "jobs.sweeps.enqueue_stale_pending",
         "jobs.sweeps.requeue_stale_outgoing",
+        "jobs.sweeps.wake_snoozed",
     }
     sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
     assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES
+    wake = jobs["jobs.sweeps.wake_snoozed"]
+    assert wake.interval == 60 and wake.queue_name in QUEUE_NAMES
     job = jobs["jobs.sweeps.incinerate_processed_raw_emails"]
     assert job.queue_name == "low"
     assert job.queue_name in QUEUE_NAMES  # a queue the workers listen on

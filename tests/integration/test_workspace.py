@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from email.message import EmailMessage
-from types import SimpleNamespace
 
 import pytest
 from rq.exceptions import NoSuchJobError
@@ -13,52 +12,14 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from extensions import db, get_queue, get_redis
-from models import Contact, Conversation, Inbox, InboxMember, Message, utcnow
-from tests.conftest import csrf_token_from
+from models import Contact, Conversation, Message, utcnow
 from tests.support.inbound import post_relay, work_inbound
-
-HX = {"HX-Request": "true"}
+from tests.support.workspace import HX, Browser, make_team
 
 
 @pytest.fixture
 def team(app, inbox, make_user):
-    """Support (Bob's inbox) and Billing (Olga's); Ana the admin is a member of neither."""
-    billing = Inbox(name="Billing", support_address="billing@example.com")
-    db.session.add(billing)
-    db.session.commit()
-    people = SimpleNamespace(
-        support=inbox,
-        billing=billing,
-        bob=make_user(email="bob@staff.example", name="Bob Agent"),
-        olga=make_user(email="olga@staff.example", name="Olga Outsider"),
-        ana=make_user(email="ana@staff.example", name="Ana Admin", role="admin"),
-    )
-    db.session.add(InboxMember(inbox_id=inbox.id, user_id=people.bob.id))
-    db.session.add(InboxMember(inbox_id=billing.id, user_id=people.olga.id))
-    db.session.commit()
-    return people
-
-
-class Browser:
-    """A signed-in agent: GETs and htmx-style POSTs carrying the page's CSRF token."""
-
-    def __init__(self, client, auth):
-        self.client, self.auth, self.token = client, auth, None
-
-    def login(self, user):
-        if self.token is not None:
-            self.auth.logout()
-        response = self.auth.login(user.email, user.plain_password)
-        assert response.status_code in (302, 303), response.get_data(as_text=True)
-        self.token = csrf_token_from(self.client.get("/conversations").get_data(as_text=True))
-        return self
-
-    def get(self, path, htmx=False, **kwargs):
-        return self.client.get(path, headers=HX if htmx else {}, **kwargs)
-
-    def post(self, path, data=None, htmx=True):
-        headers = {"X-CSRFToken": self.token, **(HX if htmx else {})}
-        return self.client.post(path, data=data or {}, headers=headers)
+    return make_team(inbox, make_user)
 
 
 @pytest.fixture

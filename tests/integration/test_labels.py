@@ -1,0 +1,302 @@
+"""Labels: set through the service, the thread's labels action and the API; the list filter."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from models import ConversationLabel, Label, utcnow
+from services.conversations import list_conversations
+from services.labels import LabelError, conversation_labels, set_labels
+from tests.support.workspace import Browser, activity, api, make_team, quick_conversation
+
+
+@pytest.fixture
+def team(app, inbox, make_user):
+    return make_team(inbox, make_user)
+
+
+@pytest.fixture
+def browser(client, auth):
+    return Browser(client, auth)
+
+
+def names(conversation) -> list[str]:
+    return [label.display_name for label in conversation_labels(conversation.id)]
+
+
+def listed(user, **filters) -> list[int]:
+    return [row.conversation.id for row in list_conversations(user, **filters).rows]
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+def test_labels_are_created_on_the_fly_and_reused_ignoring_case(team):
+    first = quick_conversation(team.support, "Invoice wrong")
+    second = quick_conversation(team.support, "Refund")
+
+    assert [label.display_name for label in set_labels(first, team.bob, ["billing", "Urgent"])] == [
+        "billing",
+        "Urgent",
+    ]
+    set_labels(second, team.bob, ["BILLING", "  refund   request "])
+
+    assert names(second) == ["billing", "refund request"]  # the first spelling is kept
+    assert db.session.scalar(select(func.count(Label.id))) == 3
+    assert db.session.scalars(select(Label.name).order_by(Label.name)).all() == [
+        "billing",
+        "refund request",
+        "urgent",
+    ]
+    assert activity(first) == ["Bob Agent labelled this billing, Urgent"]
+    assert activity(second) == ["Bob Agent labelled this billing, refund request"]
+
+
+def test_adding_and_removing_write_one_line_each_and_no_change_writes_none(team):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["billing", "urgent"])
+    set_labels(conv, team.ana, ["Billing", "vip"])  # case-only difference: no change
+    set_labels(conv, team.ana, ["billing", "vip"])
+    set_labels(conv, team.bob, [])
+
+    assert names(conv) == []
+    assert activity(conv) == [
+        "Bob Agent labelled this billing, urgent",
+        "Ana Admin labelled this vip",
+        "Ana Admin removed the label urgent",
+        "Bob Agent removed the labels billing, vip",
+    ]
+    # The labels themselves stay for the filter and for reuse.
+    assert db.session.scalar(select(func.count(Label.id))) == 3
+    assert db.session.scalar(select(func.count(ConversationLabel.id))) == 0
+
+
+def test_duplicates_in_one_request_are_one_label(team):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["urgent", "URGENT", "urgent "])
+    assert names(conv) == ["urgent"]
+    assert db.session.scalar(select(func.count(ConversationLabel.id))) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ([""], "cannot be empty"),
+        (["   "], "cannot be empty"),
+        (["x" * 41], "at most 40 characters"),
+        (["a,b"], "contains a comma"),
+        ([3], "strings"),
+        ("billing", "must be a list"),
+        ([f"label{i}" for i in range(21)], "at most 20 labels"),
+    ],
+)
+def test_bad_names_are_refused_and_nothing_changes(team, given, needle):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["keep"])
+    with pytest.raises(LabelError, match=needle) as caught:
+        set_labels(conv, team.bob, given)
+    assert caught.value.field == "labels"
+    db.session.rollback()
+    assert names(conv) == ["keep"]
+    assert activity(conv) == ["Bob Agent labelled this keep"]
+    assert db.session.scalar(select(func.count(Label.id))) == 1
+
+
+def test_forty_characters_are_fine(team):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["x" * 40])
+    assert names(conv) == ["x" * 40]
+
+
+def test_list_filter_by_label_any_case_and_only_visible_inboxes(team):
+    billing_a = quick_conversation(team.support, "A")
+    urgent = quick_conversation(team.support, "B")
+    plain = quick_conversation(team.support, "C")
+    elsewhere = quick_conversation(team.billing, "D")
+    set_labels(billing_a, team.ana, ["Billing"])
+    set_labels(urgent, team.ana, ["urgent"])
+    set_labels(elsewhere, team.ana, ["billing"])
+
+    assert listed(team.bob, label="billing") == [billing_a.id]
+    assert listed(team.bob, label=" BILLING ") == [billing_a.id]
+    assert listed(team.olga, label="billing") == [elsewhere.id]
+    assert sorted(listed(team.ana, label="billing")) == sorted([billing_a.id, elsewhere.id])
+    assert listed(team.bob, label="nonexistent") == []
+    assert sorted(listed(team.bob, label="")) == sorted([billing_a.id, urgent.id, plain.id])
+    assert listed(team.bob, label="urgent", status="resolved") == []
+
+
+def test_deleting_a_conversation_drops_its_labels(team):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["billing"])
+    db.session.delete(conv)
+    db.session.commit()
+    assert db.session.scalar(select(func.count(ConversationLabel.id))) == 0
+
+
+# --- the web workspace -----------------------------------------------------------------------
+
+
+def test_labels_action_with_htmx_returns_the_thread_fragment(team, browser):
+    conv = quick_conversation(team.support, "Invoice wrong")
+    browser.login(team.bob)
+
+    response = browser.post(f"/conversations/{conv.id}/labels", {"labels": "billing, Urgent"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<html" not in html and 'id="thread"' in html
+    assert 'id="thread-labels"' in html and ">Urgent</a>" in html
+    assert 'value="billing, Urgent"' in html
+    assert "Bob Agent labelled this billing, Urgent" in html
+    assert names(conv) == ["billing", "Urgent"]
+
+    page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    assert "<html" in page and 'id="thread-labels"' in page and ">billing</a>" in page
+
+
+def test_labels_action_without_htmx_redirects_to_the_thread(team, browser):
+    conv = quick_conversation(team.support)
+    browser.login(team.bob)
+    response = browser.post(f"/conversations/{conv.id}/labels", {"labels": "vip"}, htmx=False)
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/conversations/{conv.id}")
+    assert names(conv) == ["vip"]
+
+
+def test_empty_field_removes_every_label(team, browser):
+    conv = quick_conversation(team.support)
+    set_labels(conv, team.bob, ["vip"])
+    browser.login(team.bob)
+    assert browser.post(f"/conversations/{conv.id}/labels", {"labels": " , "}).status_code == 200
+    assert names(conv) == []
+
+
+def test_bad_label_shows_the_error_and_keeps_the_input(team, browser):
+    conv = quick_conversation(team.support)
+    browser.login(team.bob)
+    too_long = "x" * 41
+    response = browser.post(f"/conversations/{conv.id}/labels", {"labels": f"ok, {too_long}"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'role="alert"' in html and "at most 40 characters" in html
+    assert f'value="ok, {too_long}"' in html
+    assert names(conv) == [] and activity(conv) == []
+
+
+def test_labels_action_needs_csrf_and_sign_in(team, browser, client):
+    conv = quick_conversation(team.support)
+    response = client.post(f"/conversations/{conv.id}/labels", data={"labels": "x"})
+    assert response.status_code in (302, 400, 401)
+    browser.login(team.bob)
+    response = browser.post(f"/conversations/{conv.id}/labels", {"labels": "x"}, csrf=False)
+    assert response.status_code == 400
+    assert names(conv) == []
+
+
+def test_other_inboxes_conversations_are_404_for_labels(team, browser):
+    conv = quick_conversation(team.support)
+    browser.login(team.olga)
+    for htmx in (True, False):
+        response = browser.post(f"/conversations/{conv.id}/labels", {"labels": "x"}, htmx=htmx)
+        assert response.status_code == 404
+    assert browser.post("/conversations/999999/labels", {"labels": "x"}).status_code == 404
+    assert names(conv) == [] and db.session.scalar(select(func.count(Label.id))) == 0
+
+
+def test_admin_may_label_anywhere(team, browser):
+    conv = quick_conversation(team.billing)
+    browser.login(team.ana)
+    assert browser.post(f"/conversations/{conv.id}/labels", {"labels": "vip"}).status_code == 200
+    assert names(conv) == ["vip"]
+
+
+def test_list_page_filters_by_label_and_shows_row_labels(team, browser):
+    tagged = quick_conversation(team.support, "Tagged one")
+    untagged = quick_conversation(team.support, "Untagged one")
+    set_labels(tagged, team.bob, ["Billing"])
+    browser.login(team.bob)
+
+    page = browser.get("/conversations?label=billing").get_data(as_text=True)
+    assert f'href="/conversations/{tagged.id}"' in page
+    assert f'href="/conversations/{untagged.id}"' not in page
+    assert 'name="label"' in page and '<option value="billing" selected>Billing</option>' in page
+    assert '<span class="badge label">Billing</span>' in page
+
+    fragment = browser.get("/conversations?label=BILLING", htmx=True)
+    html = fragment.get_data(as_text=True)
+    assert "<html" not in html and 'id="conversation-list"' in html
+    assert f'href="/conversations/{tagged.id}"' in html
+    assert f'href="/conversations/{untagged.id}"' not in html
+
+    both = browser.get("/conversations").get_data(as_text=True)
+    assert f'href="/conversations/{untagged.id}"' in both
+
+
+def test_load_more_keeps_the_label_filter(team, browser):
+    start = utcnow()
+    for n in range(40):
+        conv = quick_conversation(team.support, f"S{n}", at=start - timedelta(minutes=n))
+        if n % 4 != 3:  # 30 of the 40 are labelled
+            set_labels(conv, team.bob, ["even"])
+    browser.login(team.bob)
+    page = browser.get("/conversations?label=even").get_data(as_text=True)
+    assert page.count('class="conv-row"') == 25
+    more = re.search(r'hx-get="([^"]+)"[^>]*>Load more', page)
+    assert more and "label=even" in more.group(1)
+    rest = browser.get(more.group(1).replace("&amp;", "&"), htmx=True).get_data(as_text=True)
+    assert rest.count('class="conv-row"') == 5 and "Load more" not in rest
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def test_api_lists_labels_and_filters_by_label(team, client):
+    tagged = quick_conversation(team.support, "Tagged")
+    plain = quick_conversation(team.support, "Plain")
+    set_labels(tagged, team.bob, ["vip", "Billing"])
+
+    response = api(client, "GET", "/conversations?label=billing", team.bob)
+    assert response.status_code == 200, response.get_json()
+    rows = response.get_json()["conversations"]
+    assert [row["id"] for row in rows] == [tagged.id]
+    assert rows[0]["labels"] == ["Billing", "vip"]
+
+    every = api(client, "GET", "/conversations", team.bob).get_json()["conversations"]
+    assert {row["id"]: row["labels"] for row in every} == {
+        tagged.id: ["Billing", "vip"],
+        plain.id: [],
+    }
+    detail = api(client, "GET", f"/conversations/{tagged.id}", team.bob).get_json()
+    assert detail["labels"] == ["Billing", "vip"]
+    assert api(client, "GET", "/conversations?label=billing", team.olga).get_json() == {
+        "conversations": [],
+        "next_cursor": None,
+    }
+
+
+def test_api_patch_sets_labels(team, client):
+    conv = quick_conversation(team.support)
+    response = api(client, "PATCH", f"/conversations/{conv.id}", team.bob, {"labels": ["a", "B"]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["labels"] == ["a", "B"]
+    assert response.get_json()["messages"][-1]["text"] == "Bob Agent labelled this a, B"
+
+    response = api(
+        client,
+        "PATCH",
+        f"/conversations/{conv.id}",
+        team.bob,
+        {"labels": ["a,b"], "status": "resolved"},
+    )
+    assert response.status_code == 422 and "comma" in response.get_json()["error"]
+    db.session.expire_all()
+    assert names(conv) == ["a", "B"] and conv.status == "open"  # nothing half-done
+
+    response = api(client, "PATCH", f"/conversations/{conv.id}", team.olga, {"labels": ["x"]})
+    assert response.status_code == 404
+    assert names(conv) == ["a", "B"]

@@ -1,0 +1,105 @@
+"""A small team, signed-in browsers and fast conversations for the labels and snooze tests."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Contact, Conversation, Inbox, InboxMember, Message, utcnow
+from tests.conftest import csrf_token_from
+
+HX = {"HX-Request": "true"}
+
+
+def make_team(inbox, make_user) -> SimpleNamespace:
+    """Support (Bob's inbox) and Billing (Olga's); Ana the admin is a member of neither.
+    Everyone also has an API token (`user.token`)."""
+    billing = Inbox(name="Billing", support_address="billing@example.com")
+    db.session.add(billing)
+    db.session.commit()
+    team = SimpleNamespace(
+        support=inbox,
+        billing=billing,
+        bob=make_user(email="bob@staff.example", name="Bob Agent"),
+        olga=make_user(email="olga@staff.example", name="Olga Outsider"),
+        ana=make_user(email="ana@staff.example", name="Ana Admin", role="admin"),
+    )
+    db.session.add(InboxMember(inbox_id=inbox.id, user_id=team.bob.id))
+    db.session.add(InboxMember(inbox_id=billing.id, user_id=team.olga.id))
+    for user in (team.bob, team.olga, team.ana):
+        user.token = user.issue_api_token()
+    db.session.commit()
+    return team
+
+
+class Browser:
+    """A signed-in agent: GETs and htmx-style POSTs carrying the page's CSRF token."""
+
+    def __init__(self, client, auth):
+        self.client, self.auth, self.token = client, auth, None
+
+    def login(self, user):
+        if self.token is not None:
+            self.auth.logout()
+        response = self.auth.login(user.email, user.plain_password)
+        assert response.status_code in (302, 303), response.get_data(as_text=True)
+        self.token = csrf_token_from(self.client.get("/conversations").get_data(as_text=True))
+        return self
+
+    def get(self, path, htmx=False, **kwargs):
+        return self.client.get(path, headers=HX if htmx else {}, **kwargs)
+
+    def post(self, path, data=None, htmx=True, csrf=True):
+        headers = {**({"X-CSRFToken": self.token} if csrf else {}), **(HX if htmx else {})}
+        return self.client.post(path, data=data or {}, headers=headers)
+
+
+def api(client, method, path, who, body=None):
+    headers = {"Authorization": f"Bearer {who.token}"}
+    return client.open("/api/v1" + path, method=method, headers=headers, json=body)
+
+
+def quick_conversation(inbox, subject="Help needed", *, status="open", at=None, email=None):
+    """A conversation with one incoming message, inserted directly."""
+    number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
+    email = email or f"person{number}@customer.example"
+    contact = Contact(email=email, name=f"Person {number}")
+    db.session.add(contact)
+    db.session.flush()
+    conversation = Conversation(
+        inbox_id=inbox.id,
+        contact_id=contact.id,
+        display_number=number,
+        subject=subject,
+        status=status,
+        last_activity_at=at or utcnow(),
+    )
+    db.session.add(conversation)
+    db.session.flush()
+    db.session.add(
+        Message(
+            conversation_id=conversation.id,
+            inbox_id=inbox.id,
+            direction="incoming",
+            contact_id=contact.id,
+            from_address=email,
+            subject=subject,
+            text_body="Hello there",
+            delivery_status="received",
+            threaded_by="new",
+        )
+    )
+    db.session.commit()
+    return conversation
+
+
+def activity(conversation) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(Message.text_body)
+            .where(Message.conversation_id == conversation.id, Message.direction == "activity")
+            .order_by(Message.id)
+        )
+    )
