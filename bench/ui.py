@@ -468,7 +468,7 @@ def bench_backend(database_url: str, redis_url: str, work: Path) -> tuple[dict, 
                 "search": (f"/conversations?q={SEARCH_WORD}", "JOIN contacts"),
                 f"{BIG_THREAD}-message thread": (
                     f"/conversations/{seeded['big_id']}",
-                    "= messages.conversation_id ORDER BY messages.id",
+                    "WHERE messages.conversation_id = ",
                 ),
             }
             results = {
