@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from extensions import db, get_queue, get_redis
 from models import Contact, Conversation, Inbox, InboxMember, Message, User, utcnow
 from tests.support.inbound import post_relay, work_inbound
+from tests.support.workspace import quick_conversation
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -94,38 +95,9 @@ def make_conversation(
     assignee=None,
 ):
     """A conversation with one incoming message, inserted directly (fast, for list tests)."""
-    contact = db.session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None:
-        contact = Contact(email=email, name=name)
-        db.session.add(contact)
-        db.session.flush()
-    number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
-    conversation = Conversation(
-        inbox_id=inbox.id,
-        contact_id=contact.id,
-        display_number=number,
-        subject=subject,
-        status=status,
-        assignee_id=assignee.id if assignee else None,
-        last_activity_at=at or utcnow(),
+    return quick_conversation(
+        inbox, subject, email=email, name=name, text=text, at=at, status=status, assignee=assignee
     )
-    db.session.add(conversation)
-    db.session.flush()
-    db.session.add(
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=inbox.id,
-            direction="incoming",
-            contact_id=contact.id,
-            from_address=email,
-            subject=subject,
-            text_body=text,
-            delivery_status="received",
-            threaded_by="new",
-        )
-    )
-    db.session.commit()
-    return conversation
 
 
 def ids(response):

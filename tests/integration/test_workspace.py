@@ -9,12 +9,13 @@ from email.message import EmailMessage
 import pytest
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from extensions import db, get_queue, get_redis
-from models import Contact, Conversation, Message, utcnow
+from models import Conversation, Message, utcnow
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.workspace import HX, Browser, make_team
+from tests.support.workspace import quick_conversation as shared_quick_conversation
 
 
 @pytest.fixture
@@ -57,36 +58,17 @@ def deliver(
 
 def quick_conversation(inbox, number, subject, text, *, at, status="open", assignee=None):
     """Direct inserts for the list tests: thirty relay round trips would be slow."""
-    email = f"person{number}@customer.example"
-    contact = Contact(email=email, name=f"Person {number}")
-    db.session.add(contact)
-    db.session.flush()
-    top = db.session.scalar(select(func.max(Conversation.display_number))) or 0
-    conversation = Conversation(
-        inbox_id=inbox.id,
-        contact_id=contact.id,
-        display_number=top + 1,
-        subject=subject,
+    return shared_quick_conversation(
+        inbox,
+        subject,
+        text=text,
+        at=at,
         status=status,
-        assignee_id=assignee.id if assignee else None,
-        last_activity_at=at,
+        assignee=assignee,
+        email=f"person{number}@customer.example",
+        name=f"Person {number}",
+        commit=False,
     )
-    db.session.add(conversation)
-    db.session.flush()
-    db.session.add(
-        Message(
-            conversation_id=conversation.id,
-            inbox_id=inbox.id,
-            direction="incoming",
-            contact_id=contact.id,
-            from_address=email,
-            subject=subject,
-            text_body=text,
-            delivery_status="received",
-            threaded_by="new",
-        )
-    )
-    return conversation
 
 
 def rows_in(html: str) -> list[str]:

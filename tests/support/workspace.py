@@ -61,19 +61,34 @@ def api(client, method, path, who, body=None):
     return client.open("/api/v1" + path, method=method, headers=headers, json=body)
 
 
-def quick_conversation(inbox, subject="Help needed", *, status="open", at=None, email=None):
-    """A conversation with one incoming message, inserted directly."""
+def quick_conversation(
+    inbox,
+    subject="Help needed",
+    *,
+    text="Hello there",
+    status="open",
+    at=None,
+    email=None,
+    name=None,
+    assignee=None,
+    commit=True,
+):
+    """A conversation with one incoming message, inserted directly (fast, for list tests).
+    The contact is reused when `email` already belongs to one."""
     number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
     email = email or f"person{number}@customer.example"
-    contact = Contact(email=email, name=f"Person {number}")
-    db.session.add(contact)
-    db.session.flush()
+    contact = db.session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        contact = Contact(email=email, name=name or f"Person {number}")
+        db.session.add(contact)
+        db.session.flush()
     conversation = Conversation(
         inbox_id=inbox.id,
         contact_id=contact.id,
         display_number=number,
         subject=subject,
         status=status,
+        assignee_id=assignee.id if assignee else None,
         last_activity_at=at or utcnow(),
     )
     db.session.add(conversation)
@@ -86,12 +101,13 @@ def quick_conversation(inbox, subject="Help needed", *, status="open", at=None, 
             contact_id=contact.id,
             from_address=email,
             subject=subject,
-            text_body="Hello there",
+            text_body=text,
             delivery_status="received",
             threaded_by="new",
         )
     )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return conversation
 
 
