@@ -67,9 +67,11 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     inbox, now = where.inbox, utcnow()
     conversation = where.conversation
     is_new = conversation is None
+    reopened_from = None
     if is_new:
         conversation = _new_conversation(inbox, contact, parsed.subject)
     elif conversation.status in REOPEN_STATUSES:
+        reopened_from = conversation.status
         conversation.status, conversation.snoozed_until = "open", None
     conversation.last_activity_at = now
     inbox.last_message_at = now
@@ -94,6 +96,9 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     )
     db.session.add(message)
     db.session.flush()
+    if reopened_from:  # after the message, so the thread reads in order
+        line = f"Reopened ({reopened_from}) by a new email from {contact.email}"
+        db.session.add(conversation.activity(line))
     if is_new and parsed.auto_flag is None:
         # After the first message, so the "Auto-assigned" line follows it in the thread.
         # Auto-replies, bounces and bulk mail are never assigned.

@@ -112,6 +112,8 @@ def test_reply_token_routes_and_reopens(feed, our_conversation, name):
     assert message.threaded_by == "reply_token"
     db.session.refresh(our_conversation)
     assert our_conversation.status == "open"  # a resolved conversation reopens
+    lines = db.session.scalars(select(Message.text_body).where(Message.direction == "activity"))
+    assert list(lines) == [f"Reopened (resolved) by a new email from {contact_of(message).email}"]
 
 
 def test_our_own_message_id_threads_by_its_token(feed, our_conversation):
@@ -160,7 +162,11 @@ def test_a_bounce_of_our_reply_fails_it_in_its_conversation(feed, our_conversati
     )
     assert ours.delivery_status == "failed"
     assert "User unknown in local recipient table" in ours.delivery_error
-    activity = db.session.scalar(select(Message).where(Message.direction == "activity"))
+    activity = db.session.scalar(
+        select(Message).where(
+            Message.direction == "activity", Message.text_body.startswith("Delivery to")
+        )
+    )
     assert activity.conversation_id == our_conversation.id
     assert activity.text_body.startswith("Delivery to nobody@customer.example failed: 550 5.1.1")
     others = db.session.scalars(
