@@ -37,9 +37,12 @@ test: install-dev test-deps
 test-db: install-dev test-deps
 	$(PY) -m pytest -m db $(PYTEST_ARGS)
 
-## test-deps: real servers the suite starts (S3 server from npm, Chromium from Debian)
+## test-deps: real servers the suite starts (S3 server from npm, Chromium and Dovecot from Debian)
 test-deps: $(S3RVER)
-	@command -v chromium >/dev/null || scripts/apt-install.sh chromium
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
+	test -z "$$missing" || scripts/apt-install.sh $$missing
 
 $(S3RVER):
 	npm install --silent --no-audit --no-fund --prefix .cache/s3rver s3rver@3.7.1

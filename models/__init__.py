@@ -2,7 +2,7 @@
 
 from models.base import Base, utcnow
 from models.contacts import Contact
-from models.conversations import Attachment, Conversation, Message
+from models.conversations import Attachment, Conversation, ConversationRead, Message
 from models.inbound import InboundEmail
 from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
 from models.labels import ConversationLabel, Label
@@ -14,6 +14,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "ConversationLabel",
+    "ConversationRead",
     "ImapFolderState",
     "ImapSettings",
     "InboundEmail",

@@ -62,6 +62,21 @@ class Conversation(TimestampMixin, Base):
         return f"<Conversation #{self.display_number} {self.status}>"
 
 
+class ConversationRead(Base):
+    """When a user last saw a thread; the list shows it unread while last_activity_at is
+    newer. No row means never opened (unread)."""
+
+    __tablename__ = "conversation_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Message(TimestampMixin, Base):
     __tablename__ = "messages"
     # One message per (inbox, Message-ID): two forwarding rules or forwarding + IMAP never

@@ -88,6 +88,13 @@ class ImapSettings(TimestampMixin, Base):
     move_to_folder: Mapped[str | None] = mapped_column(String(255))
     import_since: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Poll bookkeeping for the scheduler and the health page. A network error doubles the
+    # wait (1, 2, 4 ... 30 min) through next_poll_at; an authentication failure sets
+    # Inbox.needs_attention and polling stops until the settings are saved again.
+    next_poll_at: Mapped[datetime | None]
+    last_poll_at: Mapped[datetime | None]
+    last_poll_result: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
 
     inbox: Mapped[Inbox] = relationship(back_populates="imap")
 

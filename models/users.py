@@ -34,6 +34,8 @@ class User(UserMixin, TimestampMixin, Base):
     availability: Mapped[str] = mapped_column(String(16), default="offline")
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    # IANA name ("Europe/Lisbon"); snooze times and dates on pages are in this zone.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     @property
     def is_admin(self) -> bool:

@@ -167,3 +167,37 @@ class AuthActions:
 @pytest.fixture
 def auth(client) -> AuthActions:
     return AuthActions(client)
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory):
+    """A real Dovecot IMAP server (plain IMAP) for the whole session; tests add their own
+    user with `imap_account` so they never see each other's mail."""
+    from tests.support.dovecot import DovecotServer
+
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
+    server.add_user("probe@example.com", "probe-password")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(tmp_path_factory):
+    """The same with implicit TLS (IMAPS) and a self-signed certificate."""
+    from tests.support.dovecot import DovecotServer
+
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot-tls"), tls=True)
+    server.add_user("probe@example.com", "probe-password")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def imap_account(dovecot):
+    """A fresh mailbox on the session's Dovecot: (username, password)."""
+    username = f"user-{uuid.uuid4().hex[:10]}@example.com"
+    password = secrets.token_hex(8)
+    dovecot.add_user(username, password)
+    return username, password

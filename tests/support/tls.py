@@ -14,6 +14,13 @@ from cryptography.x509.oid import NameOID
 
 def self_signed_context(directory: Path, hostname: str = "127.0.0.1") -> ssl.SSLContext:
     """A server SSLContext for `hostname` with a fresh self-signed certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*make_self_signed(directory, hostname))
+    return context
+
+
+def make_self_signed(directory: Path, hostname: str = "127.0.0.1") -> tuple[Path, Path]:
+    """Write a fresh self-signed certificate and its key; return (cert_path, key_path)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.UTC)
@@ -37,6 +44,4 @@ def self_signed_context(directory: Path, hostname: str = "127.0.0.1") -> ssl.SSL
             serialization.NoEncryption(),
         )
     )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context
+    return cert_path, key_path
