@@ -8,7 +8,7 @@ everywhere (page, fragments, actions), so nobody learns that they exist.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -21,15 +21,12 @@ from services import presence
 from services.access import can_view_inbox, visible_inboxes_query
 from services.conversations import ConversationError, list_conversations, update_conversation
 from services.labels import (
-    LabelError,
     all_labels,
-    conversation_labels,
     labels_for,
-    set_labels,
-    split_names,
 )
 from services.replies import ReplyError, create_reply, retry_delivery
 from services.reply_form import collisions, uploaded_attachments
+from services.timezones import local
 
 bp = Blueprint("conversations", __name__)
 
@@ -42,6 +39,7 @@ THREADING_REASONS = {
     "in_reply_to": "joined by In-Reply-To",
     "references": "joined by References",
     "subject": "joined by same subject",
+    "manual": "moved here by an agent",
 }
 AUTO_FLAGS = {"bounce": "bounce", "auto_reply": "auto-reply"}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
@@ -60,7 +58,12 @@ def respond(full: str, partial: str, status: int = 200, **context):
 
 @bp.context_processor
 def helpers():
-    return {"when": when, "threading_reasons": THREADING_REASONS, "auto_flags": AUTO_FLAGS}
+    return {
+        "when": when,
+        "local_time": lambda moment: local(moment, current_user),
+        "threading_reasons": THREADING_REASONS,
+        "auto_flags": AUTO_FLAGS,
+    }
 
 
 def when(moment: datetime | None) -> str:
@@ -249,6 +252,8 @@ def thread_context(conversation: Conversation, **extra) -> dict:
         "fingerprint": fingerprint(conversation.id),
         "statuses": ACTION_STATUSES,
         "form": {},
+        "move_message_id": None,
+        "moved": None,
         "errors": {},
         **extra,
     }
@@ -381,56 +386,5 @@ def retry(conversation_id: int, message_id: int):
     return after_action(conversation)
 
 
-# --- labels and snooze (templates: _labels.html, _snooze.html) --------------------------------
-
-SNOOZE_PRESETS = {
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "1d": timedelta(days=1),
-    "1w": timedelta(weeks=1),
-}
-
-
-@bp.context_processor
-def label_helpers():
-    return {"labels_of": conversation_labels, "snooze_presets": SNOOZE_PRESETS}
-
-
-@bp.post("/conversations/<int:conversation_id>/labels")
-@login_required
-def labels(conversation_id: int):
-    """Replace the thread's labels with the comma-separated `labels` field."""
-    conversation = visible_conversation(conversation_id)
-    text = request.form.get("labels", "")
-    try:
-        set_labels(conversation, current_user, split_names(text))
-    except LabelError as exc:
-        db.session.rollback()
-        return after_action(conversation, 422, errors={"labels": str(exc)}, labels_text=text)
-    return after_action(conversation)
-
-
-@bp.post("/conversations/<int:conversation_id>/snooze")
-@login_required
-def snooze(conversation_id: int):
-    """Snooze for a preset (`for`: 1h, 4h, 1d, 1w) or until `until` (a UTC date and time)."""
-    conversation = visible_conversation(conversation_id)
-    preset, raw = request.form.get("for", ""), request.form.get("until", "").strip()
-    if preset in SNOOZE_PRESETS:
-        until = datetime.now(UTC) + SNOOZE_PRESETS[preset]
-    elif raw:
-        try:
-            until = datetime.fromisoformat(raw)
-        except ValueError:
-            message = "Give the date and time as YYYY-MM-DD HH:MM (UTC)."
-            return after_action(conversation, 422, errors={"snooze": message})
-        until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
-    else:
-        message = "Choose how long to snooze, or a date and time."
-        return after_action(conversation, 422, errors={"snooze": message})
-    try:
-        update_conversation(conversation, current_user, status="snoozed", snoozed_until=until)
-    except ConversationError as exc:
-        db.session.rollback()
-        return after_action(conversation, 422, errors={"snooze": str(exc)})
-    return after_action(conversation)
+# Labels, snooze and moving messages live in blueprints/thread_actions.py, on this blueprint.
+from blueprints import thread_actions  # noqa: E402, F401

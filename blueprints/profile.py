@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from extensions import db
 from services.access import visible_inboxes_query
+from services.timezones import is_zone, zone_names
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -16,9 +17,15 @@ class TokenForm(FlaskForm):
     """Only the CSRF token: the button itself is the whole request."""
 
 
-def _page(new_token: str | None = None, status: int = 200):
+def _page(new_token: str | None = None, status: int = 200, errors: dict | None = None):
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
-    response = render_template("profile/index.html", inboxes=inboxes, new_token=new_token)
+    response = render_template(
+        "profile/index.html",
+        inboxes=inboxes,
+        new_token=new_token,
+        zones=zone_names(),
+        errors=errors or {},
+    )
     headers = {"Cache-Control": "no-store"}  # a token page must never be cached or restored
     return response, status, headers
 
@@ -48,4 +55,21 @@ def revoke_api_token():
         current_user.api_token_hash = None
         db.session.commit()
         flash("Your API token is revoked. Scripts using it are refused from now on.")
+    return redirect(url_for("profile.index"))
+
+
+@bp.post("/timezone")
+@login_required
+def set_timezone():
+    """The zone snooze times are typed and shown in."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return _page(status=400)
+    name = request.form.get("timezone", "").strip()
+    if not is_zone(name):
+        message = f"“{name[:64]}” is not a time zone this server knows; pick one from the list."
+        return _page(status=422, errors={"timezone": message})
+    current_user.timezone = name
+    db.session.commit()
+    flash(f"Times are now shown in {name}.")
     return redirect(url_for("profile.index"))

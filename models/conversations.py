@@ -14,7 +14,7 @@ STATUSES = ("open", "pending", "resolved", "snoozed")
 DIRECTIONS = ("incoming", "outgoing", "note", "activity")
 DELIVERY_STATES = ("received", "queued", "sending", "sent", "failed")
 # How an incoming message found its conversation; shown to agents and used in tests.
-THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject")
+THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject", "manual")
 
 
 def new_conversation_token() -> str:

@@ -11,7 +11,8 @@ import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
@@ -28,6 +29,7 @@ from models import (
 from models.conversations import STATUSES
 from services.access import visible_inboxes_query
 
+NUMBER_RETRIES = 5
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 _UNCHANGED = object()  # "assignee_id not given"; None means "unassign"
@@ -46,6 +48,23 @@ class ConversationError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+def new_conversation(inbox_id: int, contact_id: int, subject: str) -> Conversation:
+    """A new open conversation with the next display number; a concurrent worker taking the
+    same number makes us try again. Added and flushed, not committed."""
+    for _ in range(NUMBER_RETRIES):
+        number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
+        conversation = Conversation(
+            inbox_id=inbox_id, contact_id=contact_id, display_number=number, subject=subject[:998]
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(conversation)
+            return conversation
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not allocate a conversation number; retry")
 
 
 def update_conversation(

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db, get_settings
 from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
-from models import Contact, Conversation, InboundEmail, Inbox, Message, utcnow
+from models import Contact, Conversation, InboundEmail, Message, utcnow
 from services.assignment import auto_assign
+from services.conversations import new_conversation
 from services.inbound_content import build_content, forget_attachments, store_attachments
 from services.routing import Route, conversation_by_subject, route
 
 REOPEN_STATUSES = ("resolved", "snoozed")
-NUMBER_RETRIES = 5
 DUPLICATE = "duplicate of a message already delivered"
 
 
@@ -69,7 +69,7 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     is_new = conversation is None
     reopened_from = None
     if is_new:
-        conversation = _new_conversation(inbox, contact, parsed.subject)
+        conversation = new_conversation(inbox.id, contact.id, parsed.subject)
     elif conversation.status in REOPEN_STATUSES:
         reopened_from = conversation.status
         conversation.status, conversation.snoozed_until = "open", None
@@ -171,19 +171,3 @@ def _contact(person: Person) -> Contact:
     except IntegrityError:  # created concurrently by another worker
         contact = db.session.scalar(select(Contact).where(Contact.email == person.address))
     return contact
-
-
-def _new_conversation(inbox: Inbox, contact: Contact, subject: str) -> Conversation:
-    """Next display number; a concurrent worker taking the same number makes us try again."""
-    for _ in range(NUMBER_RETRIES):
-        number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
-        conversation = Conversation(
-            inbox_id=inbox.id, contact_id=contact.id, display_number=number, subject=subject[:998]
-        )
-        try:
-            with db.session.begin_nested():
-                db.session.add(conversation)
-            return conversation
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not allocate a conversation number; retry")

@@ -192,6 +192,35 @@ def test_snooze_until_a_utc_date_and_time_without_htmx_redirects(team, browser):
     assert (conv.status, conv.snoozed_until) == ("snoozed", datetime(2099, 3, 4, 8, 15, tzinfo=UTC))
 
 
+def test_snooze_until_is_read_and_shown_in_the_agents_time_zone(team, browser):
+    conv = quick_conversation(team.support)
+    browser.login(team.bob)
+    profile = browser.get("/profile").get_data(as_text=True)
+    assert '<option value="Asia/Tokyo">' in profile and "Time zone" in profile
+    response = browser.post("/profile/timezone", {"timezone": "Asia/Tokyo"}, htmx=False)
+    assert response.status_code == 302
+    assert "Times are now shown in Asia/Tokyo." in browser.get("/profile").get_data(as_text=True)
+
+    thread = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    assert "or until (Asia/Tokyo)" in thread
+    response = browser.post(f"/conversations/{conv.id}/snooze", {"until": "2099-03-04T09:00"})
+    assert response.status_code == 200
+    # 09:00 in Tokyo (UTC+9, no daylight saving) is midnight UTC.
+    assert fresh(conv).snoozed_until == datetime(2099, 3, 4, 0, 0, tzinfo=UTC)
+    assert "Snoozed until" in response.get_data(as_text=True)
+    assert "2099-03-04 09:00 JST" in response.get_data(as_text=True)
+
+
+def test_an_unknown_time_zone_is_refused_with_what_to_do(team, browser):
+    browser.login(team.bob)
+    response = browser.post("/profile/timezone", {"timezone": "Mars/Olympus"}, htmx=False)
+    assert response.status_code == 422
+    assert "is not a time zone this server knows" in response.get_data(as_text=True)
+    assert browser.post("/profile/timezone", {"timezone": "UTC"}, csrf=False).status_code == 400
+    db.session.refresh(team.bob)
+    assert team.bob.timezone == "UTC"
+
+
 @pytest.mark.parametrize(
     ("form", "needle"),
     [

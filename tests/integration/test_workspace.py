@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from email.message import EmailMessage
 
 import pytest
 from rq.exceptions import NoSuchJobError
@@ -13,8 +12,7 @@ from sqlalchemy import select
 
 from extensions import db, get_queue, get_redis
 from models import Conversation, Message, utcnow
-from tests.support.inbound import post_relay, work_inbound
-from tests.support.workspace import HX, Browser, make_team
+from tests.support.workspace import HX, Browser, deliver, make_team, messages_of
 from tests.support.workspace import quick_conversation as shared_quick_conversation
 
 
@@ -26,34 +24,6 @@ def team(app, inbox, make_user):
 @pytest.fixture
 def browser(client, auth):
     return Browser(client, auth)
-
-
-def deliver(
-    app,
-    client,
-    message_id,
-    body,
-    *,
-    subject="Printer on fire",
-    sender="Carla Customer <carla@customer.example>",
-    to="support@example.com",
-    in_reply_to=None,
-    html=None,
-):
-    """A real email through the relay ingress and the inbound job; returns its conversation."""
-    message = EmailMessage()
-    message["From"], message["To"] = sender, to
-    message["Subject"], message["Message-ID"] = subject, f"<{message_id}>"
-    if in_reply_to:
-        message["In-Reply-To"] = f"<{in_reply_to}>"
-    message.set_content(body)
-    if html:
-        message.add_alternative(html, subtype="html")
-    post_relay(client, message.as_bytes())
-    work_inbound(app)
-    row = db.session.scalar(select(Message).where(Message.message_id == message_id))
-    assert row is not None, "the inbound job did not store the message"
-    return db.session.get(Conversation, row.conversation_id)
 
 
 def quick_conversation(inbox, number, subject, text, *, at, status="open", assignee=None):
@@ -85,13 +55,6 @@ def job_exists(message_pk: int) -> bool:
     except NoSuchJobError:
         return False
     return True
-
-
-def messages_of(conversation, direction=None):
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    if direction:
-        query = query.where(Message.direction == direction)
-    return db.session.scalars(query.order_by(Message.id)).all()
 
 
 # --- pages and fragments ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Contact, Conversation, Inbox, InboxMember, Message, utcnow
 from tests.conftest import csrf_token_from
+from tests.support.inbound import post_relay, work_inbound
 
 HX = {"HX-Request": "true"}
 
@@ -119,3 +121,38 @@ def activity(conversation) -> list[str]:
             .order_by(Message.id)
         )
     )
+
+
+def deliver(
+    app,
+    client,
+    message_id,
+    body,
+    *,
+    subject="Printer on fire",
+    sender="Carla Customer <carla@customer.example>",
+    to="support@example.com",
+    in_reply_to=None,
+    html=None,
+):
+    """A real email through the relay ingress and the inbound job; returns its conversation."""
+    message = EmailMessage()
+    message["From"], message["To"] = sender, to
+    message["Subject"], message["Message-ID"] = subject, f"<{message_id}>"
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+    message.set_content(body)
+    if html:
+        message.add_alternative(html, subtype="html")
+    post_relay(client, message.as_bytes())
+    work_inbound(app)
+    row = db.session.scalar(select(Message).where(Message.message_id == message_id))
+    assert row is not None, "the inbound job did not store the message"
+    return db.session.get(Conversation, row.conversation_id)
+
+
+def messages_of(conversation, direction=None):
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if direction:
+        query = query.where(Message.direction == direction)
+    return db.session.scalars(query.order_by(Message.id)).all()
