@@ -64,6 +64,7 @@ def _ensure_local_dirs(settings: Settings) -> None:
 
 def register_extensions(app: Flask) -> None:
     import models  # noqa: F401  (every model registered before migrations look)
+    import services.list_version  # noqa: F401  (session events that let the list poll cheaply)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())

@@ -11,18 +11,22 @@ from extensions import db
 
 def register_all(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.agents import bp as agents_bp
     from blueprints.api import bp as api_bp
     from blueprints.attachments import bp as attachments_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.contacts import bp as contacts_bp
     from blueprints.conversations import bp as conversations_bp
     from blueprints.home import bp as home_bp
+    from blueprints.inbound import bp as inbound_bp
     from blueprints.ingress import bp as ingress_bp
     from blueprints.profile import bp as profile_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(agents_bp)
+    app.register_blueprint(inbound_bp)
     app.register_blueprint(ingress_bp)
     app.register_blueprint(attachments_bp)
     app.register_blueprint(profile_bp)

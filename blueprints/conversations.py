@@ -7,6 +7,7 @@ everywhere (page, fragments, actions), so nobody learns that they exist.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -15,9 +16,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
+from blueprints.htmx import is_htmx
 from extensions import db
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
-from services import presence
+from services import list_version, presence
 from services.access import can_view_inbox, visible_inboxes_query
 from services.conversations import ConversationError, list_conversations, update_conversation
 from services.labels import (
@@ -27,6 +29,7 @@ from services.labels import (
 from services.replies import ReplyError, create_reply, retry_delivery
 from services.reply_form import collisions, uploaded_attachments
 from services.timezones import local
+from services.unread import mark_read, unread_ids
 
 bp = Blueprint("conversations", __name__)
 
@@ -44,16 +47,6 @@ THREADING_REASONS = {
 AUTO_FLAGS = {"bounce": "bounce", "auto_reply": "auto-reply"}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
 _DEFERRED_IMAGE = re.compile(r"(<img\b[^>]*?\s)data-remote-src=", re.I)
-
-
-def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def respond(full: str, partial: str, status: int = 200, **context):
-    """The partial for htmx, the full page otherwise; caches must keep the two apart."""
-    body = render_template(partial if is_htmx() else full, **context)
-    return body, status, {"Vary": "HX-Request"}
 
 
 @bp.context_processor
@@ -97,8 +90,12 @@ def list_filters() -> dict:
     }
 
 
+LIST_DEFAULTS = {"status": "open", "assignee": "all"}
+
+
 def filter_args(filters: dict) -> dict:
-    return {k: v for k, v in filters.items() if v not in (None, "")}
+    """The filters worth keeping in a URL: set and not the defaults."""
+    return {k: v for k, v in filters.items() if v not in (None, "") and LIST_DEFAULTS.get(k) != v}
 
 
 def last_snippets(conversation_ids: list[int]) -> dict[int, str]:
@@ -141,11 +138,8 @@ def sidebar_counts(inboxes: list[Inbox]) -> dict:
     }
 
 
-@bp.route("/conversations")
-@login_required
-def index():
-    filters = list_filters()
-    cursor = request.args.get("cursor") or None
+def list_context(filters: dict, cursor: str | None = None) -> dict:
+    """One page of the list for these filters, with what its rows show."""
     try:
         page = list_conversations(
             current_user,
@@ -158,19 +152,79 @@ def index():
         )
     except ConversationError as exc:
         abort(400, f"{exc} Go back to the first page of the list.")
-    context = {
+    conversations = [row.conversation for row in page.rows]
+    ids = [c.id for c in conversations]
+    unread = unread_ids(current_user.id, conversations)
+    return {
         "page": page,
         "filters": filters,
         "args": filter_args(filters),
-        "snippets": last_snippets([row.conversation.id for row in page.rows]),
-        "row_labels": labels_for([row.conversation.id for row in page.rows]),
+        "snippets": last_snippets(ids),
+        "row_labels": labels_for(ids),
+        "unread": unread,
+        "list_fp": list_fingerprint(page, unread),
     }
+
+
+def list_fingerprint(page, unread: set[int]) -> str:
+    """What the first page shows, minus the clock: the poll re-renders only when it moved."""
+    parts = [
+        f"{r.conversation.id}:{r.conversation.last_activity_at.timestamp()}:"
+        f"{r.conversation.status}:{r.conversation.assignee_id}:{int(r.conversation.id in unread)}"
+        for r in page.rows
+    ]
+    parts.append(str(bool(page.next_cursor)))
+    return hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def sidebar_context() -> dict:
+    inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
+    return {"inboxes": inboxes, "counts": sidebar_counts(inboxes), "labels": all_labels()}
+
+
+def workspace_page(conversation: Conversation | None = None, status: int = 200, **extra):
+    """The full page: sidebar, list (filters from the query string) and the open thread."""
+    context = {
+        **list_context(list_filters(), request.args.get("cursor") or None),
+        **sidebar_context(),
+        "list_version": list_version.current(),
+        "conversation": None,
+    }
+    if conversation is not None:
+        context.update(thread_context(conversation, **extra))
+    return render_template("conversations/index.html", **context), status, {"Vary": "HX-Request"}
+
+
+@bp.route("/conversations")
+@login_required
+def index():
+    cursor = request.args.get("cursor") or None
     if is_htmx() and cursor:  # "load more": rows plus the next button, appended in place
-        return respond("conversations/index.html", "conversations/_rows.html", **context)
-    if not is_htmx():
-        inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
-        context.update(inboxes=inboxes, counts=sidebar_counts(inboxes), labels=all_labels())
-    return respond("conversations/index.html", "conversations/_list.html", **context)
+        context = list_context(list_filters(), cursor)
+        return render_template("conversations/_rows.html", **context), {"Vary": "HX-Request"}
+    if is_htmx():  # the filter form: the list alone
+        context = {**list_context(list_filters()), "list_version": list_version.current()}
+        return render_template("conversations/_list.html", **context), {"Vary": "HX-Request"}
+    return workspace_page()
+
+
+@bp.route("/conversations/updates")
+@login_required
+def list_updates():
+    """The list's poll (every 5 s, same filters as the form). Cheap when nothing happened:
+    the Redis version counter is unchanged → an empty 204, no database query. Otherwise the
+    first page is re-queried; unchanged rows only refresh the version, changed rows swap the
+    list and the sidebar counts in (out of band). Same reasoning as the thread's poll:
+    polling works with plain gunicorn workers and costs an idle agent one Redis GET."""
+    version = list_version.current()
+    if request.args.get("v") == version:
+        return "", 204, {"Vary": "HX-Request"}
+    context = {**list_context(list_filters()), "list_version": version}
+    if request.args.get("fp") == context["list_fp"]:
+        return render_template("conversations/_list_state.html", oob=True, **context)
+    return render_template(
+        "conversations/_list_update.html", oob=True, **context, **sidebar_context()
+    )
 
 
 # --- one thread -----------------------------------------------------------------------------
@@ -264,9 +318,18 @@ def thread_context(conversation: Conversation, **extra) -> dict:
 def show(conversation_id: int):
     conversation = visible_conversation(conversation_id)
     presence.touch(conversation.id, current_user)
-    return respond(
-        "conversations/thread.html", "conversations/_thread.html", **thread_context(conversation)
-    )
+    mark_read(conversation, current_user.id)
+    if not is_htmx():
+        return workspace_page(conversation)
+    return thread_response(conversation, "conversations/_thread.html")
+
+
+def thread_response(conversation: Conversation, partial: str, status: int = 200, **extra):
+    """The thread fragment for htmx; without htmx the whole workspace with the thread open."""
+    if not is_htmx():
+        return workspace_page(conversation, status, **extra)
+    body = render_template(partial, **thread_context(conversation, **extra))
+    return body, status, {"Vary": "HX-Request"}
 
 
 @bp.route("/conversations/<int:conversation_id>/messages")
@@ -280,9 +343,8 @@ def messages(conversation_id: int):
     presence.touch(conversation.id, current_user)  # the poll is the presence heartbeat
     if is_htmx() and request.args.get("fp") == fingerprint(conversation.id):
         return "", 204, {"Vary": "HX-Request"}
-    return respond(
-        "conversations/thread.html", "conversations/_poll.html", **thread_context(conversation)
-    )
+    mark_read(conversation, current_user.id)  # the change is on the agent's screen now
+    return thread_response(conversation, "conversations/_poll.html")
 
 
 @bp.route("/conversations/<int:conversation_id>/viewers")
@@ -290,9 +352,7 @@ def messages(conversation_id: int):
 def viewers(conversation_id: int):
     """Who else has this thread open; polled every 10 s by `_viewers.html`."""
     conversation = visible_conversation(conversation_id)
-    return respond(
-        "conversations/thread.html", "conversations/_viewers.html", **thread_context(conversation)
-    )
+    return thread_response(conversation, "conversations/_viewers.html")
 
 
 @bp.context_processor
@@ -306,12 +366,8 @@ def presence_helpers():
 def after_action(conversation: Conversation, status: int = 200, **extra):
     if not is_htmx() and status < 400:
         return redirect(url_for(".show", conversation_id=conversation.id), 303)
-    return respond(
-        "conversations/thread.html",
-        "conversations/_thread.html",
-        status,
-        **thread_context(conversation, **extra),
-    )
+    mark_read(conversation, current_user.id)
+    return thread_response(conversation, "conversations/_thread.html", status, **extra)
 
 
 @bp.post("/conversations/<int:conversation_id>/reply")

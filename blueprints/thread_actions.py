@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.conversations import after_action, bp, is_htmx, visible_conversation
+from blueprints.conversations import after_action, bp, visible_conversation
+from blueprints.htmx import is_htmx
 from extensions import db
 from models import Message
 from services.conversations import ConversationError, update_conversation
@@ -122,4 +123,3 @@ def split(conversation_id: int, message_id: int):
         db.session.rollback()
         return after_action(source, 422, errors={"move": str(exc)}, move_message_id=message.id)
     return _moved(source, target, "split off into")
-

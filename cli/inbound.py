@@ -9,9 +9,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from extensions import db
-from ingress.receive import enqueue_processing
 from models import InboundEmail, Message
 from models.inbound import INBOUND_STATUSES
+from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
 
 
 def _describe(row: InboundEmail) -> dict:
@@ -85,17 +85,8 @@ def show_command(inbound_id: int) -> None:
 @with_appcontext
 def reprocess_command(inbound_id: int) -> None:
     """Run processing again (idempotent: a delivered message is never duplicated)."""
-    row = _get(inbound_id)
-    if row.storage_key is None:
-        raise click.ClickException(
-            f"inbound email #{inbound_id}'s raw message was deleted after the retention period"
-        )
-    row.status, row.reason = "pending", None
-    db.session.commit()
-    if enqueue_processing(row):
-        click.echo(f"Inbound email #{inbound_id} queued for processing.")
-    else:
-        raise click.ClickException(
-            f"inbound email #{inbound_id} is pending but could not be queued (is Redis up?); "
-            "the periodic sweep will queue it"
-        )
+    try:
+        reprocess(_get(inbound_id))
+    except (ReprocessError, NotQueued) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Inbound email #{inbound_id} queued for processing.")

@@ -104,14 +104,21 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     expect(row).to_contain_text("Carla Customer")
     expect(row).to_contain_text("Help, it is burning.")
     expect(row.locator(".conv-assignee")).to_have_text("Unassigned")
+    expect(row).to_have_class(re.compile(r"\bunread\b"))
+    page.evaluate("window.__marker = 1")  # gone if the page ever reloads
     row.get_by_role("link").click()
     expect(page).to_have_url(re.compile(r"/conversations/\d+$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("Printer on fire")
+    # The thread opens beside the list (htmx, no reload); the row is now read and current.
+    expect(page.locator("#conversation-list")).to_be_visible()
+    expect(row).to_have_class(re.compile(r"\bcurrent\b"))
+    expect(row).not_to_have_class(re.compile(r"\bunread\b"))
+    list_box = page.locator("#conversation-list").bounding_box()
+    thread_box = page.locator("#thread").bounding_box()
+    assert list_box["x"] + list_box["width"] <= thread_box["x"], (list_box, thread_box)
     thread = page.locator("#thread-messages")
     expect(thread.locator(".msg-incoming")).to_contain_text("Help, it is burning.")
     expect(page.locator(".thread-meta .badge")).to_have_text("open")
-
-    page.evaluate("window.__marker = 1")  # gone if the page ever reloads
 
     # Reply: an htmx POST (CSRF from <body hx-headers>) that re-renders the thread, queued.
     page.get_by_label("Reply to Carla Customer").fill("We are sending a fire crew.")
@@ -172,18 +179,57 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     # The same poll refreshes the status line and controls: the answer reopened it.
     expect(page.locator(".thread-meta .badge")).to_have_text("open", timeout=POLL)
     expect(page.get_by_role("button", name="Resolve")).to_be_enabled()
+    # Another customer writes: the list picks the new conversation up by itself.
+    receive(
+        app, customer_email("Is anyone there?", From="Dan <dan@customer.example>", Subject="Hello")
+    )
+    new_row = page.locator(".conv-row", has_text="Is anyone there?")
+    expect(new_row).to_have_count(1, timeout=POLL)
+    expect(new_row).to_have_class(re.compile(r"\bunread\b"))
+    expect(page.locator("#count-all")).to_have_text("2", timeout=POLL)
     assert page.evaluate("window.__marker") == 1, "the page reloaded"
     assert not failed, failed
 
     db.session.expire_all()  # the ingress and worker wrote through their own sessions
-    conversation = db.session.scalars(select(Conversation)).one()  # threaded, not a new one
+    conversation = db.session.scalars(
+        select(Conversation).where(Conversation.subject == "Printer on fire")
+    ).one()  # threaded, not a new one
     assert conversation.status == "open"
     assert conversation.assignee_id == agent.id
     incoming = db.session.scalars(
-        select(Message).where(Message.direction == "incoming").order_by(Message.id)
+        select(Message)
+        .where(Message.direction == "incoming", Message.conversation_id == conversation.id)
+        .order_by(Message.id)
     ).all()
     assert [m.conversation_id for m in incoming] == [conversation.id] * 2
 
     shot = artifact_dir(tmp_path) / "workspace.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == PNG
+
+
+def test_on_a_phone_the_list_and_the_thread_take_turns(app, browser, live_server, agent):
+    receive(app, customer_email("Small screen, big problem."))
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        page.get_by_label("Email").fill(agent.email)
+        page.get_by_label("Password").fill(agent.plain_password)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto("/conversations")
+        row = page.locator(".conv-row", has_text="Printer on fire")
+        expect(row).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+        row.get_by_role("link").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Printer on fire")
+        expect(page.locator("#conversation-list")).to_be_hidden()
+        expect(page.locator(".thread-messages")).to_contain_text("Small screen, big problem.")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.get_by_role("link", name="← Conversations").click()
+        expect(page.locator("#conversation-list")).to_be_visible()
+    finally:
+        context.close()

@@ -121,3 +121,17 @@ def test_a_successful_sign_in_resets_the_failure_count(auth, make_user):
     for _ in range(MAX_FAILURES - 1):
         auth.login(user.email, "wrong password")
     assert auth.login(user.email, user.plain_password).status_code == 302
+
+
+def test_deactivating_ends_open_sessions_at_the_next_request(app, client, auth, make_user):
+    from extensions import db
+
+    user = make_user(email="leaver@example.com")
+    auth.login(user.email, user.plain_password)
+    with app.app_context():  # a fresh context, as each real request has
+        assert client.get("/").status_code == 200
+    user.active = False
+    db.session.commit()
+    with app.app_context():
+        response = client.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]

@@ -42,7 +42,7 @@ def quick_conversation(inbox, number, subject, text, *, at, status="open", assig
 
 
 def rows_in(html: str) -> list[str]:
-    return re.findall(r'href="/conversations/(\d+)"', html)
+    return re.findall(r'href="/conversations/(\d+)[?"]', html)
 
 
 def is_fragment(response) -> bool:
@@ -95,6 +95,9 @@ def test_thread_page_and_fragments(app, client, team, browser):
         html = full.get_data(as_text=True)
         assert full.status_code == 200 and "<html" in html, path
         assert "HX-Request" in full.vary
+        # The full page is the workspace: the list with this conversation, the thread beside.
+        assert 'id="conversation-list"' in html and 'id="row-' + str(conv.id) + '"' in html
+        html = html[html.index('<article id="thread"') :]
         assert "It is smoking." in html and "Now flames." in html
         assert html.index("It is smoking.") < html.index("Now flames.")  # in order
         assert "new conversation" in html and "joined by In-Reply-To" in html
@@ -132,7 +135,7 @@ def test_filters_search_and_load_more(app, team, browser):
     second = browser.get(more.group(1).replace("&amp;", "&"), htmx=True)
     html = second.get_data(as_text=True)
     assert second.status_code == 200 and is_fragment(second)
-    assert html.lstrip().startswith('<li class="conv-row">')  # rows only, appended in place
+    assert html.lstrip().startswith('<li class="conv-row')  # rows only, appended in place
     assert rows_in(html) == newest_first[25:] + [
         str(db.session.scalar(select(Conversation.id).where(Conversation.subject == "Mine")))
     ]

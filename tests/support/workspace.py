@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from types import SimpleNamespace
 
@@ -156,3 +157,8 @@ def messages_of(conversation, direction=None):
     if direction:
         query = query.where(Message.direction == direction)
     return db.session.scalars(query.order_by(Message.id)).all()
+
+
+def links_to(html: str, conversation) -> bool:
+    """Whether a page links to the conversation (list rows carry the list's filters)."""
+    return bool(re.search(rf'href="/conversations/{conversation.id}[?"]', html))

@@ -1,0 +1,150 @@
+"""Admin views of received email: the Inbound log, raw downloads, reprocessing, and each
+inbox's health page. Unroutable mail is found and fixed here, never lost."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+
+from blueprints.admin import admin_required
+from blueprints.attachments import content_disposition, safe_download_headers, stream_object
+from blueprints.conversations import THREADING_REASONS
+from blueprints.htmx import is_htmx, respond
+from extensions import db, get_storage
+from models import InboundEmail, Inbox
+from models.inbound import INBOUND_STATUSES
+from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
+from services.inbox_health import (
+    CursorError,
+    inbound_page,
+    inbox_health,
+    inbox_names,
+    status_counts,
+    threading_results,
+)
+from storage import StorageError
+
+bp = Blueprint("inbound", __name__, url_prefix="/admin")
+
+
+@bp.context_processor
+def helpers():
+    return {
+        "threading_reasons": THREADING_REASONS,
+        "utc": lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S") + " UTC" if moment else "",
+    }
+
+
+def log_filters() -> dict:
+    """Filters from the query string; unknown values fall back to "all"."""
+    status = request.args.get("status", "")
+    inbox = request.args.get("inbox_id", "")
+    return {
+        "status": status if status in INBOUND_STATUSES else "",
+        "inbox_id": int(inbox) if inbox.isdigit() else ("none" if inbox == "none" else ""),
+    }
+
+
+@bp.get("/inbound")
+@admin_required
+def log():
+    filters = log_filters()
+    cursor = request.args.get("cursor") or None
+    try:
+        page = inbound_page(filters["status"] or None, filters["inbox_id"] or None, cursor)
+    except CursorError as exc:
+        abort(400, f"{str(exc).capitalize()}; go back to the first page of the log.")
+    context = {
+        "page": page,
+        "filters": filters,
+        "args": {k: v for k, v in filters.items() if v != ""},
+        "inboxes": inbox_names(),
+        "return_to": request.full_path,
+    }
+    if is_htmx() and cursor:  # "load more": the next rows, appended in place
+        return respond("inbound/log.html", "inbound/_rows.html", **context)
+    context["counts"] = status_counts()
+    return respond("inbound/log.html", "inbound/_log.html", **context)
+
+
+def _get_row(inbound_id: int) -> InboundEmail:
+    row = db.session.get(InboundEmail, inbound_id)
+    if row is None:
+        abort(404, f"There is no inbound email #{inbound_id}.")
+    return row
+
+
+@bp.get("/inbound/<int:inbound_id>/raw")
+@admin_required
+def raw(inbound_id: int):
+    """The exact bytes as received (with any X-Original-To lines the ingress prepended)."""
+    row = _get_row(inbound_id)
+    if row.storage_key is None:
+        when = f" on {row.incinerated_at:%Y-%m-%d}" if row.incinerated_at else ""
+        abort(
+            404,
+            f"The raw message of inbound email #{row.id} was deleted{when} after the retention "
+            "period (INBOUND_EMAIL_RETENTION_DAYS). Its record and any conversation it "
+            "created stay.",
+        )
+    try:
+        present = get_storage().exists(row.storage_key)
+    except StorageError as exc:
+        abort(503, f"Object storage is unreachable ({exc}); try again in a moment.")
+    if not present:
+        abort(404, f"The raw message of inbound email #{row.id} is missing from storage.")
+    response = Response(stream_object(row.storage_key), mimetype="message/rfc822")
+    disposition = content_disposition("attachment", f"inbound-{row.id}.eml")
+    return safe_download_headers(response, disposition, row.size)
+
+
+def _safe_return(target: str | None) -> str:
+    """Only a path inside the admin pages: never an open redirect."""
+    parts = urlsplit(target or "")
+    if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin/"):
+        return target
+    return url_for(".log")
+
+
+@bp.post("/inbound/<int:inbound_id>/reprocess", endpoint="reprocess")
+@admin_required
+def reprocess_email(inbound_id: int):
+    row = _get_row(inbound_id)
+    status, notice, error = 200, "", ""
+    try:
+        reprocess(row)
+        notice = f"Inbound email #{row.id} is queued for processing."
+    except NotQueued as exc:
+        notice = f"{str(exc).capitalize()}."
+    except ReprocessError as exc:
+        status, error = 422, f"Not reprocessed: {exc}."
+    if not is_htmx():
+        flash(error or notice)
+        return redirect(_safe_return(request.form.get("return_to")), 303)
+    db.session.refresh(row)
+    return respond(
+        "inbound/log.html",
+        "inbound/_row.html",
+        status,
+        row=row,
+        threading=threading_results([row.id]),
+        inboxes=inbox_names(),
+        notice=notice,
+        error=error,
+        return_to=request.form.get("return_to", ""),
+    )
+
+
+@bp.get("/inboxes/<int:inbox_id>/health")
+@admin_required
+def health(inbox_id: int):
+    inbox = db.session.get(Inbox, inbox_id)
+    if inbox is None:
+        abort(404, "No such inbox. It may have been deleted; see the inbox list.")
+    context = {
+        "health": inbox_health(inbox),
+        "inboxes": inbox_names(),
+        "return_to": request.full_path,
+    }
+    return respond("inbound/health.html", "inbound/_health.html", **context)

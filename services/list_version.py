@@ -1,0 +1,57 @@
+"""One counter in Redis that moves whenever any conversation, message or label changes.
+
+The conversation list polls every few seconds; comparing this counter first means an idle
+agent's poll is one Redis GET and an empty 204, with no database query at all. Only when
+the counter moved does the list re-run its first-page query (and re-render only if that
+page actually changed). Bumped after commit by SQLAlchemy session events, so web requests,
+workers and the CLI all count; a Redis outage only means the list refreshes later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from extensions import get_redis
+from models import Conversation, ConversationLabel, Message
+
+log = logging.getLogger(__name__)
+KEY = "threadline:conversations:version"
+WATCHED = (Conversation, Message, ConversationLabel)
+_FLAG = "threadline_list_changed"
+
+
+def current() -> str:
+    try:
+        return (get_redis().get(KEY) or b"0").decode()
+    except (RedisError, RuntimeError):
+        return "unknown"  # never equal to a rendered version: the list re-checks
+
+
+def bump() -> None:
+    try:
+        get_redis().incr(KEY)
+    except (RedisError, RuntimeError) as exc:  # no Redis, or no app context (plain scripts)
+        log.warning("list version not bumped: %s", exc)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session, flush_context) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, WATCHED):
+            session.info[_FLAG] = True
+            return
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(session) -> None:
+    if session.info.pop(_FLAG, False):
+        bump()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session) -> None:
+    session.info.pop(_FLAG, None)

@@ -1,0 +1,171 @@
+"""The conversation list: unread markers, and its live updates (the 5 s poll that costs an
+idle agent one Redis GET and swaps the list in only when its first page changed)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from extensions import db, get_redis
+from services import list_version
+from services.conversations import update_conversation
+from services.labels import set_labels
+from tests.support.workspace import Browser, deliver, make_team, quick_conversation
+
+
+@pytest.fixture
+def team(app, inbox, make_user):
+    return make_team(inbox, make_user)
+
+
+@pytest.fixture
+def bob(client, auth, team):
+    return Browser(client, auth).login(team.bob)
+
+
+def row(html: str, conversation) -> str:
+    match = re.search(rf'<li class="conv-row[^"]*" id="row-{conversation.id}">.*?</li>', html, re.S)
+    assert match, f"no row for conversation {conversation.id}"
+    return match.group(0)
+
+
+def unread(row_html: str) -> bool:
+    return row_html.startswith('<li class="conv-row unread"')
+
+
+def state(html: str) -> dict:
+    found = dict(re.findall(r'<input type="hidden" name="(v|fp)" value="([^"]*)">', html))
+    assert set(found) == {"v", "fp"}, html[:500]
+    return found
+
+
+def poll(bob, **params):
+    return bob.get("/conversations/updates", htmx=True, query_string=params)
+
+
+def test_unread_until_opened_and_again_after_new_activity(app, client, team, bob):
+    conv = deliver(app, client, "u1@customer.example", "Hello?")
+    listing = bob.get("/conversations").get_data(as_text=True)
+    assert unread(row(listing, conv)) and 'aria-label="Unread"' in listing
+
+    assert bob.get(f"/conversations/{conv.id}", htmx=True).status_code == 200
+    listing = bob.get("/conversations").get_data(as_text=True)
+    assert not unread(row(listing, conv))
+
+    # The customer writes again: unread for Bob once more.
+    deliver(app, client, "u2@customer.example", "Anyone?", in_reply_to="u1@customer.example")
+    assert unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+    bob.get(f"/conversations/{conv.id}")  # the full page marks it read too
+    assert not unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+
+    # Bob's own actions do not make it unread for him; a colleague's does.
+    bob.post(f"/conversations/{conv.id}/reply", {"text": "Here!", "private": "1"})
+    assert not unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+    ana = bob.login(team.ana)
+    assert unread(row(ana.get("/conversations").get_data(as_text=True), conv))  # never opened
+    ana.post(f"/conversations/{conv.id}/reply", {"text": "Bob, check the invoice", "private": "1"})
+    bob = ana.login(team.bob)
+    assert unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+
+
+def test_idle_poll_is_204_and_touches_no_database(app, team, bob):
+    quick_conversation(team.support, "Quiet one")
+    first = bob.get("/conversations").get_data(as_text=True)
+    seen = state(first)
+    statements = []
+
+    from sqlalchemy import event
+
+    def count(*args):
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        response = poll(bob, **seen)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert response.status_code == 204 and response.get_data() == b""
+    # At most the signed-in user is loaded (Flask-Login); the list itself costs no query.
+    assert all("FROM users" in sql for sql in statements), statements
+
+
+def test_poll_swaps_in_a_new_conversation_and_the_counts(app, client, team, bob):
+    seen = state(bob.get("/conversations").get_data(as_text=True))
+    conv = deliver(app, client, "n1@customer.example", "Brand new", subject="Fresh")
+    response = poll(bob, **seen)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert '<div id="conversation-list" class="ws-list" hx-swap-oob="true">' in html
+    assert "Fresh" in row(html, conv) and unread(row(html, conv))
+    assert '<aside id="ws-sidebar" class="ws-sidebar" hx-swap-oob="true">' in html
+    assert 'id="count-all">1<' in html and 'id="count-unassigned">1<' in html
+    newer = state(html)
+    assert newer != seen
+    assert poll(bob, **newer).status_code == 204  # and quiet again afterwards
+
+
+def test_poll_keeps_the_list_when_the_change_is_elsewhere(app, team, bob):
+    mine = quick_conversation(team.support, "Visible to Bob")
+    elsewhere = quick_conversation(team.billing, "Billing business")
+    seen = state(bob.get("/conversations").get_data(as_text=True))
+    update_conversation(elsewhere, team.olga, status="pending")
+    db.session.commit()
+    response = poll(bob, **seen)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    # Only the version moves: no list swap, so Bob's scroll and "load more" pages stay put.
+    assert html.lstrip().startswith('<div id="list-state" hidden hx-swap-oob="true">')
+    assert "conversation-list" not in html and "ws-sidebar" not in html
+    assert state(html)["fp"] == seen["fp"] and state(html)["v"] != seen["v"]
+    # A label on a listed conversation is a change the list shows after the next swap.
+    set_labels(mine, team.bob, ["vip"])
+    db.session.commit()
+    assert poll(bob, **state(html)).status_code == 200
+
+
+def test_poll_follows_the_filters_it_is_sent(app, team, bob):
+    quick_conversation(team.support, "Open one")
+    done = quick_conversation(team.support, "Done one", status="resolved")
+    seen = state(bob.get("/conversations?status=resolved").get_data(as_text=True))
+    update_conversation(done, team.bob, status="open")
+    db.session.commit()
+    html = poll(bob, status="resolved", **seen).get_data(as_text=True)
+    assert "No resolved conversations" in html and "Done one" not in html
+
+
+def test_the_version_moves_on_commit_only(app, team):
+    conv = quick_conversation(team.support, "Counting")
+    before = list_version.current()
+    conv.subject = "Renamed but rolled back"
+    db.session.flush()
+    db.session.rollback()
+    assert list_version.current() == before
+    update_conversation(conv, team.bob, status="pending")
+    db.session.commit()
+    assert int(list_version.current()) == int(before) + 1
+    assert get_redis().get(list_version.KEY) is not None
+
+
+def test_list_updates_needs_sign_in_and_only_shows_own_inboxes(app, client, team, bob):
+    quick_conversation(team.billing, "Billing secret")
+    html = poll(bob, v="stale", fp="stale").get_data(as_text=True)
+    assert "Billing secret" not in html
+    bob.auth.logout()
+    response = client.get("/conversations/updates")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_sidebar_lists_labels_with_their_colours(app, team, bob):
+    conv = quick_conversation(team.support, "Tagged")
+    set_labels(conv, team.bob, ["Billing"])
+    db.session.commit()
+    from models import Label
+
+    label = db.session.query(Label).one()
+    label.color = "#d92d20"
+    db.session.commit()
+    html = bob.get("/conversations").get_data(as_text=True)
+    sidebar = html[html.index('id="ws-sidebar"') : html.index("</aside>")]
+    assert "Labels" in sidebar and 'href="/conversations?label=billing"' in sidebar
+    assert "background: #d92d20" in sidebar and "Billing" in sidebar
