@@ -394,10 +394,11 @@ def _replay(conn, statements) -> None:
     conn.rollback()
 
 
-def time_page(app, client, engine: Engine, url: str, marker: str) -> dict:
+def time_page(app, client, engine: Engine, url: str, marker: str, htmx: bool = False) -> dict:
     """Page requests and the bare replay of its SQL, interleaved; ms per request."""
+    headers = {"HX-Request": "true"} if htmx else {}
     with Capture(engine) as capture:
-        response = client.get(url)
+        response = client.get(url, headers=headers)
         assert response.status_code == 200, (url, response.status_code)
     statements = [(s, p) for s, p in capture.statements if s.lstrip().upper().startswith("SELECT")]
     main = [(s, p) for s, p in statements if marker in " ".join(s.split())]
@@ -414,7 +415,7 @@ def time_page(app, client, engine: Engine, url: str, marker: str) -> dict:
     with engine.connect() as conn:
         for i in range(WARMUPS + N):
             t0 = time.perf_counter()
-            response = client.get(url)
+            response = client.get(url, headers=headers)
             response.get_data()
             t1 = time.perf_counter()
             _replay(conn, main)
@@ -431,6 +432,37 @@ def time_page(app, client, engine: Engine, url: str, marker: str) -> dict:
         "main": bare_main,
         "all": bare_all,
         "bytes": len(response.get_data()),
+    }
+
+
+def time_idle_poll(client) -> dict:
+    """The list's 5 s poll when nothing changed (204) against a bare Redis GET of the same
+    version key, interleaved: what one idle agent costs the server."""
+    from extensions import get_redis
+    from services import list_version
+
+    page = client.get("/conversations").get_data(as_text=True)
+    fp = page.split('name="fp" value="', 1)[1].split('"', 1)[0]
+    url = f"/conversations/updates?v={list_version.current()}&fp={fp}"
+    redis = get_redis()
+    ours, bare = [], []
+    for i in range(WARMUPS + N * 10):
+        t0 = time.perf_counter()
+        response = client.get(url, headers={"HX-Request": "true"})
+        t1 = time.perf_counter()
+        redis.get(list_version.KEY)
+        t2 = time.perf_counter()
+        assert response.status_code == 204, response.status_code
+        if i >= WARMUPS:
+            ours.append((t1 - t0) * 1000)
+            bare.append((t2 - t1) * 1000)
+    return {
+        "url": url.split("?")[0] + "?v=…",
+        "queries": 0,
+        "ours": ours,
+        "main": bare,
+        "all": bare,
+        "bytes": 0,
     }
 
 
@@ -466,15 +498,21 @@ def bench_backend(database_url: str, redis_url: str, work: Path) -> tuple[dict, 
                     "JOIN contacts",
                 ),
                 "search": (f"/conversations?q={SEARCH_WORD}", "JOIN contacts"),
-                f"{BIG_THREAD}-message thread": (
+                f"{BIG_THREAD}-message thread, full page with the list": (
                     f"/conversations/{seeded['big_id']}",
                     "WHERE messages.conversation_id = ",
                 ),
+                f"{BIG_THREAD}-message thread, htmx fragment (a click in the list)": (
+                    f"/conversations/{seeded['big_id']}",
+                    "WHERE messages.conversation_id = ",
+                    True,
+                ),
             }
             results = {
-                name: {"url": url, **time_page(app, client, engine, url, marker)}
-                for name, (url, marker) in pages.items()
+                name: {"url": spec[0], **time_page(app, client, engine, *spec)}
+                for name, spec in pages.items()
             }
+            results["idle list poll"] = time_idle_poll(client)
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -562,7 +600,9 @@ def run() -> str:
         "warm-ups. The list pages default to status=open. Baseline: the SQL the request "
         "issued, captured at the driver and replayed bare on one connection in the same "
         "loop: the page's main SELECT (the list query; the thread's messages select), and "
-        "every statement of the request.",
+        "every statement of the request. The idle list poll (what each signed-in agent "
+        f"sends every 5 s while nothing changes; {N * 10} requests) has no SQL: its "
+        "baseline is a bare Redis GET of the same version key.",
         "",
     ]
     return "\n".join(header + sections)
