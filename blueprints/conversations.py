@@ -216,6 +216,8 @@ def list_updates():
     first page is re-queried; unchanged rows only refresh the version, changed rows swap the
     list and the sidebar counts in (out of band). Same reasoning as the thread's poll:
     polling works with plain gunicorn workers and costs an idle agent one Redis GET."""
+    if not is_htmx():  # opened by hand: the list itself, same filters
+        return redirect(url_for(".index", **filter_args(list_filters())), 303)
     version = list_version.current()
     if request.args.get("v") == version:
         return "", 204, {"Vary": "HX-Request"}

@@ -151,6 +151,10 @@ def test_list_updates_needs_sign_in_and_only_shows_own_inboxes(app, client, team
     quick_conversation(team.billing, "Billing secret")
     html = poll(bob, v="stale", fp="stale").get_data(as_text=True)
     assert "Billing secret" not in html
+    # Without htmx (typed into the address bar) it is the list page with the same filters.
+    response = bob.get("/conversations/updates?status=pending&v=1&fp=x")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/conversations?status=pending")
     bob.auth.logout()
     response = client.get("/conversations/updates")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
