@@ -5,6 +5,7 @@ Run exactly one scheduler per deployment; any number of workers execute what it 
 
 from rq import cron
 
+from jobs.imap_poll import enqueue_due_imap_polls
 from jobs.sweeps import (
     enqueue_stale_pending,
     incinerate_processed_raw_emails,
@@ -18,3 +19,4 @@ cron.register(
 cron.register(enqueue_stale_pending, queue_name="default", interval=60, job_timeout=300)
 cron.register(requeue_stale_outgoing, queue_name="default", interval=60, job_timeout=300)
 cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)
+cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_timeout=120)

@@ -33,7 +33,8 @@ class Outcome:
 
 def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     parsed = parse_email(raw, get_settings().attachment_max_bytes)
-    where = route(parsed)
+    # An inbox known at receive time (IMAP polls its own mailbox) wins over the headers.
+    where = route(parsed, inbound.inbox_id)
     if where.inbox is None:
         shown = ", ".join(parsed.recipients) or "none found"
         return Outcome("bounced", f"no inbox matches any recipient ({shown})")

@@ -22,14 +22,16 @@ class Route:
     threaded_by: str = "new"
 
 
-def route(parsed: ParsedEmail) -> Route:
-    """reply+token first, then the inbox by address, then header threading inside it."""
+def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
+    """reply+token first, then the inbox (the one the mail was fetched for, as with IMAP,
+    else by address), then header threading inside it."""
     by_token = _conversation_by_reply_token(parsed.recipients)
     if by_token is not None:
         return Route(db.session.get(Inbox, by_token.inbox_id), by_token, "reply_token")
     # A bounce is about the message it names: that is its reply-to, whatever its headers say.
     bounced = parsed.bounce.original_message_id if parsed.bounce else None
-    inbox = inbox_for(parsed.recipients)
+    known = db.session.get(Inbox, inbox_id) if inbox_id is not None else None
+    inbox = known or inbox_for(parsed.recipients)
     if inbox is None and bounced:
         # Bounces may come back to a bare MAILER-DAEMON path: follow the original message.
         conversation = _conversation_by_message_id(None, bounced)

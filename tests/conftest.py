@@ -169,35 +169,44 @@ def auth(client) -> AuthActions:
     return AuthActions(client)
 
 
-@pytest.fixture(scope="session")
-def dovecot(tmp_path_factory):
-    """A real Dovecot IMAP server (plain IMAP) for the whole session; tests add their own
-    user with `imap_account` so they never see each other's mail."""
-    from tests.support.dovecot import DovecotServer
+ACCOUNT_POOL = 40  # mailboxes made at start-up in one passwd-file write
 
-    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
-    server.add_user("probe@example.com", "probe-password")
+
+def _running_dovecot(tls: bool):
+    from tests.support.dovecot import DovecotServer, private_base
+
+    server = DovecotServer(private_base(), tls=tls)
+    server.pool = [
+        (f"user-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8))
+        for _ in range(ACCOUNT_POOL)
+    ]
+    server.add_users({"probe@example.com": "probe-password", **dict(server.pool)})
     server.start()
-    yield server
-    server.stop()
+    return server
 
 
 @pytest.fixture(scope="session")
-def dovecot_tls(tmp_path_factory):
-    """The same with implicit TLS (IMAPS) and a self-signed certificate."""
-    from tests.support.dovecot import DovecotServer
-
-    server = DovecotServer(tmp_path_factory.mktemp("dovecot-tls"), tls=True)
-    server.add_user("probe@example.com", "probe-password")
-    server.start()
+def dovecot():
+    """A real Dovecot IMAP server (plain IMAP) for the whole session; tests take their own
+    mailbox with `imap_account` so they never see each other's mail."""
+    server = _running_dovecot(tls=False)
     yield server
-    server.stop()
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls():
+    """The same with implicit TLS (IMAPS) and a self-signed certificate (SAN: localhost)."""
+    server = _running_dovecot(tls=True)
+    yield server
+    server.remove()
 
 
 @pytest.fixture
 def imap_account(dovecot):
     """A fresh mailbox on the session's Dovecot: (username, password)."""
-    username = f"user-{uuid.uuid4().hex[:10]}@example.com"
-    password = secrets.token_hex(8)
+    if dovecot.pool:
+        return dovecot.pool.pop()
+    username, password = f"user-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
     dovecot.add_user(username, password)
     return username, password

@@ -69,6 +69,25 @@ def test_generated_forwarding_address_matches(app, client, inbox):
     assert only(Message).inbox_id == inbox.id
 
 
+def test_an_inbox_known_at_receive_time_wins_over_the_headers(app, inbox):
+    """IMAP polls one inbox's own mailbox: its mail belongs there even when To: names
+    another inbox (or nothing we know)."""
+    from ingress.receive import RawEmail, receive
+    from models import Inbox
+
+    sales = Inbox(name="Sales", support_address="sales@example.com")
+    db.session.add(sales)
+    db.session.commit()
+    receive(RawEmail(email(to="support@example.com")), source="imap:2:INBOX", inbox_id=sales.id)
+    receive(
+        RawEmail(email("m2@customer.example", to="x@nowhere.example")), "imap:2:INBOX", sales.id
+    )
+    work(app)
+    messages = db.session.scalars(select(Message)).all()
+    assert [m.inbox_id for m in messages] == [sales.id, sales.id]
+    assert {i.status for i in db.session.scalars(select(InboundEmail))} == {"delivered"}
+
+
 def test_unroutable_mail_is_bounced_with_the_reason(app, client, inbox):
     post(client, email(to="nobody@example.org"))
     work(app)

@@ -183,6 +183,7 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.sweeps.enqueue_stale_pending",
         "jobs.sweeps.requeue_stale_outgoing",
         "jobs.sweeps.wake_snoozed",
+        "jobs.imap_poll.enqueue_due_imap_polls",
     }
     sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
     assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES

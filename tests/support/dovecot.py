@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +48,12 @@ def _let_others_traverse(path: Path) -> None:
         info = parent.stat()
         if info.st_uid == os.geteuid() and not info.st_mode & 0o001:
             os.chmod(parent, info.st_mode | 0o011)
+
+
+def private_base(prefix: str = "threadline-dovecot-") -> Path:
+    """A directory outside pytest's /tmp/pytest-of-<user>, which every new pytest session on
+    the machine chmods back to 0700 (locking Dovecot's auth process out of the users file)."""
+    return Path(tempfile.mkdtemp(prefix=prefix)) / "dovecot"
 
 
 class DovecotServer:
@@ -111,22 +118,31 @@ class DovecotServer:
         )
 
     def add_user(self, username: str, password: str) -> None:
-        """Add (or re-password) a mail user; the running server sees it on the next login."""
-        hashed = subprocess.run(
-            [DOVEADM, "-c", str(self.config_path), "pw", "-s", "SHA512-CRYPT", "-p", password],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        self.users[username] = hashed
-        home = self.home(username)
-        home.mkdir(parents=True, exist_ok=True)
-        _chown_tree(home)
+        """Add (or re-password) one mail user; usable at once (see add_users)."""
+        self.add_users({username: password})
+
+    def add_users(self, accounts: dict[str, str]) -> None:
+        """Add mail users in one write of the passwd-file. Dovecot notices a changed file by
+        its mtime in whole seconds, so wait out the current second before returning: a
+        login in the same second could still see the old file."""
+        for username, password in accounts.items():
+            self.users[username] = subprocess.run(
+                [DOVEADM, "-c", str(self.config_path), "pw", "-s", "SHA512-CRYPT", "-p", password],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            home = self.home(username)
+            home.mkdir(parents=True, exist_ok=True)
+            _chown_tree(home)
         lines = [
             f"{user}:{pw}:{MAIL_UID}:{MAIL_UID}::{self.home(user)}::"
             for user, pw in self.users.items()
         ]
         (self.base / "users").write_text("\n".join(lines) + "\n")
+        written = int(time.time())
+        while int(time.time()) == written:
+            time.sleep(0.02)
 
     def home(self, username: str) -> Path:
         return self.base / "mail" / username.replace("@", "_at_")
@@ -224,4 +240,4 @@ class DovecotServer:
 
     def remove(self) -> None:
         self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.base.parent if self.base.name == "dovecot" else self.base, True)
