@@ -19,12 +19,14 @@ def register_all(app: Flask) -> None:
     from blueprints.conversations import bp as conversations_bp
     from blueprints.home import bp as home_bp
     from blueprints.inbound import bp as inbound_bp
+    from blueprints.inboxes import bp as inboxes_bp
     from blueprints.ingress import bp as ingress_bp
     from blueprints.profile import bp as profile_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(inboxes_bp)
     app.register_blueprint(agents_bp)
     app.register_blueprint(inbound_bp)
     app.register_blueprint(ingress_bp)

@@ -21,6 +21,7 @@ from services.users import UserError
 
 bp = Blueprint("agents", __name__, url_prefix="/admin/agents")
 
+
 def _render(full: str, partial: str, status: int, **context):
     return respond(full, partial, status, {"Cache-Control": "no-store"}, **context)
 

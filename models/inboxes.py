@@ -14,6 +14,7 @@ MODES = ("forwarding", "imap")
 SENDER_NAME_STYLES = ("agent_from_inbox", "inbox")
 REPLY_TO_STYLES = ("continuity", "inbox")
 SECURITY = ("ssl", "starttls", "none")
+AFTER_IMPORT = ("leave", "mark", "move", "delete")  # what IMAP import does to the original
 
 
 def new_forward_token() -> str:
@@ -84,7 +85,7 @@ class ImapSettings(TimestampMixin, Base):
     folders: Mapped[str] = mapped_column(Text, default="INBOX")  # one folder per line
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
     use_idle: Mapped[bool] = mapped_column(default=False)
-    after_import: Mapped[str] = mapped_column(String(16), default="leave")  # leave|delete|move
+    after_import: Mapped[str] = mapped_column(String(16), default="leave")  # AFTER_IMPORT
     move_to_folder: Mapped[str | None] = mapped_column(String(255))
     import_since: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(default=True)

@@ -23,6 +23,7 @@ from ingress import RawEmail
 from ingress.receive import receive
 from mail.imap import _words
 from models import ImapFolderState, ImapSettings, utcnow
+from models.inboxes import AFTER_IMPORT
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ FIRST_SYNC_BACK = timedelta(days=1)  # default start of the first sync
 RESYNC_MARGIN = timedelta(days=1)  # after a UIDVALIDITY change, look back past the last sync
 FETCH_BYTES = 8 * 1024 * 1024  # one FETCH brings at most this much (or one larger message)
 FETCH_MESSAGES = 25
-AFTER_IMPORT = ("leave", "mark", "move", "delete")
 
 
 @dataclass

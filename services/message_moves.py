@@ -106,14 +106,10 @@ def split_message(message: Message, source: Conversation, actor: User) -> Conver
     _relocate(message, source, target)
     what = _describe(message)
     db.session.add(
-        source.activity(
-            f"{actor.name} split {what} off into #{target.display_number}", actor.id
-        )
+        source.activity(f"{actor.name} split {what} off into #{target.display_number}", actor.id)
     )
     db.session.add(
-        target.activity(
-            f"{actor.name} split {what} off from #{source.display_number}", actor.id
-        )
+        target.activity(f"{actor.name} split {what} off from #{source.display_number}", actor.id)
     )
     db.session.commit()
     return target

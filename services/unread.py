@@ -1,6 +1,7 @@
 """Unread markers: a conversation is unread for an agent until they open it, and again
 whenever its last activity moves past the moment they last saw it: a new email, or a
-colleague's reply or note (status and assignment changes do not count as new). One row per (user, conversation), upserted on view."""
+colleague's reply or note (status and assignment changes do not count as new).
+One row per (user, conversation), upserted on view."""
 
 from __future__ import annotations
 
@@ -39,6 +40,4 @@ def unread_ids(user_id: int, conversations: list[Conversation]) -> set[int]:
             )
         ).all()
     )
-    return {
-        c.id for c in conversations if c.id not in seen or seen[c.id] < c.last_activity_at
-    }
+    return {c.id for c in conversations if c.id not in seen or seen[c.id] < c.last_activity_at}
