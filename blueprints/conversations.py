@@ -163,7 +163,16 @@ def list_context(filters: dict, cursor: str | None = None) -> dict:
         "row_labels": labels_for(ids),
         "unread": unread,
         "list_fp": list_fingerprint(page, unread),
+        "current_id": _open_conversation_id(),
     }
+
+
+def _open_conversation_id() -> int | None:
+    """The thread open beside the list: its row stays highlighted (the poll sends `open`)."""
+    if request.view_args and "conversation_id" in request.view_args:
+        return request.view_args["conversation_id"]
+    raw = request.args.get("open", "")
+    return int(raw) if raw.isdigit() else None
 
 
 def list_fingerprint(page, unread: set[int]) -> str:

@@ -186,6 +186,7 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     new_row = page.locator(".conv-row", has_text="Is anyone there?")
     expect(new_row).to_have_count(1, timeout=POLL)
     expect(new_row).to_have_class(re.compile(r"\bunread\b"))
+    expect(row).to_have_class(re.compile(r"\bcurrent\b"))  # the open thread's row, still
     expect(page.locator("#count-all")).to_have_text("2", timeout=POLL)
     assert page.evaluate("window.__marker") == 1, "the page reloaded"
     assert not failed, failed

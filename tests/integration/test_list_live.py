@@ -99,6 +99,9 @@ def test_poll_swaps_in_a_new_conversation_and_the_counts(app, client, team, bob)
     assert '<div id="conversation-list" class="ws-list" hx-swap-oob="true">' in html
     assert "Fresh" in row(html, conv) and unread(row(html, conv))
     assert '<aside id="ws-sidebar" class="ws-sidebar" hx-swap-oob="true">' in html
+    # The open thread's row stays highlighted: the poll sends its id along.
+    with_open = poll(bob, open=str(conv.id), **seen).get_data(as_text=True)
+    assert row(with_open, conv).startswith('<li class="conv-row unread current"')
     assert 'id="count-all">1<' in html and 'id="count-unassigned">1<' in html
     newer = state(html)
     assert newer != seen
