@@ -117,8 +117,17 @@ def last_snippets(conversation_ids: list[int]) -> dict[int, str]:
 
 
 def sidebar_counts(inboxes: list[Inbox]) -> dict:
-    """Open conversations per inbox: all, mine and unassigned, in one grouped query."""
-    ids = [inbox.id for inbox in inboxes]
+    """Open conversations per inbox: all, mine and unassigned. One grouped query, cached in
+    Redis until anything in the lists changes (a count over every open conversation is the
+    costliest part of a list page on a big mailbox)."""
+    ids = sorted(inbox.id for inbox in inboxes)
+    key = f"sidebar:{current_user.id}:{','.join(map(str, ids))}"
+    counts = list_version.cached(key, lambda: _count_open(ids))
+    counts["per_inbox"] = {int(k): v for k, v in counts["per_inbox"].items()}
+    return counts
+
+
+def _count_open(ids: list[int]) -> dict:
     rows = db.session.execute(
         select(
             Conversation.inbox_id,

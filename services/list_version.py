@@ -9,6 +9,7 @@ workers and the CLI all count; a Redis outage only means the list refreshes late
 
 from __future__ import annotations
 
+import json
 import logging
 
 from redis.exceptions import RedisError
@@ -31,6 +32,27 @@ def current() -> str:
         return "unknown"  # never equal to a rendered version: the list re-checks
 
 
+def cached(key: str, compute, ttl: int = 300):
+    """`compute()` memoised in Redis for this list version: any change to conversations,
+    messages or labels moves the version and so makes a new key. JSON values only."""
+    version = current()
+    if version == "unknown":
+        return compute()
+    full_key = f"threadline:cache:{version}:{key}"
+    try:
+        hit = get_redis().get(full_key)
+        if hit is not None:
+            return json.loads(hit)
+    except RedisError:
+        return compute()
+    value = compute()
+    try:
+        get_redis().set(full_key, json.dumps(value), ex=ttl)
+    except RedisError as exc:
+        log.warning("list cache not stored: %s", exc)
+    return value
+
+
 def bump() -> None:
     try:
         get_redis().incr(KEY)
@@ -44,6 +66,14 @@ def _note_changes(session, flush_context) -> None:
         if isinstance(obj, WATCHED):
             session.info[_FLAG] = True
             return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_changes(state) -> None:
+    """UPDATE/DELETE statements (the snooze sweep, delivery claims) bypass the flush."""
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+        if issubclass(state.bind_mapper.class_, WATCHED):
+            state.session.info[_FLAG] = True
 
 
 @event.listens_for(Session, "after_commit")

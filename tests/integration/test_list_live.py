@@ -176,3 +176,35 @@ def test_sidebar_lists_labels_with_their_colours(app, team, bob):
     sidebar = html[html.index('id="ws-sidebar"') : html.index("</aside>")]
     assert "Labels" in sidebar and 'href="/conversations?label=billing"' in sidebar
     assert "background: #d92d20" in sidebar and "Billing" in sidebar
+
+
+def test_bulk_updates_move_the_version_too(app, team):
+    from sqlalchemy import update
+
+    from models import Conversation
+
+    conv = quick_conversation(team.support, "Bulk")
+    before = int(list_version.current())
+    db.session.execute(update(Conversation).where(Conversation.id == conv.id).values(subject="X"))
+    db.session.commit()
+    assert int(list_version.current()) == before + 1
+
+
+def test_sidebar_counts_are_cached_per_version_and_per_set_of_inboxes(app, team, bob):
+    from models import InboxMember
+
+    quick_conversation(team.support, "Support one")
+    quick_conversation(team.billing, "Billing one")
+    quick_conversation(team.billing, "Billing two")
+    html = bob.get("/conversations").get_data(as_text=True)
+    assert 'id="count-all">1<' in html
+    # Joining an inbox changes no conversation (same version) but must change the counts.
+    db.session.add(InboxMember(inbox_id=team.billing.id, user_id=team.bob.id))
+    db.session.commit()
+    html = bob.get("/conversations").get_data(as_text=True)
+    assert 'id="count-all">3<' in html and "Billing" in html
+    # A cached answer is served while nothing changes; a change recomputes it.
+    version = list_version.current()
+    assert get_redis().keys(f"threadline:cache:{version}:sidebar:{team.bob.id}:*")
+    quick_conversation(team.support, "Support two")
+    assert 'id="count-all">4<' in bob.get("/conversations").get_data(as_text=True)
