@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mail.smtp import client_tls_context
+
 # What went wrong, for the admin: each kind has a different fix.
 FAILURE_KINDS = ("auth", "tls", "unreachable", "timeout", "protocol")
 
@@ -63,14 +65,6 @@ def _words(exc: BaseException) -> str:
     return " ".join(text.split()) or exc.__class__.__name__
 
 
-def _tls_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def classify(exc: BaseException, target: ImapTarget) -> ImapFailure:
     """Turn any connection-time exception into an ImapFailure that names the host tried."""
     where = target.address
@@ -95,7 +89,7 @@ def connect(target: ImapTarget, timeout: float = 30.0) -> IMAPClient:
     """A signed-in IMAPClient, or ImapFailure. The caller logs out (use it in `with`)."""
     client = None
     try:
-        context = _tls_context(target.verify_tls)
+        context = client_tls_context(target.verify_tls)
         client = IMAPClient(
             target.host,
             port=target.port,

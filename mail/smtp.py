@@ -36,7 +36,9 @@ class SmtpSession:
     authenticated_as: str | None
 
 
-def _tls_context(verify: bool) -> ssl.SSLContext:
+def client_tls_context(verify: bool) -> ssl.SSLContext:
+    """The system's trust store (SSL_CERT_FILE adds a private CA); `verify=False` only when
+    an admin explicitly turned certificate checks off."""
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
@@ -50,7 +52,7 @@ def smtp_session(target: SmtpTarget, timeout: float = 30.0) -> Iterator[SmtpSess
 
     No credentials means no AUTH at all, so a local relay (Postfix on the same host) works.
     """
-    context = _tls_context(target.verify_certificate)
+    context = client_tls_context(target.verify_certificate)
     if target.implicit_tls:
         client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=context)
     else:
