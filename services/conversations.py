@@ -199,13 +199,7 @@ def list_conversations(
     if label is not None and label.strip():
         query = query.where(_label_filter(label))
     if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Conversation.last_activity_at < at,
-                and_(Conversation.last_activity_at == at, Conversation.id < last_id),
-            )
-        )
+        query = query.where(before(Conversation.last_activity_at, Conversation.id, cursor))
     query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
     found = [ConversationRow(*row) for row in db.session.execute(query.limit(limit + 1)).all()]
     rows = found[:limit]
@@ -275,6 +269,13 @@ def _search_filter(q: str):
         Contact.name.ilike(pattern, escape="\\"),
         in_text,
     )
+
+
+def before(moment_column, id_column, cursor: str):
+    """The keyset condition "older than the cursor's row" for (moment, id) newest-first
+    pages; ties on the moment are broken by id. Raises ConversationError on a bad cursor."""
+    at, last_id = decode_cursor(cursor)
+    return or_(moment_column < at, and_(moment_column == at, id_column < last_id))
 
 
 def encode_cursor(last_activity_at: datetime, conversation_id: int) -> str:

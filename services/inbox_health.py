@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, select
 
 from extensions import db
 from models import (
@@ -22,6 +22,7 @@ from models import (
     Message,
     utcnow,
 )
+from services.conversations import ConversationError, before, encode_cursor
 
 PAGE_SIZE = 50
 RECENT = 20
@@ -48,19 +49,11 @@ class LogPage:
     threading: dict[int, list[Threaded]] = field(default_factory=dict)
 
 
-def encode_cursor(row: InboundEmail) -> str:
-    return f"{row.created_at.astimezone(UTC).isoformat()}|{row.id}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    stamp, _, row_id = cursor.rpartition("|")
+def _cursor_condition(cursor: str):
     try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
+        return before(InboundEmail.created_at, InboundEmail.id, cursor)
+    except ConversationError:
         raise CursorError("this page link is broken") from None
-    if not row_id.isdigit() or moment.tzinfo is None:
-        raise CursorError("this page link is broken")
-    return moment, int(row_id)
 
 
 def inbound_page(
@@ -78,19 +71,13 @@ def inbound_page(
     elif inbox_id is not None:
         query = query.where(InboundEmail.inbox_id == inbox_id)
     if cursor:
-        moment, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                InboundEmail.created_at < moment,
-                and_(InboundEmail.created_at == moment, InboundEmail.id < row_id),
-            )
-        )
+        query = query.where(_cursor_condition(cursor))
     rows = db.session.scalars(query.limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return LogPage(
         rows,
-        encode_cursor(rows[-1]) if more else None,
+        encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         threading_results([row.id for row in rows]),
     )
 
