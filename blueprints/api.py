@@ -33,7 +33,13 @@ from services.conversations import (
     list_conversations,
     update_conversation,
 )
-from services.labels import clean_names, conversation_labels, labels_for, set_labels
+from services.labels import (
+    clean_names,
+    conversation_labels,
+    labels_for,
+    labels_visible_to,
+    set_labels,
+)
 from services.replies import ReplyError, create_reply, retry_delivery
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -116,6 +122,22 @@ def inboxes():
                     "open_conversations": open_counts.get(inbox.id, 0),
                 }
                 for inbox in rows
+            ]
+        }
+    )
+
+
+# --- labels ------------------------------------------------------------------------------
+
+
+@bp.get("/labels")
+def labels():
+    """Labels used in the caller's inboxes (every label for an admin), as the sidebar shows."""
+    return json_response(
+        {
+            "labels": [
+                {"name": label.name, "display_name": label.display_name, "color": label.color}
+                for label in labels_visible_to(_user())
             ]
         }
     )

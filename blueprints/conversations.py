@@ -23,8 +23,8 @@ from services import list_version, presence
 from services.access import can_view_inbox, visible_inboxes_query
 from services.conversations import ConversationError, list_conversations, update_conversation
 from services.labels import (
-    all_labels,
     labels_for,
+    labels_visible_to,
 )
 from services.replies import ReplyError, create_reply, retry_delivery
 from services.reply_form import collisions, uploaded_attachments
@@ -197,7 +197,10 @@ def list_fingerprint(page, unread: set[int]) -> str:
 
 def sidebar_context() -> dict:
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
-    return {"inboxes": inboxes, "counts": sidebar_counts(inboxes), "labels": all_labels()}
+    # Labels are read fresh (one indexed query), never from the counts cache: what a user may
+    # see changes with inbox membership, which does not move the list version.
+    labels = labels_visible_to(current_user)
+    return {"inboxes": inboxes, "counts": sidebar_counts(inboxes), "labels": labels}
 
 
 def workspace_page(conversation: Conversation | None = None, status: int = 200, **extra):

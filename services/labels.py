@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Conversation, ConversationLabel, Label, User
+from models import Conversation, ConversationLabel, Inbox, Label, User
+from services.access import visible_inboxes_query
 from services.conversations import ConversationError
 
 MAX_NAME = 40
@@ -96,8 +97,23 @@ def labels_for(conversation_ids: list[int]) -> dict[int, list[Label]]:
     return found
 
 
-def all_labels() -> list[Label]:
-    return list(db.session.scalars(select(Label).order_by(Label.name)))
+def labels_visible_to(user: User) -> list[Label]:
+    """The labels this user may see, alphabetical: every label for an admin; for an agent only
+    those on at least one conversation of an inbox they can see. Labels are one list for the
+    whole deployment, so this is what keeps inbox A's label names from agents of inbox B. The
+    sidebar, the list's label filter and GET /api/v1/labels all read it; one query (EXISTS
+    over conversation_labels joined to conversations, on the label's index)."""
+    query = select(Label).order_by(Label.name)
+    if not user.is_admin:
+        visible = visible_inboxes_query(user).with_only_columns(Inbox.id).order_by(None)
+        query = query.where(
+            exists().where(
+                ConversationLabel.label_id == Label.id,
+                Conversation.id == ConversationLabel.conversation_id,
+                Conversation.inbox_id.in_(visible.scalar_subquery()),
+            )
+        )
+    return list(db.session.scalars(query))
 
 
 def set_labels(conversation: Conversation, actor: User, names: Iterable[str]) -> list[Label]:

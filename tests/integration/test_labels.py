@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from extensions import db
-from models import ConversationLabel, Label, utcnow
+from models import ConversationLabel, InboxMember, Label, utcnow
 from services.conversations import list_conversations
-from services.labels import LabelError, conversation_labels, set_labels
+from services.labels import LabelError, conversation_labels, labels_visible_to, set_labels
 from tests.support.workspace import Browser, activity, api, links_to, make_team, quick_conversation
 
 
@@ -300,3 +301,127 @@ def test_api_patch_sets_labels(team, client):
     response = api(client, "PATCH", f"/conversations/{conv.id}", team.olga, {"labels": ["x"]})
     assert response.status_code == 404
     assert names(conv) == ["a", "B"]
+
+
+# --- who sees which labels: only those used in one's own inboxes ------------------------------
+
+SECRET = "Merger-Talks"  # used only on a Support conversation; Olga is only in Billing
+
+
+def visible_names(user) -> list[str]:
+    return [label.display_name for label in labels_visible_to(user)]
+
+
+def workspace_regions(html: str) -> list[str]:
+    """The parts of a list page that name labels: the filter, the sidebar, the empty list."""
+    found = [
+        re.search(r'<select name="label".*?</select>', html, re.S),
+        re.search(r'<aside id="ws-sidebar".*?</aside>', html, re.S),
+        re.search(r'<div id="conversation-list".*?</div>', html, re.S),
+    ]
+    assert all(found), html
+    return [match.group(0) for match in found]
+
+
+@pytest.fixture
+def secret_label(team):
+    """Bob labels a Support conversation SECRET; Olga labels a Billing one "refund"."""
+    support_conv = quick_conversation(team.support, "Acquisition")
+    set_labels(support_conv, team.bob, [SECRET, "shared"])
+    billing_conv = quick_conversation(team.billing, "Invoice")
+    set_labels(billing_conv, team.olga, ["Shared", "refund"])
+    return SimpleNamespace(support_conv=support_conv, billing_conv=billing_conv)
+
+
+def test_an_agent_sees_only_labels_used_in_their_inboxes_and_an_admin_all(team, secret_label):
+    unused = quick_conversation(team.support)
+    set_labels(unused, team.bob, ["retired"])
+    set_labels(unused, team.bob, [])  # the label row stays, on no conversation
+
+    assert visible_names(team.bob) == [SECRET, "shared"]
+    assert visible_names(team.olga) == ["refund", "shared"]
+    assert visible_names(team.ana) == [SECRET, "refund", "retired", "shared"]
+
+    set_labels(secret_label.billing_conv, team.olga, ["shared", "refund", "merger-talks"])
+    assert visible_names(team.olga) == [SECRET, "refund", "shared"]  # used in Billing now
+
+
+def test_another_inboxes_label_is_not_on_the_list_page_sidebar_or_filter(
+    team, secret_label, browser
+):
+    browser.login(team.olga)
+    page = browser.get("/conversations").get_data(as_text=True)
+    assert '<option value="refund">refund</option>' in page  # her own labels are offered
+    assert "merger" not in page.lower()
+
+    fragment = browser.get("/conversations?status=resolved", htmx=True).get_data(as_text=True)
+    assert 'id="conversation-list"' in fragment and "merger" not in fragment.lower()
+
+    poll = browser.get("/conversations/updates?v=stale", htmx=True).get_data(as_text=True)
+    assert 'id="ws-sidebar"' in poll and "refund" in poll  # the sidebar, swapped in by the poll
+    assert "merger" not in poll.lower()
+
+    for path in ("/conversations?label=merger-talks", "/conversations?label=never-used"):
+        html = browser.get(path).get_data(as_text=True)
+        assert links_to(html, secret_label.support_conv) is False
+        assert links_to(html, secret_label.billing_conv) is False
+        assert SECRET not in html  # its spelling would confirm it exists
+    # Filtering by the hidden label looks exactly like filtering by one that never existed.
+    hidden = browser.get("/conversations?label=merger-talks").get_data(as_text=True)
+    unknown = browser.get("/conversations?label=never-used").get_data(as_text=True)
+    assert workspace_regions(hidden) == workspace_regions(unknown)
+
+
+def test_the_label_appears_once_used_in_the_agents_inbox_or_on_joining_its_inbox(
+    team, secret_label, browser
+):
+    browser.login(team.olga)
+    assert SECRET not in browser.get("/conversations").get_data(as_text=True)
+
+    db.session.add(InboxMember(inbox_id=team.support.id, user_id=team.olga.id))
+    db.session.commit()
+    page = browser.get("/conversations").get_data(as_text=True)
+    assert f'<option value="merger-talks">{SECRET}</option>' in page  # no stale cached sidebar
+
+    db.session.execute(
+        InboxMember.__table__.delete().where(
+            InboxMember.inbox_id == team.support.id, InboxMember.user_id == team.olga.id
+        )
+    )
+    db.session.commit()
+    assert SECRET not in browser.get("/conversations").get_data(as_text=True)
+
+    set_labels(secret_label.billing_conv, team.olga, ["merger-talks"])
+    page = browser.get("/conversations?label=merger-talks").get_data(as_text=True)
+    assert f'<option value="merger-talks" selected>{SECRET}</option>' in page
+    assert links_to(page, secret_label.billing_conv) is True
+    assert links_to(page, secret_label.support_conv) is False
+
+
+def test_admin_sees_every_label_in_the_workspace(team, secret_label, browser):
+    browser.login(team.ana)
+    page = browser.get("/conversations").get_data(as_text=True)
+    for name in (SECRET, "refund", "shared"):
+        assert f">{name}</option>" in page
+
+
+def test_api_labels_lists_only_the_labels_visible_to_the_token_owner(team, secret_label, client):
+    def listed_labels(user) -> list[dict]:
+        response = api(client, "GET", "/labels", user)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["labels"]
+
+    assert listed_labels(team.olga) == [
+        {"name": "refund", "display_name": "refund", "color": None},
+        {"name": "shared", "display_name": "shared", "color": None},
+    ]
+    assert [row["display_name"] for row in listed_labels(team.bob)] == [SECRET, "shared"]
+    assert [row["display_name"] for row in listed_labels(team.ana)] == [SECRET, "refund", "shared"]
+
+    hidden = api(client, "GET", "/conversations?label=merger-talks", team.olga)
+    unknown = api(client, "GET", "/conversations?label=never-used", team.olga)
+    assert hidden.get_json() == unknown.get_json() == {"conversations": [], "next_cursor": None}
+    assert client.get("/api/v1/labels").status_code == 401
+
+    set_labels(secret_label.billing_conv, team.olga, ["Merger-talks"])
+    assert [row["name"] for row in listed_labels(team.olga)] == ["merger-talks"]
