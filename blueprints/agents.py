@@ -128,7 +128,11 @@ def set_active(user_id: int):
 def reset_password(user_id: int):
     user = _get_user(user_id)
     try:
-        generated = agents.reset_password(user, request.form.get("password", ""))
+        generated = agents.reset_password(
+            user,
+            request.form.get("password", ""),
+            revoke_api_token=request.form.get("revoke_api_token") == "1",
+        )
     except UserError as exc:
         db.session.rollback()
         return _agent_page(user, 422, errors={"password": f"Password not changed: {exc}."})

@@ -6,7 +6,7 @@ from models.conversations import Attachment, Conversation, ConversationRead, Mes
 from models.inbound import InboundEmail
 from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
 from models.labels import ConversationLabel, Label
-from models.users import User
+from models.users import User, UserSession
 
 __all__ = [
     "Attachment",
@@ -24,5 +24,6 @@ __all__ = [
     "Message",
     "SmtpSettings",
     "User",
+    "UserSession",
     "utcnow",
 ]

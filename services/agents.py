@@ -2,6 +2,8 @@
 
 The rules that keep a deployment administrable live here, not in the views: nobody
 deactivates or demotes themself, and the last active admin stays an active admin.
+A change of password or role and a deactivation end every session of that user
+(services/sessions.py), so a browser signed in before never carries the old rights.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from sqlalchemy import delete, func, select
 from extensions import db
 from models import Inbox, InboxMember, User
 from models.users import ROLES
-from services.users import MIN_PASSWORD, UserError, create_user
+from services.passwords import password_problem
+from services.sessions import end_sessions
+from services.users import UserError, create_user
 
 
 @dataclass
@@ -24,8 +28,8 @@ class AgentRow:
 
 
 def generate_password() -> str:
-    """About 96 random bits, readable enough to pass on once by hand."""
-    return secrets.token_urlsafe(12)
+    """About 128 random bits, readable enough to pass on once by hand."""
+    return secrets.token_urlsafe(16)
 
 
 def list_agents() -> list[AgentRow]:
@@ -63,6 +67,10 @@ def set_active(actor: User, user: User, active: bool) -> None:
             raise UserError(
                 f"{user.name} is the last active admin; make someone else an admin first"
             )
+    if not active:
+        # Reactivation must not revive anything: sessions and the API token go for good.
+        end_sessions(user)
+        user.api_token_hash = None
     user.active = active
     db.session.commit()
 
@@ -77,21 +85,24 @@ def set_role(actor: User, user: User, role: str) -> None:
             raise UserError(
                 f"{user.name} is the last active admin; make someone else an admin first"
             )
+    if role != user.role:
+        end_sessions(user)
     user.role = role
     db.session.commit()
 
 
-def reset_password(user: User, password: str) -> str | None:
-    """Set the given password, or generate one when it is empty (returned to show once)."""
+def reset_password(user: User, password: str, revoke_api_token: bool = True) -> str | None:
+    """Set the given password, or generate one when it is empty (returned to show once).
+    Every session of the user ends; their API token too unless the admin keeps it."""
     generated = None
     if not password:
         generated = password = generate_password()
-    elif len(password) < MIN_PASSWORD:
-        raise UserError(
-            f"the new password must have at least {MIN_PASSWORD} characters, "
-            "or leave the field empty to generate one"
-        )
+    elif weak := password_problem(password, user.email, user.name):
+        raise UserError(f"{weak}, or leave the field empty to generate one")
     user.set_password(password)
+    end_sessions(user)
+    if revoke_api_token:
+        user.api_token_hash = None
     db.session.commit()
     return generated
 
