@@ -16,7 +16,7 @@ def admin_group() -> None:
 
 @admin_group.command("create")
 @click.option("--email", required=True, help="Sign-in email address.")
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--password", required=True, help="At least 12 characters, not a common password.")
 @click.option("--name", required=True, help="Name shown to colleagues and customers.")
 @click.option("--role", type=click.Choice(["admin", "agent"]), default="admin", show_default=True)
 @with_appcontext

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from extensions import db
 from models import User
 from models.users import ROLES
+from services.passwords import password_problem
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 
 
@@ -31,8 +31,8 @@ def create_user(email: str, name: str, password: str, role: str = "agent") -> Us
         problems.append(f"{email or '(empty)'!r} is not an email address")
     if not (name or "").strip():
         problems.append("the name is empty")
-    if len(password or "") < MIN_PASSWORD:
-        problems.append(f"the password must have at least {MIN_PASSWORD} characters")
+    if weak := password_problem(password, email, name or ""):
+        problems.append(weak)
     if role not in ROLES:
         problems.append(f"role must be one of {', '.join(ROLES)}")
     if not problems and find_user_by_email(email):
@@ -52,6 +52,6 @@ def ensure_admin(email: str, password: str, name: str) -> tuple[User | None, str
         return None, None
     generated = None
     if not password:
-        generated = password = secrets.token_urlsafe(12)
+        generated = password = secrets.token_urlsafe(16)
     user = create_user(email or DEFAULT_ADMIN_EMAIL, name or "Admin", password, role="admin")
     return user, generated

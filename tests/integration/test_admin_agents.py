@@ -120,7 +120,7 @@ def test_create_with_a_generated_password_shows_it_once(app, admin):
     [
         ({"email": "bob@staff.example"}, "a user with email bob@staff.example already exists"),
         ({"email": "not-an-address"}, "is not an email address"),
-        ({"password": "short"}, "the password must have at least 8 characters"),
+        ({"password": "short"}, "the password must have at least 12 characters"),
         ({"name": "  "}, "the name is empty"),
         ({"role": "owner"}, "role must be one of admin, agent"),
     ],
@@ -229,7 +229,7 @@ def test_reset_password_generated_is_shown_once(app, admin, team):
 def test_reset_password_to_a_chosen_one(app, admin, team):
     response = admin.post(f"/admin/agents/{team.bob.id}/password", {"password": "short"})
     assert response.status_code == 422
-    assert "the new password must have at least 8 characters" in text(response)
+    assert "the password must have at least 12 characters" in text(response)
     assert can_sign_in(app, team.bob.email, team.bob.plain_password)  # unchanged
 
     response = admin.post(

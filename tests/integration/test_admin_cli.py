@@ -63,7 +63,7 @@ def test_create_agent(runner):
     [
         ({"email": "not-an-email"}, "'not-an-email' is not an email address"),
         ({"email": ""}, "'(empty)' is not an email address"),
-        ({"password": "short"}, "the password must have at least 8 characters"),
+        ({"password": "short"}, "the password must have at least 12 characters"),
         ({"name": "   "}, "the name is empty"),
     ],
 )
@@ -80,7 +80,7 @@ def test_create_reports_every_bad_input_at_once(runner):
     assert result.exit_code == 1
     assert (
         "cannot create the user: 'nope' is not an email address; the name is empty; "
-        "the password must have at least 8 characters"
+        "the password must have at least 12 characters"
     ) in result.output
     assert users() == []
 
@@ -160,7 +160,7 @@ def test_ensure_uses_admin_email_password_and_name(app, app_config, auth):
     assert (admin.email, admin.name, admin.role) == ("boss@example.com", "Bea Boss", "admin")
     assert auth.login("boss@example.com", "boss password 1").status_code == 302
 
-    again = ensure_with(app_config, ADMIN_EMAIL="other@example.com", ADMIN_PASSWORD="x" * 12)
+    again = ensure_with(app_config, ADMIN_EMAIL="other@example.com", ADMIN_PASSWORD="other password 2")
     assert again.exit_code == 0, again.output
     assert again.output == ""
     assert [u.email for u in users()] == ["boss@example.com"]
@@ -187,7 +187,7 @@ def test_ensure_creates_an_admin_when_only_agents_exist(runner, make_user):
 
 def test_ensure_explains_when_admin_email_belongs_to_an_agent(app, app_config, make_user):
     make_user(email="ana@example.com", role="agent")
-    result = ensure_with(app_config, ADMIN_EMAIL="ana@example.com", ADMIN_PASSWORD="a" * 10)
+    result = ensure_with(app_config, ADMIN_EMAIL="ana@example.com", ADMIN_PASSWORD="ana password 12")
     assert result.exit_code == 1
     assert (
         "Error: cannot create the first admin: a user with email ana@example.com already exists"

@@ -190,10 +190,25 @@ def test_bad_admin_email(value):
 
 
 def test_short_admin_password():
-    problem = only_problem(ADMIN_PASSWORD="1234567")
+    problem = only_problem(ADMIN_PASSWORD="12345678901")
     assert problem.setting == "ADMIN_PASSWORD"
-    assert "shorter than 8" in problem.message
-    assert settings(ADMIN_PASSWORD="12345678").validate() == []
+    assert "at least 12 characters" in problem.message
+    assert settings(ADMIN_PASSWORD="lemon tree 1234").validate() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "bound"),
+    [("REMEMBER_ME_DAYS", "90", "from 1 to 30"), ("TRUSTED_PROXIES", "-1", "from 0 to 5")],
+)
+def test_account_settings_are_bounded(setting, value, bound):
+    problem = only_problem(**{setting: value})
+    assert problem.setting == setting and bound in problem.message
+
+
+def test_common_admin_password():
+    problem = only_problem(ADMIN_PASSWORD="Password1234")
+    assert problem.setting == "ADMIN_PASSWORD"
+    assert "passwords attackers try first" in problem.message
 
 
 @pytest.mark.parametrize(
