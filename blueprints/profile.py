@@ -1,13 +1,17 @@
-"""The signed-in user's own page: who they are, and their API token."""
+"""The signed-in user's own page: who they are, password, sessions, time zone, API token."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from extensions import db
 from services.access import visible_inboxes_query
+from services.passwords import MAX_LENGTH, password_problem
+from services.sessions import active_sessions, end_session_by_id, end_sessions
 from services.timezones import is_zone, zone_names
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
@@ -17,7 +21,21 @@ class TokenForm(FlaskForm):
     """Only the CSRF token: the button itself is the whole request."""
 
 
-def _page(new_token: str | None = None, status: int = 200, errors: dict | None = None):
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_LENGTH)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=MAX_LENGTH)])
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+
+
+def _page(
+    new_token: str | None = None,
+    status: int = 200,
+    errors: dict | None = None,
+    password_form: PasswordForm | None = None,
+):
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
     response = render_template(
         "profile/index.html",
@@ -25,6 +43,8 @@ def _page(new_token: str | None = None, status: int = 200, errors: dict | None =
         new_token=new_token,
         zones=zone_names(),
         errors=errors or {},
+        password_form=password_form or PasswordForm(formdata=None),
+        sessions=active_sessions(current_user),
     )
     headers = {"Cache-Control": "no-store"}  # a token page must never be cached or restored
     return response, status, headers
@@ -73,3 +93,58 @@ def set_timezone():
     db.session.commit()
     flash(f"Times are now shown in {name}.")
     return redirect(url_for("profile.index"))
+
+
+@bp.post("/password")
+@login_required
+def change_password():
+    """A new password ends every other session; this browser stays signed in."""
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _page(status=422, password_form=form)
+    user = current_user._get_current_object()
+    if not user.check_password(form.current.data):
+        form.current.errors.append("This is not your current password.")
+        return _page(status=422, password_form=form)
+    if weak := password_problem(form.password.data, user.email, user.name):
+        form.password.errors.append(f"Choose another password: {weak}.")
+        return _page(status=422, password_form=form)
+    user.set_password(form.password.data)
+    ended = end_sessions(user, keep_current=True)
+    db.session.commit()
+    others = f" {ended} other session(s) signed out." if ended else ""
+    flash(f"Your password is changed.{others}")
+    return redirect(url_for("profile.index"))
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int):
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return _page(status=400)
+    user = current_user._get_current_object()
+    current = user.current_session is not None and user.current_session.id == session_id
+    if not end_session_by_id(user, session_id):
+        flash("That session had already ended.")
+    elif current:
+        logout_user()
+        flash("You are signed out.")
+        return redirect(url_for("auth.login"))
+    else:
+        flash("That session is signed out. The browser has to sign in again.")
+    return redirect(url_for("profile.index", _anchor="sessions"))
+
+
+@bp.post("/sessions/end-all")
+@login_required
+def end_all_sessions():
+    """ "Sign out everywhere": every browser and remember-me cookie, this one included."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return _page(status=400)
+    end_sessions(current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    flash("You are signed out everywhere, this browser included.")
+    return redirect(url_for("auth.login"))
