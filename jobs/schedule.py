@@ -6,6 +6,7 @@ Run exactly one scheduler per deployment; any number of workers execute what it 
 from rq import cron
 
 from jobs.imap_poll import enqueue_due_imap_polls
+from services.sessions import purge_expired_sessions
 from jobs.sweeps import (
     enqueue_stale_pending,
     incinerate_processed_raw_emails,
@@ -20,3 +21,5 @@ cron.register(enqueue_stale_pending, queue_name="default", interval=60, job_time
 cron.register(requeue_stale_outgoing, queue_name="default", interval=60, job_timeout=300)
 cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)
 cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_timeout=120)
+# Expired sessions are already refused at sign-in time; this only keeps the table small.
+cron.register(purge_expired_sessions, queue_name="low", cron="43 * * * *", job_timeout=300)

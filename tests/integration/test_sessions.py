@@ -325,3 +325,20 @@ def test_only_a_hash_of_the_session_id_is_stored(app, make_user):
     cookies = " ".join(browser.cookies().values())
     assert row.token_hash not in cookies
     assert len(row.token_hash) == 64
+
+
+def test_the_hourly_sweep_deletes_expired_sessions_only(app, make_user):
+    from datetime import timedelta
+
+    from models import UserSession, utcnow
+    from services.sessions import purge_expired_sessions
+
+    user = make_user()
+    old, live = Browser(app), Browser(app)
+    old.sign_in(user)
+    live.sign_in(user)
+    first = db.session.query(UserSession).order_by(UserSession.id).first()
+    first.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert purge_expired_sessions() == 1
+    assert db.session.query(UserSession).count() == 1 and live.signed_in()
