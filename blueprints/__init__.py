@@ -22,6 +22,7 @@ def register_all(app: Flask) -> None:
     from blueprints.inboxes import bp as inboxes_bp
     from blueprints.ingress import bp as ingress_bp
     from blueprints.profile import bp as profile_bp
+    from blueprints.security_headers import register as register_security_headers
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
@@ -36,6 +37,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(conversations_bp)
     app.register_blueprint(contacts_bp)
     register_error_pages(app)
+    register_security_headers(app)
 
 
 def register_error_pages(app: Flask) -> None:

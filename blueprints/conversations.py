@@ -8,7 +8,6 @@ everywhere (page, fragments, actions), so nobody learns that they exist.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -46,7 +45,6 @@ THREADING_REASONS = {
 }
 AUTO_FLAGS = {"bounce": "bounce", "auto_reply": "auto-reply"}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
-_DEFERRED_IMAGE = re.compile(r"(<img\b[^>]*?\s)data-remote-src=", re.I)
 
 
 @bp.context_processor
@@ -272,27 +270,6 @@ def fingerprint(conversation_id: int) -> str:
     return f"{count}-{last_id or 0}-{stamp:.6f}"
 
 
-def html_document(html: str, images: bool) -> str:
-    """The srcdoc of a message's sandboxed frame: never scripts (no allow-scripts); same
-    origin only so cid: images load with the session cookie. The sanitiser parked remote
-    image URLs in data-remote-src; `images` turns them on for this render only, and the
-    frame's own CSP blocks any other remote load either way."""
-    remote = " https: http:" if images else ""
-    if images:
-        html = _DEFERRED_IMAGE.sub(r"\1src=", html)
-    policy = (
-        f"default-src 'none'; style-src 'unsafe-inline'; "
-        f"img-src data: {request.host_url.rstrip('/')}{remote}"
-    )
-    return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-        '<base target="_blank"><style>body{font:14px/1.5 system-ui,sans-serif;margin:.4rem;'
-        "color:#1d2430}img{max-width:100%;height:auto}</style></head><body>"
-        f"{html}</body></html>"
-    )
-
-
 def thread_context(conversation: Conversation, **extra) -> dict:
     # Attachments in one query, not one per message (a 500-message thread made 479 queries).
     messages = db.session.scalars(
@@ -324,7 +301,6 @@ def thread_context(conversation: Conversation, **extra) -> dict:
         "assignee": users.get(conversation.assignee_id)
         or (db.session.get(User, conversation.assignee_id) if conversation.assignee_id else None),
         "images": images,
-        "html_document": lambda html: html_document(html, images),
         "image_types": IMAGE_TYPES,
         "fingerprint": fingerprint(conversation.id),
         "statuses": ACTION_STATUSES,
@@ -465,5 +441,6 @@ def retry(conversation_id: int, message_id: int):
     return after_action(conversation)
 
 
-# Labels, snooze and moving messages live in blueprints/thread_actions.py, on this blueprint.
-from blueprints import thread_actions  # noqa: E402, F401
+# Labels, snooze and moving messages live in blueprints/thread_actions.py, on this blueprint;
+# the document inside a message's HTML frame in blueprints/mail_frame.py.
+from blueprints import mail_frame, thread_actions  # noqa: E402, F401

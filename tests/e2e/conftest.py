@@ -103,14 +103,72 @@ def live_server(_live_server, app) -> Iterator[LiveServer]:
         _live_server.app = None
 
 
+# Chromium logs CSP violations as console errors; the DOM event catches the ones it does not
+# (and says which directive and source), so either way the test sees them.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"}`
+    + ` in ${e.documentURI} (${e.sourceFile || "?"}:${e.lineNumber}) sample: ${e.sample}`);
+}, true);
+"""
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
+
+
+class PageGuard:
+    """Watches a page for CSP violations and for HTML documents (frames included) without
+    the security headers; `check()` fails the test listing each one. Call it before the
+    page's context closes: the headers are read then, not inside the event handler."""
+
+    def __init__(self, page, origin: str):
+        self.origin, self.violations, self.documents = origin, [], []
+        page.add_init_script(REPORT_CSP_VIOLATIONS)  # in every frame, before its own code
+        page.on("console", self._console)
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        text = message.text
+        if text.startswith("CSP violation") or "Content Security Policy" in text:
+            text = text.split(" Either the 'unsafe-inline'")[0]  # Chromium's advice, long
+            where = (message.location or {}).get("url")
+            self.violations.append(f"{text} [{where}]" if where else text)
+
+    def _response(self, response) -> None:
+        if response.request.resource_type == "document" and response.url.startswith(self.origin):
+            self.documents.append(response)  # headers read at the end: no calls in a handler
+
+    def problems(self) -> list[str]:
+        found = [f"CSP violation reported: {v}" for v in self.violations]
+        for response in self.documents:
+            headers = response.all_headers()
+            if not headers.get("content-type", "").startswith("text/html"):
+                continue
+            missing = [name for name in SECURITY_HEADERS if name not in headers]
+            framing = headers.get("x-frame-options") or (
+                "frame-ancestors" in headers.get("content-security-policy", "")
+            )
+            if not framing:
+                missing.append("x-frame-options / CSP frame-ancestors")
+            if missing:
+                found.append(f"{response.status} {response.url} lacks {', '.join(missing)}")
+        return found
+
+    def check(self) -> None:
+        if problems := self.problems():
+            pytest.fail("security problems seen by the browser:\n  " + "\n  ".join(problems))
+
+
 @pytest.fixture
 def page(browser, live_server):
-    """A fresh browser context (no cookies) per test; every wait is bounded."""
+    """A fresh browser context (no cookies) per test; every wait is bounded. The test fails
+    at teardown if a CSP violation was reported or an HTML document came without the
+    security headers (CSP, nosniff, Referrer-Policy, frame protection)."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    guard = PageGuard(page, live_server.url)
     try:
         yield page
+        guard.check()
     finally:
         context.close()
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, Message
+from tests.e2e.conftest import PageGuard
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.smtp_server import running_smtp_server
 from worker import build_worker
@@ -216,6 +217,7 @@ def test_on_a_phone_the_list_and_the_thread_take_turns(app, browser, live_server
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
+    guard = PageGuard(page, live_server.url)
     try:
         page.goto("/login")
         page.get_by_label("Email").fill(agent.email)
@@ -232,5 +234,6 @@ def test_on_a_phone_the_list_and_the_thread_take_turns(app, browser, live_server
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.get_by_role("link", name="← Conversations").click()
         expect(page.locator("#conversation-list")).to_be_visible()
+        guard.check()
     finally:
         context.close()

@@ -1,0 +1,37 @@
+// The page's only script besides htmx. The Content-Security-Policy allows no inline code
+// (no onclick=, no hx-on), so behaviour hangs off data- attributes through event delegation
+// on the document: it works for content htmx swaps in later without rebinding anything.
+"use strict";
+
+// htmx leaves 4xx answers unswapped. A container with data-swap-errors="409 422" says that
+// those statuses carry a page to show (a form re-rendered with its errors, a question).
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const box = event.target.closest("[data-swap-errors]");
+  if (!box) return;
+  const statuses = box.dataset.swapErrors.split(/\s+/);
+  if (statuses.includes(String(event.detail.xhr.status))) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+document.addEventListener("click", (event) => {
+  const copy = event.target.closest("[data-copy-target]");
+  if (copy) {
+    const field = document.getElementById(copy.dataset.copyTarget);
+    if (field) {
+      navigator.clipboard.writeText(field.value).then(() => {
+        copy.textContent = "Copied";
+      });
+    }
+    return;
+  }
+  // Opening a thread from the list: the row is read and current before the answer arrives.
+  const link = event.target.closest("a[data-open-row]");
+  if (link) {
+    const row = link.closest("li");
+    document.querySelectorAll(".conv-row.current").forEach((r) => r.classList.remove("current"));
+    row.classList.remove("unread");
+    row.classList.add("current");
+  }
+});
