@@ -23,6 +23,7 @@ def register_all(app: Flask) -> None:
     from blueprints.ingress import bp as ingress_bp
     from blueprints.profile import bp as profile_bp
     from blueprints.security_headers import register as register_security_headers
+    from blueprints.two_factor import bp as two_factor_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
@@ -36,6 +37,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(two_factor_bp)
     register_error_pages(app)
     register_security_headers(app)
 

@@ -1,0 +1,37 @@
+"""REQUIRE_2FA_FOR_ADMINS: a signed-in admin without two-factor sign-in sees only the page
+that sets it up (and can still sign out) until it is on.
+
+The JSON API (/api/, its own bearer tokens) and the mail ingress (/rails/, provider
+webhooks) are left alone: neither is a browser session that could enrol.
+"""
+
+from __future__ import annotations
+
+from flask import Response, redirect, request, url_for
+from flask_login import current_user
+
+from blueprints.two_factor.blueprint import bp
+from extensions import get_settings
+
+ALWAYS_OPEN = {"static", "auth.logout"}
+
+
+@bp.before_app_request
+def require_two_factor_for_admins():
+    if not get_settings().require_2fa_for_admins:
+        return None
+    if request.path.startswith(("/api/", "/rails/")):
+        return None
+    if request.endpoint is None or request.endpoint in ALWAYS_OPEN:
+        return None  # (no endpoint: the 404 page)
+    if request.blueprint == "two_factor":
+        return None
+    if not current_user.is_authenticated or not current_user.is_admin:
+        return None
+    if current_user.has_two_factor:
+        return None
+    target = url_for("two_factor.manage")
+    if request.headers.get("HX-Request"):
+        # htmx would swap a redirected page into a fragment; this makes it load the page.
+        return Response(status=200, headers={"HX-Redirect": target, "Vary": "HX-Request"})
+    return redirect(target, code=303)
