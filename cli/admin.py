@@ -1,4 +1,4 @@
-"""`flask admin create` and `flask admin ensure`."""
+"""`flask admin create`, `flask admin ensure` and `flask admin reset-2fa`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import click
 from flask.cli import with_appcontext
 
 from extensions import get_settings
-from services.users import UserError, create_user, ensure_admin
+from services.two_factor import reset_by_operator
+from services.users import UserError, create_user, ensure_admin, find_user_by_email
 
 
 @click.group("admin", help="Manage admin and agent accounts.")
@@ -46,3 +47,21 @@ def ensure_command() -> None:
     if generated:
         # Printed once, never stored in clear or logged elsewhere.
         click.echo(f"Generated password (shown only now): {generated}")
+
+
+@admin_group.command("reset-2fa")
+@click.argument("email")
+@with_appcontext
+def reset_two_factor_command(email: str) -> None:
+    """Turn two-factor sign-in off for EMAIL (lost phone and recovery codes)."""
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user has the email {email.strip().lower()}")
+    if not user.has_two_factor and not user.totp_secret:
+        click.echo(f"{user.email} has no two-factor sign-in; nothing changed.")
+        return
+    reset_by_operator(user)
+    click.echo(
+        f"Two-factor sign-in is off for {user.email} and every session of theirs ended. "
+        "They sign in with their password and can set it up again on their profile."
+    )

@@ -232,13 +232,24 @@ def disable(user: User, password: str) -> None:
     """Turn two-factor sign-in off after the current password; other browsers sign out."""
     if not user.check_password(password or ""):
         raise TwoFactorError(WRONG_PASSWORD)
+    _turn_off(user, keep_current=True)
+    log.info("two-factor sign-in turned off for user %s", user.id)
+
+
+def reset_by_operator(user: User) -> None:
+    """`flask admin reset-2fa`: for someone who lost both phone and recovery codes. Every
+    session of theirs ends, so whoever holds one must sign in again with the password."""
+    _turn_off(user, keep_current=False)
+    log.info("two-factor sign-in reset by an operator for user %s", user.id)
+
+
+def _turn_off(user: User, keep_current: bool) -> None:
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
     user.recovery_code_hashes = None
-    end_sessions(user, keep_current=True)
+    end_sessions(user, keep_current=keep_current)
     db.session.commit()
-    log.info("two-factor sign-in turned off for user %s", user.id)
 
 
 def _wrong_code_key(user_id: int) -> str:

@@ -160,7 +160,9 @@ def test_ensure_uses_admin_email_password_and_name(app, app_config, auth):
     assert (admin.email, admin.name, admin.role) == ("boss@example.com", "Bea Boss", "admin")
     assert auth.login("boss@example.com", "boss password 1").status_code == 302
 
-    again = ensure_with(app_config, ADMIN_EMAIL="other@example.com", ADMIN_PASSWORD="other password 2")
+    again = ensure_with(
+        app_config, ADMIN_EMAIL="other@example.com", ADMIN_PASSWORD="other password 2"
+    )
     assert again.exit_code == 0, again.output
     assert again.output == ""
     assert [u.email for u in users()] == ["boss@example.com"]
@@ -187,7 +189,9 @@ def test_ensure_creates_an_admin_when_only_agents_exist(runner, make_user):
 
 def test_ensure_explains_when_admin_email_belongs_to_an_agent(app, app_config, make_user):
     make_user(email="ana@example.com", role="agent")
-    result = ensure_with(app_config, ADMIN_EMAIL="ana@example.com", ADMIN_PASSWORD="ana password 12")
+    result = ensure_with(
+        app_config, ADMIN_EMAIL="ana@example.com", ADMIN_PASSWORD="ana password 12"
+    )
     assert result.exit_code == 1
     assert (
         "Error: cannot create the first admin: a user with email ana@example.com already exists"
@@ -195,3 +199,33 @@ def test_ensure_explains_when_admin_email_belongs_to_an_agent(app, app_config, m
     )
     assert "Traceback" not in result.output
     assert [(u.email, u.role) for u in users()] == [("ana@example.com", "agent")]
+
+
+def test_reset_2fa_turns_it_off_and_ends_sessions(app, runner, make_user):
+    from datetime import UTC, datetime
+
+    import pyotp
+
+    from models import UserSession
+
+    user = make_user(email="lost@example.com")
+    user.totp_secret = pyotp.random_base32()
+    user.totp_enabled_at = datetime.now(UTC)
+    db.session.add(
+        UserSession(
+            token_hash="a" * 64, user_id=user.id, expires_at=datetime(2999, 1, 1, tzinfo=UTC)
+        )
+    )
+    db.session.commit()
+    result = runner.invoke(args=["admin", "reset-2fa", "Lost@Example.com"])
+    assert result.exit_code == 0, result.output
+    assert "Two-factor sign-in is off for lost@example.com" in result.output
+    db.session.refresh(user)
+    assert not user.has_two_factor and user.totp_secret is None
+    assert db.session.query(UserSession).filter_by(user_id=user.id).count() == 0
+
+    again = runner.invoke(args=["admin", "reset-2fa", "lost@example.com"])
+    assert again.exit_code == 0 and "nothing changed" in again.output
+    missing = runner.invoke(args=["admin", "reset-2fa", "nobody@example.com"])
+    assert missing.exit_code == 1
+    assert "Error: no user has the email nobody@example.com" in missing.output
