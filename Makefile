@@ -8,14 +8,22 @@ export ENV_FILE
 S3RVER := .cache/s3rver/node_modules/.bin/s3rver
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev test test-db test-deps lint format bench clean
+# Every file Threadline creates (database, stored mail, Redis' files, .env) is owner-only.
+# exec: the command replaces the shell, so Ctrl-C reaches `flask serve` alone (a shell left
+# waiting would die of the SIGINT first and make would report the recipe as interrupted).
+OWNER_ONLY := umask 077 && exec
+
+.PHONY: run setup install install-dev test test-db test-deps lint format bench clean
 
 ## run: set everything up and start web + worker + scheduler (+ embedded Redis) until Ctrl-C
-run: install
-	$(PY) scripts/init_env.py "$(ENV_FILE)"
-	$(FLASK) db upgrade
-	$(FLASK) admin ensure
-	$(FLASK) serve
+run: setup
+	$(OWNER_ONLY) $(FLASK) serve
+
+## setup: install, create the env file, migrate the database and make sure an admin exists
+setup: install
+	$(OWNER_ONLY) $(PY) scripts/init_env.py "$(ENV_FILE)"
+	$(OWNER_ONLY) $(FLASK) db upgrade
+	$(OWNER_ONLY) $(FLASK) admin ensure
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed

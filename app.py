@@ -59,7 +59,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
 
 
 def _ensure_local_dirs(settings: Settings) -> None:
-    os.makedirs(settings.instance_path, exist_ok=True)
+    # 0700 whatever the umask: the database, stored mail and Redis' files live inside.
+    # An existing folder is left as it is; `flask doctor` warns when it is open to others.
+    os.makedirs(settings.instance_path, mode=0o700, exist_ok=True)
 
 
 def register_extensions(app: Flask) -> None:

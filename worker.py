@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app import create_app
+    from runtime.file_modes import use_owner_only_umask
 
+    use_owner_only_umask()  # before anything is created: Redis' or SQLite's files, stored mail
     try:
         app = create_app()
     except ConfigError as exc:

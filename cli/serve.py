@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from extensions import get_settings
+from runtime.file_modes import use_owner_only_umask
 from runtime.process_set import run_process_set
 
 
@@ -13,6 +14,7 @@ from runtime.process_set import run_process_set
 @with_appcontext
 def serve_command() -> None:
     """Run web, worker and scheduler (and the embedded Redis) until Ctrl-C."""
+    use_owner_only_umask()  # inherited by Redis, gunicorn, the worker and the scheduler
     try:
         code = run_process_set(get_settings())
     except RuntimeError as exc:

@@ -36,7 +36,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def start(self, timeout: float = 20.0) -> EmbeddedRedis:
-        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)  # its AOF holds queued mail
         if os.path.exists(self.socket_path):
             if self._ping():
                 raise RuntimeError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import smtplib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import Settings
 from extensions import db, get_redis, get_storage
 from mail.smtp import SmtpTarget, smtp_session
+from runtime.file_modes import loose_paths, private_paths
 from storage import StorageError
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -132,6 +135,27 @@ def check_storage() -> Check:
     return Check("storage", OK, storage.describe())
 
 
+def check_file_modes(settings: Settings) -> Check:
+    """The database, stored mail, the embedded Redis' files and .env: owner-only. A warning,
+    not a failure: everything still works, but other users on the machine can read mail."""
+    loose = loose_paths(settings)
+    if not loose:
+        kinds = ", ".join(dict.fromkeys(what for what, _ in private_paths(settings)))
+        return Check("file modes", OK, f"owner-only: {kinds or 'nothing created yet'}")
+    paths = [path for path, _ in loose]
+    # A folder's `chmod -R` covers what is inside it: name each loose tree once.
+    tops = [p for p in paths if not any(p.startswith(other + os.sep) for other in paths)]
+    modes = dict(loose)
+    listing = ", ".join(f"{path} ({modes[path]:04o})" for path in tops)
+    return Check(
+        "file modes",
+        WARN,
+        f"not owner-only (group or others have access): {listing}",
+        f"chmod -R go-rwx {' '.join(shlex.quote(p) for p in tops)}; "
+        "and start Threadline with umask 077 (make run and flask serve do)",
+    )
+
+
 def smtp_target_from_settings(settings: Settings) -> SmtpTarget:
     """The global SMTP server from SMTP_* settings."""
     return SmtpTarget(
@@ -211,6 +235,7 @@ def run_all_checks(settings: Settings) -> list[Check]:
     checks.append(redis_check)
     checks += check_workers(connection)
     checks.append(check_storage())
+    checks.append(check_file_modes(settings))  # after storage: its probe may create the folder
     checks.append(check_smtp(settings))
     checks += check_ingresses(settings)
     return checks

@@ -35,7 +35,7 @@ def _make_dirs(directory: Path) -> None:
         current = current.parent
     for path in reversed(missing):
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)  # owner-only whatever the umask (files are 0600: mkstemp)
         except FileExistsError:
             if not path.is_dir():  # A file is in the way; another writer making it is fine.
                 raise

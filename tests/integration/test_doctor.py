@@ -18,6 +18,7 @@ from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 
 from app import create_app
 from config import PROJECT_ROOT
+from runtime.file_modes import sqlite_path
 from services.health import describe_database
 from tests.support.s3_server import running_s3_server
 from tests.support.smtp_server import SMTPServer, running_smtp_server
@@ -69,6 +70,15 @@ def app_config(app_config, smtp) -> dict:
     return {**app_config, **smtp_settings(smtp), "MAILER_INBOUND_EMAIL_DOMAIN": INBOUND_DOMAIN}
 
 
+def owner_only_database(database_url: str) -> None:
+    """The suite's SQLite database is made under pytest's umask; a healthy run expects the
+    owner-only files `make run` creates (tests/integration/test_file_modes.py checks those)."""
+    path = sqlite_path(database_url)
+    for name in (path, f"{path}-wal", f"{path}-shm") if path else ():
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
 def run_doctor(config: dict):
     """Build an app of our own (not the `app` fixture) and run doctor through Flask's runner."""
     app = create_app(config)
@@ -82,6 +92,7 @@ def run_doctor(config: dict):
 
 
 def test_healthy_configuration_passes(runner, smtp, app_config):
+    owner_only_database(app_config["DATABASE_URL"])
     result = runner.invoke(args=["doctor"])
     assert result.exit_code == 0, result.output
     checks = parse(result.output)
@@ -92,6 +103,7 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
         "workers": "WARN",  # nothing runs `python worker.py` in this test
         "scheduler": "WARN",
         "storage": "OK",
+        "file modes": "OK",
         "smtp": "OK",
         "ingress relay": "OK",
         "inbound domain": "OK",
@@ -102,6 +114,8 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
     head = max(p.name.split("_")[0] for p in versions)
     assert checks["database"][1] == f"{expected_db}, schema {head}"
     assert checks["storage"][1] == f"local disk {app_config['INSTANCE_PATH']}/storage"
+    database = ", database" if expected_db.startswith("SQLite") else ""
+    assert checks["file modes"][1] == f"owner-only: instance folder{database}, stored mail"
     assert checks["smtp"][1] == f"{smtp.address}, no TLS, signed in as {SMTP_USER}"
     assert checks["ingress relay"][1] == (
         "http://localhost/rails/action_mailbox/relay/inbound_emails (password set)"
@@ -144,6 +158,7 @@ def test_healthy_subprocess_with_a_real_worker_and_scheduler(
     env = {k: v for k, v in os.environ.items()}
     env.update({k: str(v) for k, v in app_config.items() if k != "TESTING"})
     env["ENV_FILE"] = os.devnull
+    owner_only_database(app_config["DATABASE_URL"])
     connection = Redis.from_url(redis_server)
     log_path = tmp_path / "workers.log"
     procs = []
@@ -186,7 +201,7 @@ def test_healthy_subprocess_with_a_real_worker_and_scheduler(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     checks = parse(result.stdout)
-    assert len(checks) == 9, result.stdout
+    assert len(checks) == 10, result.stdout
     assert {state for state, _ in checks.values()} == {"OK"}, result.stdout
     assert checks["workers"][1] == "1 worker(s) listening"
     assert checks["scheduler"][1] == "1 cron scheduler(s) running"
