@@ -6,8 +6,10 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import PROJECT_ROOT, ConfigError, Settings, load_env_file
 from extensions import csrf, db, login_manager, migrate
@@ -39,7 +41,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_DURATION=timedelta(days=settings.remember_me_days),
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead; long-open tabs keep working
     )
     for key in FLASK_PASSTHROUGH:
@@ -50,6 +54,14 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    if settings.trusted_proxies:
+        # Behind nginx/Caddy every request comes from the proxy's address over plain http.
+        # Trust exactly that many hops of X-Forwarded-For/-Proto/-Host, so the sign-in
+        # throttle sees the client (not the proxy everybody shares), redirects and cookies
+        # know the request was https, and URLs use the public host. Never more: a client
+        # could otherwise forge its address by sending the headers itself.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     _ensure_local_dirs(settings)
     secret_box.configure(settings.fernet_keys())
     register_extensions(app)

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import click
 from dotenv import load_dotenv
 
+from services.passwords import password_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 INGRESSES = ("relay", "postmark", "sendgrid", "mailgun", "mandrill")
@@ -182,6 +184,9 @@ class Settings:
     admin_email: str = ""
     admin_password: str = ""
     admin_name: str = "Admin"
+    remember_me_days: int = 30
+    require_2fa_for_admins: bool = False
+    trusted_proxies: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -255,6 +260,11 @@ class Settings:
         s.admin_email = r.str("ADMIN_EMAIL").lower()
         s.admin_password = r.str("ADMIN_PASSWORD")
         s.admin_name = r.str("ADMIN_NAME", s.admin_name)
+        # "Keep me signed in" lasts at most 30 days, however it is configured.
+        s.remember_me_days = r.int("REMEMBER_ME_DAYS", s.remember_me_days, 1, 30)
+        s.require_2fa_for_admins = r.bool("REQUIRE_2FA_FOR_ADMINS", False)
+        # How many reverse proxies in front set X-Forwarded-*; 0 trusts none of them.
+        s.trusted_proxies = r.int("TRUSTED_PROXIES", s.trusted_proxies, 0, 5)
         s.problems = r.problems + s._check()
         return s
 
@@ -328,8 +338,8 @@ def _check_core(s: Settings) -> list[Problem]:
         )
     if s.admin_email and not _EMAIL.match(s.admin_email):
         out.append(Problem("ADMIN_EMAIL", f"{s.admin_email!r} is not an email address", "fix it"))
-    if s.admin_password and len(s.admin_password) < 8:
-        out.append(Problem("ADMIN_PASSWORD", "is shorter than 8 characters", "choose a longer one"))
+    if s.admin_password and (weak := password_problem(s.admin_password, s.admin_email)):
+        out.append(Problem("ADMIN_PASSWORD", weak, "choose another one, or leave it empty"))
     return out
 
 
