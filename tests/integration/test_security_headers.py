@@ -1,4 +1,4 @@
-"""Security headers on every response and the mail frame's own policy."""
+"""Security headers on every response, the mail frame's own policy, and trusted proxies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from email.message import EmailMessage
 
 import pytest
+from flask import request
 from sqlalchemy import select
 
 from extensions import db
@@ -107,7 +108,7 @@ def test_other_responses_are_not_sniffed_and_keep_their_own_policy(app, client, 
     assert "X-Frame-Options" not in download.headers  # not served as HTML
 
 
-def test_hsts_only_when_app_url_is_https(app, client):
+def test_no_hsts_when_app_url_is_http(app, client):
     assert "Strict-Transport-Security" not in client.get("/login").headers
 
 
@@ -184,3 +185,45 @@ def test_the_mail_frame_is_404_outside_the_users_inboxes(app, client, team, brow
     browser.auth.logout()
     signed_out = client.get(url)
     assert signed_out.status_code in (302, 303) and "/login" in signed_out.headers["Location"]
+
+
+# --- behind a proxy ------------------------------------------------------------------------
+
+FORWARDED = {
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "support.example.com",
+}
+
+
+def add_probe(app) -> None:
+    """What the app believes about the request, through the whole WSGI stack."""
+
+    def probe():
+        return {"addr": request.remote_addr, "scheme": request.scheme, "host": request.host}
+
+    app.add_url_rule("/_probe", "probe", probe)
+
+
+def probe(client, **headers) -> dict:
+    return client.get(
+        "/_probe", headers={**FORWARDED, **headers}, environ_overrides={"REMOTE_ADDR": "10.0.0.2"}
+    ).get_json()
+
+
+def test_one_trusted_proxy_gives_the_clients_address_scheme_and_host(app_config):
+    from app import create_app
+
+    app = create_app({**app_config, "TRUSTED_PROXIES": "1"})
+    add_probe(app)
+    seen = probe(app.test_client())
+    assert seen == {"addr": "203.0.113.9", "scheme": "https", "host": "support.example.com"}
+    # A client's own X-Forwarded-For comes before what nginx appends: only the last hop counts.
+    forged = probe(app.test_client(), **{"X-Forwarded-For": "198.51.100.66, 203.0.113.9"})
+    assert forged["addr"] == "203.0.113.9"
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(app):
+    add_probe(app)
+    seen = probe(app.test_client())
+    assert seen == {"addr": "10.0.0.2", "scheme": "http", "host": "localhost"}
