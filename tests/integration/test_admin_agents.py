@@ -187,7 +187,10 @@ def test_change_role_both_ways(app, admin, team):
 
     response = admin.post(f"/admin/agents/{team.bob.id}/role", {"role": "agent"})
     assert response.status_code == 200 and not fresh(team.bob).is_admin
+    with app.app_context():  # a role change ends Bob's sessions: he signs in again
+        assert bob.get("/admin/agents").status_code == 302
     with app.app_context():
+        bob = Browser(other, AuthActions(other)).login(team.bob)
         assert bob.get("/admin/agents").status_code == 403
 
     response = admin.post(f"/admin/agents/{team.bob.id}/role", {"role": "root"})

@@ -175,7 +175,7 @@ def test_sidebar_lists_labels_with_their_colours(app, team, bob):
     html = bob.get("/conversations").get_data(as_text=True)
     sidebar = html[html.index('id="ws-sidebar"') : html.index("</aside>")]
     assert "Labels" in sidebar and 'href="/conversations?label=billing"' in sidebar
-    assert "background: #d92d20" in sidebar and "Billing" in sidebar
+    assert 'fill="#d92d20"' in sidebar and "Billing" in sidebar
 
 
 def test_bulk_updates_move_the_version_too(app, team):

@@ -184,7 +184,10 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.sweeps.requeue_stale_outgoing",
         "jobs.sweeps.wake_snoozed",
         "jobs.imap_poll.enqueue_due_imap_polls",
+        "services.sessions.purge_expired_sessions",
     }
+    purge = jobs["services.sessions.purge_expired_sessions"]
+    assert purge.cron == "43 * * * *" and purge.queue_name in QUEUE_NAMES
     sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
     assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES
     wake = jobs["jobs.sweeps.wake_snoozed"]
