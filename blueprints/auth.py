@@ -6,8 +6,8 @@ tells which accounts exist; every 429 says how long to wait (Retry-After).
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, logout_user
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_url, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
@@ -27,6 +27,26 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.session_protection = "basic"
 login_manager.user_loader(load_session_user)
+
+SESSION_ENDED = (
+    "Your session has ended: you signed out, your password or role changed, or someone "
+    "signed this account out everywhere. Sign in again to continue."
+)
+
+
+@login_manager.unauthorized_handler
+def sign_in_first():
+    """To the sign-in page, saying why when a session the server ended was replayed; an
+    htmx request navigates the whole page (HX-Redirect) instead of swapping the form in."""
+    if session.pop("_user_id", None) is not None:
+        flash(SESSION_ENDED)
+    else:
+        flash(login_manager.login_message)
+    target = login_url(login_manager.login_view, next_url=request.url)
+    if request.headers.get("HX-Request"):
+        return Response(status=200, headers={"HX-Redirect": target, "Vary": "HX-Request"})
+    return redirect(target)
+
 
 RESET_REQUESTS_PER_HOUR = 5  # per address typed and per client address
 

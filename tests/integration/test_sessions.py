@@ -95,6 +95,20 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it(app, make_user):
     assert not browser.signed_in()
     assert not stolen.signed_in()
     assert not remember_only.signed_in()
+    # The replayed cookie gets a page that says what happened.
+    response = stolen.get("/conversations", follow_redirects=True)
+    assert "Your session has ended" in response.get_data(as_text=True)
+
+
+def test_htmx_requests_of_an_ended_session_navigate_to_sign_in(app, make_user):
+    user = make_user()
+    browser = Browser(app)
+    browser.sign_in(user)
+    stolen = browser.copy()
+    browser.form_post("/profile", "/logout")
+    response = stolen.get("/conversations", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"].startswith("/login?next=")
 
 
 def test_cookie_attributes(app, make_user):
