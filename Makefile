@@ -6,6 +6,7 @@ FLASK := $(VENV)/bin/flask --app app
 ENV_FILE ?= .env
 export ENV_FILE
 S3RVER := .cache/s3rver/node_modules/.bin/s3rver
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
 
 # Every file Threadline creates (database, stored mail, Redis' files, .env) is owner-only.
@@ -46,7 +47,8 @@ test-db: install-dev test-deps
 	$(PY) -m pytest -m db $(PYTEST_ARGS)
 
 ## test-deps: real servers the suite starts (S3 server from npm, Chromium and Dovecot from Debian)
-test-deps: $(S3RVER)
+## and axe-core (npm) for the browser suite's accessibility checks
+test-deps: $(S3RVER) $(AXE)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
@@ -54,6 +56,9 @@ test-deps: $(S3RVER)
 
 $(S3RVER):
 	npm install --silent --no-audit --no-fund --prefix .cache/s3rver s3rver@3.7.1
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4.14.1
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
