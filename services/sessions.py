@@ -33,7 +33,7 @@ IDLE_LIFETIME = timedelta(hours=12)
 TOUCH_EVERY = timedelta(seconds=60)
 
 
-def _hash(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -46,7 +46,7 @@ def start_session(user: User, remember: bool = False) -> UserSession:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = UserSession(
-        token_hash=_hash(token),
+        token_hash=hash_token(token),
         user_id=user.id,
         remember=remember,
         created_at=now,
@@ -68,7 +68,7 @@ def load_session_user(token: str) -> User | None:
     found = db.session.execute(
         select(User, UserSession)
         .join_from(User, UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == _hash(token))
+        .where(UserSession.token_hash == hash_token(token))
     ).first()
     if found is None:
         return None
