@@ -17,6 +17,7 @@ def register_all(app: Flask) -> None:
     from blueprints.auth import bp as auth_bp
     from blueprints.contacts import bp as contacts_bp
     from blueprints.conversations import bp as conversations_bp
+    from blueprints.health import bp as health_bp
     from blueprints.home import bp as home_bp
     from blueprints.inbound import bp as inbound_bp
     from blueprints.inboxes import bp as inboxes_bp
@@ -38,6 +39,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(conversations_bp)
     app.register_blueprint(contacts_bp)
     app.register_blueprint(two_factor_bp)
+    app.register_blueprint(health_bp)
     register_error_pages(app)
     register_security_headers(app)
 

@@ -85,10 +85,11 @@ def check_database(settings: Settings) -> Check:
     return Check("database", OK, f"{where}, schema {current}")
 
 
-def check_redis(settings: Settings) -> tuple[Check, Redis | None]:
+def check_redis(settings: Settings, connection: Redis | None = None) -> tuple[Check, Redis | None]:
+    """Ping Redis through `connection` (e.g. one with short timeouts), else the app's pool."""
     where = describe_redis(settings)
     try:
-        connection = get_redis()
+        connection = connection or get_redis()
         connection.ping()
     except (RedisError, OSError) as exc:
         fix = (
@@ -127,8 +128,8 @@ def check_workers(connection: Redis | None) -> list[Check]:
 
 
 def check_storage() -> Check:
-    storage = get_storage()
     try:
+        storage = get_storage()  # inside: a local folder that cannot be created fails here
         storage.check()
     except StorageError as exc:
         return Check("storage", FAIL, str(exc), "check STORAGE_BACKEND and the MINIO_* settings")

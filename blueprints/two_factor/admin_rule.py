@@ -24,8 +24,8 @@ def require_two_factor_for_admins():
         return None
     if request.endpoint is None or request.endpoint in ALWAYS_OPEN:
         return None  # (no endpoint: the 404 page)
-    if request.blueprint == "two_factor":
-        return None
+    if request.blueprint in ("two_factor", "health"):
+        return None  # (health: load balancers, and no database lookup for /healthz)
     if not current_user.is_authenticated or not current_user.is_admin:
         return None
     if current_user.has_two_factor:
