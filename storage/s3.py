@@ -1,4 +1,4 @@
-"""Objects in an S3-compatible bucket (MinIO, AWS, s3rver...) via the minio SDK."""
+"""Objects in an S3-compatible bucket (MinIO, AWS, SeaweedFS...) via the minio SDK."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ CONNECT_TIMEOUT = 4.0
 READ_TIMEOUT = 30.0
 # Unknown-length uploads are buffered one part at a time; 10 MiB bounds memory per upload.
 UNKNOWN_LENGTH_PART_SIZE = 10 * 1024 * 1024
+# Lists nothing: only asked to learn why the server refused a HEAD request.
+REFUSAL_PROBE_PREFIX = "_threadline/why-refused/"
 _CREDENTIAL_ERRORS = {
     "AccessDenied",
     "ExpiredToken",
@@ -171,7 +173,7 @@ class S3Storage(Storage):
             if self._bucket_ready:
                 return
             with self._translate():
-                if not self._client.bucket_exists(self.bucket):
+                if not self._bucket_exists():
                     try:
                         self._client.make_bucket(self.bucket, location=self.region)
                     except S3Error as exc:
@@ -179,6 +181,18 @@ class S3Storage(Storage):
                         if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                             raise
             self._bucket_ready = True
+
+    def _bucket_exists(self) -> bool:
+        """HEAD the bucket. A refused HEAD has no body, so the SDK can only say "Access denied";
+        ask again with a GET, whose refusal carries the server's reason (SignatureDoesNotMatch,
+        InvalidAccessKeyId...) for the operator to read."""
+        try:
+            return self._client.bucket_exists(self.bucket)
+        except S3Error as exc:
+            if exc.code != "AccessDenied" or exc.response.data:
+                raise
+        next(iter(self._client.list_objects(self.bucket, prefix=REFUSAL_PROBE_PREFIX)), None)
+        return True  # listing works where HEAD was refused: the bucket is there
 
     def put(
         self,

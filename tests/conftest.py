@@ -48,6 +48,16 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A real S3 server (SeaweedFS, which checks signatures) for the whole session: endpoint,
+    access_key, secret_key and an existing bucket. Tests sharing it use keys of their own."""
+    from tests.support.s3_server import running_s3_server
+
+    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     """SQLite by default; a fresh, dropped-afterwards database on TEST_DATABASE_URL's server."""
     base_url = os.environ.get("TEST_DATABASE_URL")

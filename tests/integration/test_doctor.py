@@ -1,4 +1,5 @@
-"""`flask doctor` against real services: Redis, SQLite, an S3 server, an SMTP server with AUTH."""
+"""`flask doctor` against real services: Redis, SQLite, an S3 server (SeaweedFS), an SMTP server
+with AUTH."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +22,6 @@ from app import create_app
 from config import PROJECT_ROOT
 from runtime.file_modes import sqlite_path
 from services.health import describe_database
-from tests.support.s3_server import running_s3_server
 from tests.support.smtp_server import SMTPServer, running_smtp_server
 
 SMTP_USER = "mailer@example.com"
@@ -127,24 +128,30 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
     assert SMTP_PASSWORD not in result.output
 
 
-def test_healthy_s3_storage_names_the_endpoint(app_config, tmp_path):
-    with running_s3_server(tmp_path / "s3") as s3:
-        result, checks = run_doctor(
-            {
-                **app_config,
-                "STORAGE_BACKEND": "minio",
-                "MINIO_ENDPOINT": s3["endpoint"],
-                "MINIO_ACCESS_KEY": s3["access_key"],
-                "MINIO_SECRET_KEY": s3["secret_key"],
-                "MINIO_BUCKET": s3["bucket"],
-            }
-        )
-        client = Minio(
-            s3["endpoint"], access_key=s3["access_key"], secret_key=s3["secret_key"], secure=False
-        )
-        leftovers = list(client.list_objects(s3["bucket"], recursive=True))
+def s3_config(app_config: dict, s3: dict, bucket: str | None = None, **changes) -> dict:
+    return {
+        **app_config,
+        "STORAGE_BACKEND": "minio",
+        "MINIO_ENDPOINT": s3["endpoint"],
+        "MINIO_ACCESS_KEY": s3["access_key"],
+        "MINIO_SECRET_KEY": s3["secret_key"],
+        "MINIO_BUCKET": bucket or s3["bucket"],
+        **changes,
+    }
+
+
+def test_healthy_s3_storage_names_the_endpoint(app_config, s3_server):
+    bucket = f"doctor-{uuid.uuid4().hex[:12]}"  # its own: the session's bucket is shared
+    result, checks = run_doctor(s3_config(app_config, s3_server, bucket))
+    client = Minio(
+        s3_server["endpoint"],
+        access_key=s3_server["access_key"],
+        secret_key=s3_server["secret_key"],
+        secure=False,
+    )
+    leftovers = list(client.list_objects(bucket, recursive=True))
     assert result.exit_code == 0, result.output
-    assert checks["storage"] == ("OK", f"S3 bucket {s3['bucket']} at http://{s3['endpoint']}")
+    assert checks["storage"] == ("OK", f"S3 bucket {bucket} at http://{s3_server['endpoint']}")
     assert leftovers == []  # the probe object was written, read back and deleted
 
 
@@ -259,6 +266,35 @@ def test_unreachable_s3_names_the_endpoint(app_config):
     assert "Connection refused" in detail
     assert "fix: check STORAGE_BACKEND and the MINIO_* settings" in result.output
     assert "doctor-secret-never-shown" not in result.output
+    assert "1 problem(s): storage." in result.output
+
+
+@pytest.mark.parametrize(
+    ("credentials", "servers_words"),
+    [
+        (
+            {"MINIO_SECRET_KEY": "not-the-s3-secret"},
+            "SignatureDoesNotMatch: The request signature we calculated does not match",
+        ),
+        (
+            {"MINIO_ACCESS_KEY": "NOT-A-KEY", "MINIO_SECRET_KEY": "not-the-s3-secret"},
+            "InvalidAccessKeyId: The access key ID you provided does not exist",
+        ),
+    ],
+    ids=["wrong secret", "wrong access key"],
+)
+def test_refused_s3_credentials_show_the_servers_words(
+    app_config, s3_server, credentials, servers_words
+):
+    result, checks = run_doctor(s3_config(app_config, s3_server, **credentials))
+    assert result.exit_code == 1, result.output
+    state, detail = checks["storage"]
+    assert state == "FAIL"
+    assert f"S3 storage at http://{s3_server['endpoint']} refused the request ({servers_words}" in (
+        detail
+    )
+    assert "fix: check STORAGE_BACKEND and the MINIO_* settings" in result.output
+    assert "not-the-s3-secret" not in result.output
     assert "1 problem(s): storage." in result.output
 
 

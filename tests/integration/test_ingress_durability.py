@@ -135,12 +135,6 @@ def test_the_same_message_id_with_different_bytes_makes_two_rows(client):
 # ---------------------------------------------------------------- storage
 
 
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
-        yield server
-
-
 def test_messages_are_stored_byte_for_byte_in_a_real_s3_bucket(configure, s3_server):
     from extensions import get_storage
 
@@ -156,6 +150,40 @@ def test_messages_are_stored_byte_for_byte_in_a_real_s3_bucket(configure, s3_ser
         row.checksum for row in rows
     ]
     assert len(inbound_job_ids()) == 2
+
+
+@pytest.mark.parametrize(
+    ("credentials", "servers_words"),
+    [
+        ({"MINIO_SECRET_KEY": "not-the-s3-secret"}, "SignatureDoesNotMatch"),
+        (
+            {"MINIO_ACCESS_KEY": "NOT-A-KEY", "MINIO_SECRET_KEY": "not-the-s3-secret"},
+            "InvalidAccessKeyId",
+        ),
+    ],
+    ids=["wrong secret", "wrong access key"],
+)
+def test_refused_s3_credentials_are_503_and_leave_nothing(
+    configure, s3_server, credentials, servers_words
+):
+    from ingress.receive import storage_key_for
+    from storage import S3Storage
+
+    client = configure(**{**s3_settings(s3_server), **credentials})
+
+    response = post_relay(client, PLAIN)
+
+    assert_retry_later(response)
+    body = response.get_data(as_text=True)
+    assert "could not be stored" in body
+    assert servers_words in body  # the MTA logs the server's reason with the deferral
+    assert "not-the-s3-secret" not in body
+    assert inbound_rows() == []
+    assert inbound_job_ids() == []
+    real = S3Storage(
+        s3_server["endpoint"], s3_server["access_key"], s3_server["secret_key"], s3_server["bucket"]
+    )
+    assert not real.exists(storage_key_for(hashlib.sha1(PLAIN).hexdigest()))
 
 
 def test_storage_unreachable_is_503_for_every_ingress_and_leaves_nothing(configure):

@@ -1,4 +1,4 @@
-"""Storage backends against real disks and a real S3 server (no mocks)."""
+"""Storage backends against real disks and a real S3 server (SeaweedFS, no mocks)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+import urllib3
 from minio import Minio
 
 from storage import (
@@ -22,7 +25,7 @@ from storage import (
     validate_key,
 )
 from storage.local import TEMP_PREFIX
-from tests.support.s3_server import free_port, running_s3_server
+from tests.support.s3_server import free_port
 
 # Just over one 10 MiB part, so the unknown-length S3 upload goes through multipart.
 OBJECT_SIZE = 10 * 1024 * 1024 + 4097
@@ -75,12 +78,6 @@ def uneven_chunks(data: bytes) -> Iterator[bytes]:
 @pytest.fixture(scope="module")
 def payload() -> bytes:
     return os.urandom(OBJECT_SIZE)
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
-        yield server
 
 
 def make_s3(server: dict[str, str], bucket: str | None = None) -> S3Storage:
@@ -226,12 +223,74 @@ def test_s3_endpoint_url_forms(s3_server: dict[str, str]) -> None:
         S3Storage("http://host:9000/some/path", "k", "s", "bkt")
 
 
-def test_s3_wrong_credentials_fail_clearly(s3_server: dict[str, str]) -> None:
-    # A wrong access key, not a wrong secret: s3rver does not verify SigV4 signatures.
-    store = make_s3({**s3_server, "access_key": "NOT-A-KEY", "secret_key": "not-the-secret"})
-    with pytest.raises(StorageError, match="MINIO_ACCESS_KEY and MINIO_SECRET_KEY") as err:
+def test_s3_wrong_secret_fails_with_the_servers_words(s3_server: dict[str, str]) -> None:
+    store = make_s3({**s3_server, "secret_key": "not-the-secret"})
+    with pytest.raises(StorageError) as err:
         store.check()
-    assert "not-the-secret" not in str(err.value)
+    message = str(err.value)
+    assert f"S3 storage at http://{s3_server['endpoint']} refused the request" in message
+    assert "(SignatureDoesNotMatch: The request signature we calculated" in message
+    assert "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY" in message
+    assert "not-the-secret" not in message
+    with pytest.raises(StorageError, match="SignatureDoesNotMatch"):
+        store.put(f"test/{uuid.uuid4().hex}", io.BytesIO(b"x"), 1)
+
+
+def test_s3_wrong_access_key_fails_with_the_servers_words(s3_server: dict[str, str]) -> None:
+    store = make_s3({**s3_server, "access_key": "NOT-A-KEY", "secret_key": "not-the-secret"})
+    with pytest.raises(StorageError) as err:
+        store.check()
+    message = str(err.value)
+    assert "(InvalidAccessKeyId: The access key ID you provided does not exist" in message
+    assert "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY" in message
+    assert "not-the-secret" not in message
+
+
+def _raw_client(server: dict[str, str]) -> Minio:
+    return Minio(
+        server["endpoint"],
+        access_key=server["access_key"],
+        secret_key=server["secret_key"],
+        secure=False,
+        region="us-east-1",
+    )
+
+
+def _stored(server: dict[str, str], data: bytes) -> str:
+    key = f"test/{uuid.uuid4().hex}/presigned.bin"
+    make_s3(server).put(key, io.BytesIO(data), len(data))
+    return key
+
+
+def test_anonymous_reads_are_refused(s3_server: dict[str, str]) -> None:
+    key = _stored(s3_server, b"private mail")
+    response = urllib3.request(
+        "GET", f"http://{s3_server['endpoint']}/{s3_server['bucket']}/{key}", retries=False
+    )
+    assert response.status == 403
+    assert b"private mail" not in response.data
+
+
+def test_presigned_reads_work_and_a_tampered_url_is_refused(s3_server: dict[str, str]) -> None:
+    data = os.urandom(256 * 1024)
+    key = _stored(s3_server, data)
+    url = _raw_client(s3_server).presigned_get_object(
+        s3_server["bucket"], key, expires=timedelta(minutes=5)
+    )
+
+    response = urllib3.request("GET", url, retries=False)
+    assert response.status == 200
+    assert response.data == data
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["X-Amz-Expires"] = "604800"  # a client stretching its link to a week
+    stretched = urlunsplit(parts._replace(query=urlencode(query)))
+    other_key = urlunsplit(parts._replace(path=parts.path.replace("presigned.bin", "other.bin")))
+    for tampered in (stretched, other_key):
+        response = urllib3.request("GET", tampered, retries=False)
+        assert response.status == 403, tampered
+        assert b"SignatureDoesNotMatch" in response.data
 
 
 def test_s3_unreachable_endpoint_fails_fast() -> None:

