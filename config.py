@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import click
 from dotenv import load_dotenv
 
+from runtime.flask_dotenv import drop_flask_cli_dotenv, env_file_option_used
 from services.passwords import password_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -63,7 +64,20 @@ class ConfigError(click.ClickException):
 
 
 def load_env_file() -> list[Problem]:
-    """Load ENV_FILE (default .env in the project) without overriding real env vars."""
+    """Load ENV_FILE (default .env in the project) without overriding real env vars.
+
+    The one env file of every process: what the `flask` command copied from a .env or
+    .flaskenv of its own finding is dropped first (runtime/flask_dotenv.py says why).
+    """
+    if env_file_option_used():
+        return [
+            Problem(
+                "--env-file",
+                "flask's --env-file would be a second env file; Threadline reads one, ENV_FILE",
+                "run ENV_FILE=<that file> flask ... instead",
+            )
+        ]
+    drop_flask_cli_dotenv()
     path = os.environ.get("ENV_FILE") or str(PROJECT_ROOT / ".env")
     if not os.path.isfile(path):
         return []
