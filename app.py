@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from datetime import timedelta
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from cli.ingress import ingress_group, relay_command_requested
 from config import PROJECT_ROOT, ConfigError, Settings, load_env_file
 from extensions import csrf, db, login_manager, migrate
-from ingress.relayer import exit_code_for_broken_config
 from models.base import secret_box
+from runtime.flask_dotenv import drop_flask_cli_dotenv
 
 # Flask settings that tests (or an embedding program) may pass through create_app(config).
 FLASK_PASSTHROUGH = ("TESTING", "WTF_CSRF_ENABLED", "SERVER_NAME", "PROPAGATE_EXCEPTIONS")
@@ -22,14 +22,13 @@ FLASK_PASSTHROUGH = ("TESTING", "WTF_CSRF_ENABLED", "SERVER_NAME", "PROPAGATE_EX
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """Build the app; refuse to start with every configuration problem listed at once."""
+    if config is None and relay_command_requested():
+        return create_relay_app()
     env_problems = load_env_file()
     settings = Settings.from_env(overrides=config)
     problems = env_problems + settings.validate()
     if problems:
-        error = ConfigError(problems)
-        # An MTA piping into `flask ingress ...` must keep the message, not bounce it.
-        error.exit_code = exit_code_for_broken_config(sys.argv) or ConfigError.exit_code
-        raise error
+        raise ConfigError(problems)
 
     app = Flask(__name__, instance_path=settings.instance_path)
     app.config.update(
@@ -67,6 +66,20 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
+    return app
+
+
+def create_relay_app() -> Flask:
+    """What `flask ingress <flavour>` loads: that command group, no settings, no extensions.
+
+    Relaying posts stdin over HTTP; like Action Mailbox's relayer it needs the URL and the
+    password (URL and INGRESS_PASSWORD) and nothing else, so a mail host that has only those,
+    or a server whose SECRET_KEY is missing, still relays. Without them the command reads
+    APP_URL and INBOUND_EMAIL_PASSWORD from the env file itself (cli/ingress.py).
+    """
+    drop_flask_cli_dotenv()  # URL and INGRESS_PASSWORD from the real environment only
+    app = Flask(__name__)
+    app.cli.add_command(ingress_group)
     return app
 
 

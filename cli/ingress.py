@@ -1,14 +1,23 @@
-"""`flask ingress relay|postfix|exim|qmail`: relay one message on stdin to the relay ingress."""
+"""`flask ingress relay|postfix|exim|qmail`: relay one message on stdin to the relay ingress.
+
+URL and INGRESS_PASSWORD (options or environment) are all it needs: the flask command then
+loads a bare app (app.create_relay_app), never the server's settings, so nothing unrelated
+(a missing SECRET_KEY, an unreachable database) stops mail. Only when one of them is missing
+does it read APP_URL and INBOUND_EMAIL_PASSWORD, from the env file every process reads.
+ingress/relay_cli.py is the same command without Flask (`threadline-relay`).
+"""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from flask.cli import with_appcontext
+from flask import current_app
 
+from config import Problem, Settings, load_env_file
 from extensions import get_settings
-from ingress import relayer
+from ingress import relay_cli, relayer
+from runtime.flask_dotenv import flask_cli_loading_the_app
 
 SHORT_HELP = {
     "relay": "Relay stdin; exit 0, or 75 for any failure.",
@@ -36,6 +45,17 @@ FLAVOUR_HELP = {
 @click.group("ingress", help="Relay a message from an MTA (on stdin) to the relay ingress.")
 def ingress_group() -> None:
     pass
+
+
+def relay_command_requested(argv: list[str] | None = None) -> bool:
+    """True when the flask command is loading the app for `ingress <flavour>`."""
+    argv = sys.argv if argv is None else argv
+    if flask_cli_loading_the_app() is None:
+        return False
+    return any(
+        arg == "ingress" and argv[index + 1] in relayer.FLAVOURS
+        for index, arg in enumerate(argv[:-1])
+    )
 
 
 def _register(flavour: str) -> None:
@@ -70,7 +90,6 @@ def _register(flavour: str) -> None:
         show_default=True,
         help="Seconds to establish the connection.",
     )
-    @with_appcontext
     def command(url: str | None, password: str | None, timeout: float, connect_timeout: float):
         try:
             result = _relay_stdin(url, password, timeout, connect_timeout)
@@ -83,26 +102,33 @@ def _register(flavour: str) -> None:
 def _relay_stdin(
     url: str | None, password: str | None, timeout: float, connect_timeout: float
 ) -> relayer.Result:
-    settings = get_settings()
-    url = url or settings.app_url + relayer.RELAY_PATH
-    password = password or settings.inbound_email_password
-    if not password:
-        return relayer.usage(
-            "No ingress password: pass --password, or set INGRESS_PASSWORD or "
-            "INBOUND_EMAIL_PASSWORD"
-        )
-    problem = relayer.check_url(url)
-    if problem:
-        return relayer.usage(f"{problem}: pass --url or set URL or APP_URL")
-    if sys.stdin is None:
-        return relayer.usage("Pipe the message to standard input (there is none)")
-    stdin = sys.stdin.buffer  # bytes, as received: no decoding, no newline translation
-    if stdin.isatty():
-        return relayer.usage("Pipe the message to standard input (it is a terminal)")
-    message = stdin.read()
-    return relayer.relay(
-        message, url, password, connect_timeout=connect_timeout, read_timeout=timeout
+    if not (url and password):
+        settings, problems = _app_settings()
+        if problems:
+            # The password is most likely in the file that could not be read: a temporary
+            # failure, so the MTA keeps the message until the file is readable again.
+            return relayer.Result(
+                "4.3.5", f"Cannot read the settings: {problems[0]}", relayer.Outcome.TEMPORARY
+            )
+        url = url or settings.app_url + relayer.RELAY_PATH
+        password = password or settings.inbound_email_password
+    return relay_cli.relay_stdin(
+        url,
+        password,
+        url_hint="pass --url or set URL or APP_URL",
+        password_hint="pass --password, or set INGRESS_PASSWORD or INBOUND_EMAIL_PASSWORD",
+        connect_timeout=connect_timeout,
+        read_timeout=timeout,
     )
+
+
+def _app_settings() -> tuple[Settings, list[Problem]]:
+    """The loaded app's settings, else read (not validated) from the one env file: relaying
+    needs APP_URL and INBOUND_EMAIL_PASSWORD, whatever else the configuration lacks."""
+    if current_app and "threadline.settings" in current_app.extensions:
+        return get_settings(), []
+    problems = load_env_file()
+    return Settings.from_env(), problems
 
 
 for _flavour in relayer.FLAVOURS:

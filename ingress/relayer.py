@@ -1,7 +1,8 @@
 """Relay one raw message to the relay ingress over HTTP, for MTAs' pipe commands.
 
-Pure (no Flask): `flask ingress relay|postfix|exim|qmail` (cli/ingress.py) reads stdin and
-calls `relay()`, prints `Result.line` and exits with `exit_code(flavour, result)`.
+Standard library only: `threadline-relay` (relay_cli.py, runnable by any Python 3 without the
+venv) and `flask ingress relay|postfix|exim|qmail` (cli/ingress.py) read stdin and call
+`relay()`, print `Result.line` and exit with `exit_code(flavour, result)`.
 
 Outcomes follow Action Mailbox's relayer: 2xx → 2.0.0; 401 → 4.7.0; any other HTTP status
 → 4.0.0 HTTP <status>; connection errors and timeouts → 4.4.2. Every HTTP answer is
@@ -65,15 +66,6 @@ class Result:
 
 def exit_code(flavour: str, result: Result) -> int:
     return EXIT_CODES[flavour][result.outcome]
-
-
-def exit_code_for_broken_config(argv: list[str]) -> int | None:
-    """For `flask ingress <flavour>` run with a broken configuration: a temporary failure, so
-    the MTA keeps the message until the admin fixes .env. None for any other command."""
-    for index, arg in enumerate(argv[:-1]):
-        if arg == "ingress" and argv[index + 1] in EXIT_CODES:
-            return EXIT_CODES[argv[index + 1]][Outcome.TEMPORARY]
-    return None
 
 
 def usage(message: str) -> Result:
