@@ -48,13 +48,14 @@ def ingress_group() -> None:
 
 
 def relay_command_requested(argv: list[str] | None = None) -> bool:
-    """True when the flask command is loading the app for `ingress <flavour>`."""
+    """True when the flask command is loading the app for `ingress <flavour>` (or its help)."""
     argv = sys.argv if argv is None else argv
     if flask_cli_loading_the_app() is None:
         return False
+    following = [*argv[1:], "--help"]  # `flask ingress` alone shows the group's help
     return any(
-        arg == "ingress" and argv[index + 1] in relayer.FLAVOURS
-        for index, arg in enumerate(argv[:-1])
+        arg == "ingress" and following[index] in (*relayer.FLAVOURS, "--help")
+        for index, arg in enumerate(argv)
     )
 
 
