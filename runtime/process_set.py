@@ -1,36 +1,68 @@
-"""`make run`: web (gunicorn), worker and scheduler together, stopped together on Ctrl-C."""
+"""`make run`: the Procfile's processes (web, worker, scheduler) started together through
+honcho, stopped together on Ctrl-C, after the embedded Redis when there is no REDIS_URL."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import sys
+import sysconfig
+from pathlib import Path
 
+from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
 from config import PROJECT_ROOT, Settings
 from runtime.embedded_redis import EmbeddedRedis
 
+PROCFILE_NAME = "Procfile"
 
-def process_commands(settings: Settings) -> dict[str, str]:
-    python = shlex.quote(sys.executable)
-    bind = shlex.quote(f"{settings.host}:{settings.port}")
-    return {
-        "web": (
-            f"{python} -m gunicorn --bind {bind} --workers {settings.web_concurrency} "
-            "--threads 4 --graceful-timeout 10 --access-logfile - "
-            # --preload: a bad config stops the master with our message instead of respawning
-            # workers; no control socket: gunicorn's default in ~/.gunicorn is shared by runs.
-            "--preload --no-control-socket wsgi:app"
-        ),
-        "worker": f"{python} worker.py",
-        "scheduler": f"{python} worker.py --cron",
-    }
+
+def procfile_path() -> Path:
+    """The checkout's Procfile; an installed wheel ships it in <venv>/share/threadline/."""
+    beside_code = PROJECT_ROOT / PROCFILE_NAME
+    if beside_code.is_file():
+        return beside_code
+    return Path(sysconfig.get_path("data")) / "share" / "threadline" / PROCFILE_NAME
+
+
+def process_commands(path: Path | None = None) -> dict[str, str]:
+    """name -> shell command, as the Procfile says (honcho's parser: comments are skipped)."""
+    path = path or procfile_path()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot read the Procfile at {path} ({exc.strerror}): reinstall Threadline"
+        ) from exc
+    commands = dict(parse_procfile(text).processes)
+    if not commands:
+        raise RuntimeError(f"the Procfile at {path} names no process")
+    return commands
+
+
+def process_env(settings: Settings) -> dict[str, str]:
+    """What the Procfile's commands expand ($HOST, $PORT...) and run with.
+
+    The values are the validated settings, so a default the env file leaves out is spelled out;
+    INSTANCE_PATH is passed resolved, so every process uses the folder serve checked. `python`
+    is the interpreter serve runs on: its folder comes first on PATH (a venv always has one).
+    """
+    env = dict(os.environ)
+    env.update(
+        HOST=settings.host,
+        PORT=str(settings.port),
+        WEB_CONCURRENCY=str(settings.web_concurrency),
+        INSTANCE_PATH=settings.instance_path,
+    )
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH") or os.defpath])
+    return env
 
 
 def run_process_set(settings: Settings) -> int:
     """Start everything in the foreground; return the exit code for the shell."""
-    env = dict(os.environ)
+    commands = process_commands()  # a missing Procfile stops serve before Redis starts
+    env = process_env(settings)
     redis = None
     if settings.embedded_redis:
         data_dir = os.path.join(settings.instance_path, "redis")
@@ -39,7 +71,7 @@ def run_process_set(settings: Settings) -> int:
         print(f"system | embedded Redis on {redis.url}", flush=True)
     try:
         manager = Manager()
-        for name, cmd in process_commands(settings).items():
+        for name, cmd in commands.items():
             manager.add_process(name, cmd, env=env, cwd=str(PROJECT_ROOT))
         url = f"http://{settings.host}:{settings.port}"
         print(f"system | Threadline on {url} (Ctrl-C stops everything)", flush=True)
