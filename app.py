@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -15,6 +14,7 @@ from config import PROJECT_ROOT, ConfigError, Settings, load_env_file
 from extensions import csrf, db, login_manager, migrate
 from models.base import secret_box
 from runtime.flask_dotenv import drop_flask_cli_dotenv
+from runtime.logs import configure_logging
 
 # Flask settings that tests (or an embedding program) may pass through create_app(config).
 FLASK_PASSTHROUGH = ("TESTING", "WTF_CSRF_ENABLED", "SERVER_NAME", "PROPAGATE_EXCEPTIONS")
@@ -49,9 +49,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         if config and key in config:
             app.config[key] = config[key]
     app.extensions["threadline.settings"] = settings
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    register_request_ids(app)
 
     if settings.trusted_proxies:
         # Behind nginx/Caddy every request comes from the proxy's address over plain http.
@@ -101,6 +100,12 @@ def register_extensions(app: Flask) -> None:
 
 def _migrations_dir() -> str:
     return str(PROJECT_ROOT / "migrations")
+
+
+def register_request_ids(app: Flask) -> None:
+    from blueprints.request_ids import register
+
+    register(app)
 
 
 def register_blueprints(app: Flask) -> None:

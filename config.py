@@ -27,6 +27,7 @@ PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid")
 SMTP_AUTH_METHODS = ("plain", "login", "cram_md5")
 SMTP_VERIFY_MODES = ("peer", "none")
 STORAGE_BACKENDS = ("local", "minio")
+LOG_FORMATS = ("text", "json")
 
 # Names used by Rails/Chatwoot guides, accepted so existing env files keep working.
 ALIASES = {
@@ -169,6 +170,7 @@ class Settings:
     port: int = 5000
     web_concurrency: int = 2
     log_level: str = "INFO"
+    log_format: str = "text"
     instance_path: str = str(DATA_ROOT / "instance")
     database_url: str = ""
     redis_url: str = ""
@@ -238,6 +240,7 @@ class Settings:
         s.port = r.int("PORT", s.port, 1, 65535)
         s.web_concurrency = r.int("WEB_CONCURRENCY", s.web_concurrency, 1, 64)
         s.log_level = r.str("LOG_LEVEL", s.log_level).upper()
+        s.log_format = r.str("LOG_FORMAT", s.log_format).lower()
         s.instance_path = os.path.abspath(r.str("INSTANCE_PATH", s.instance_path))
         default_db = "sqlite:///" + os.path.join(s.instance_path, "threadline.db")
         s.database_url = _normalise_database_url(r.str("DATABASE_URL", default_db))
@@ -352,6 +355,14 @@ def _check_core(s: Settings) -> list[Problem]:
     if s.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         out.append(
             Problem("LOG_LEVEL", f"{s.log_level!r} is unknown", "use DEBUG, INFO or WARNING")
+        )
+    if s.log_format not in LOG_FORMATS:
+        out.append(
+            Problem(
+                "LOG_FORMAT",
+                f"{s.log_format!r} is unknown",
+                "use text (lines for a terminal) or json (one JSON object per line)",
+            )
         )
     if s.admin_email and not _EMAIL.match(s.admin_email):
         out.append(Problem("ADMIN_EMAIL", f"{s.admin_email!r} is not an email address", "fix it"))

@@ -15,13 +15,19 @@ from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
 from config import ConfigError
-from extensions import QUEUE_NAMES, db, get_redis
+from extensions import QUEUE_NAMES, db, get_redis, get_settings
+from runtime.logs import job_context, rq_log_level
 
 
 class AppContextMixin:
-    """Wrap each job in a fresh app context, so the DB session is clean and torn down per job."""
+    """Wrap each job in a fresh app context, so the DB session is clean and torn down per job;
+    every line logged about the job, here and in its forked work horse, carries its id."""
 
     flask_app: Flask
+
+    def execute_job(self, job, queue):
+        with job_context(job.id):
+            return super().execute_job(job, queue)
 
     def perform_job(self, *args, **kwargs):
         with self.flask_app.app_context():
@@ -51,12 +57,21 @@ def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker
     return worker
 
 
-def run_cron(app: Flask) -> None:
+def rq_logging_level(app: Flask) -> str:
+    with app.app_context():
+        return rq_log_level(get_settings().log_level)
+
+
+def build_cron_scheduler(app: Flask) -> CronScheduler:
     with app.app_context():
         connection = get_redis()
-    scheduler = CronScheduler(connection=connection)
+    scheduler = CronScheduler(connection=connection, logging_level=rq_logging_level(app))
     scheduler.load_config_from_file("jobs.schedule")
-    scheduler.start()
+    return scheduler
+
+
+def run_cron(app: Flask) -> None:
+    build_cron_scheduler(app).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         run_cron(app)
         return 0
     worker = build_worker(app, args.queues, simple=args.simple)
-    worker.work(burst=args.burst, with_scheduler=not args.burst)
+    # RQ sets its loggers' level from this; ours keeps an idle worker quiet below DEBUG.
+    worker.work(
+        burst=args.burst, with_scheduler=not args.burst, logging_level=rq_logging_level(app)
+    )
     return 0
 
 

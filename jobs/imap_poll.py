@@ -75,8 +75,8 @@ def enqueue_due_imap_polls() -> int:
             failure_ttl=24 * 3600,
         )
         enqueued += 1
-    if enqueued:
-        log.info("imap: %d poll(s) enqueued", enqueued)
+    if enqueued:  # routine every poll interval: what the polls find is logged by them
+        log.debug("imap: %d poll(s) enqueued", enqueued)
     return enqueued
 
 
@@ -147,7 +147,9 @@ def _succeeded(inbox_id: int, results: list[FolderResult]) -> str:
     settings.consecutive_failures = 0
     settings.next_poll_at = now if more else now + timedelta(seconds=settings.poll_interval_seconds)
     db.session.commit()
-    log.info("inbox #%d: %s", inbox_id, settings.last_poll_result)
+    # A poll that found nothing is the idle case: not worth a line every poll interval.
+    level = logging.INFO if imported or notes else logging.DEBUG
+    log.log(level, "inbox #%d: %s", inbox_id, settings.last_poll_result)
     return settings.last_poll_result
 
 

@@ -63,7 +63,7 @@ def enqueue_stale_pending() -> int:
         .limit(BATCH * 10)
     ).all()
     enqueued = sum(1 for row in rows if enqueue_processing(row))
-    if rows:
+    if enqueued:  # rows whose job is still waiting (busy workers) are not news every minute
         log.info("sweep: %d stale pending inbound email(s), %d (re)enqueued", len(rows), enqueued)
     return enqueued
 

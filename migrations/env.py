@@ -8,9 +8,11 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# alembic.ini's logging only when nothing is set up yet: create_app has configured it
+# (LOG_LEVEL, LOG_FORMAT), and fileConfig would replace that and disable every logger made
+# before it (in the test suite: the app's own, for the rest of the session).
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name)
 logger = logging.getLogger("alembic.env")
 
 

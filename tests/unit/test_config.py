@@ -182,6 +182,18 @@ def test_bad_log_level():
     assert "DEBUG" in problem.fix
 
 
+def test_log_format_is_text_unless_json_is_asked_for():
+    assert settings().log_format == "text"
+    assert settings(LOG_FORMAT="JSON").log_format == "json"
+    assert settings(LOG_FORMAT=" text ").log_format == "text"
+
+
+def test_bad_log_format():
+    problem = only_problem(LOG_FORMAT="logfmt")
+    assert (problem.setting, problem.message) == ("LOG_FORMAT", "'logfmt' is unknown")
+    assert "text" in problem.fix and "json" in problem.fix
+
+
 @pytest.mark.parametrize("value", ["admin", "admin@localhost", "a b@example.com"])
 def test_bad_admin_email(value):
     problem = only_problem(ADMIN_EMAIL=value)
