@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from rq.registry import FinishedJobRegistry
 from extensions import get_queue, get_redis
 from runtime.logs import HANDLER_NAME
 from tests.support.ingress_requests import RELAY_URL, basic_auth, inbound_rows, load_fixture
+from tests.support.s3_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN = load_fixture("plain-text.eml")
@@ -116,6 +119,64 @@ def test_lines_after_the_request_carry_no_request_id(app, client, log_output):
     assert "request_id" not in line
 
 
+def process_env(app_config: dict, **changes: str) -> dict[str, str]:
+    """The test app's settings as a real process gets them: environment, no env file."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in app_config.items() if k != "TESTING"})
+    env.update(ENV_FILE=os.devnull, LOG_LEVEL="INFO", LOG_FORMAT="json", **changes)
+    return env
+
+
+def get(url: str, headers: dict[str, str]):
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers
+
+
+def test_gunicorn_lines_are_json_and_its_access_log_names_the_request(app, app_config, tmp_path):
+    """The Procfile's web command: gunicorn's own lines and its access log (written after the
+    request ended, to stdout) are JSON too, the access line with the request id."""
+    port = free_port()
+    output = tmp_path / "web.log"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+            + ["--access-logfile", "-", "--preload", "--no-control-socket", "wsgi:app"],
+            cwd=ROOT,
+            env=process_env(app_config),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers = get(f"http://127.0.0.1:{port}/login", {"X-Request-ID": "lb-7f3e"})
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not answer:\n{output.read_text()}")
+                time.sleep(0.2)
+        missing, missing_headers = get(f"http://127.0.0.1:{port}/no-such-page", {})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    assert (status, headers["X-Request-ID"]) == (200, "lb-7f3e")
+    assert missing == 404
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    login, not_found = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert '"GET /login HTTP/1.1" 200' in login["message"]
+    assert login["request_id"] == "lb-7f3e"
+    assert '"GET /no-such-page HTTP/1.1" 404' in not_found["message"]
+    assert not_found["request_id"] == missing_headers["X-Request-ID"]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)  # "Booting worker"...
+
+
 # --- worker ----------------------------------------------------------------------------------
 
 
@@ -158,9 +219,7 @@ def test_an_idle_worker_and_scheduler_say_nothing_at_info(app, app_config, redis
     the scheduler enqueues its interval jobs at once, the worker runs them (and one job of
     ours, in a forked work horse) and goes back to waiting. One round is a minute's worth: the
     same jobs come again every 30/60 s. Only our job's line may appear, with its job id."""
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in app_config.items() if k != "TESTING"})
-    env.update(ENV_FILE=os.devnull, LOG_LEVEL="INFO", LOG_FORMAT="json")
+    env = process_env(app_config)
     ours = get_queue("default").enqueue(log_from_a_job, "from a work horse")
     connection = Redis.from_url(redis_server)
     finished = FinishedJobRegistry("default", connection=connection)
