@@ -52,7 +52,8 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return _error_page(error.code or 500, error.name, error.description or "")
+        body, status = _error_page(error.code or 500, error.name, error.description or "")
+        return body, status, _exception_headers(error)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
@@ -64,6 +65,12 @@ def register_error_pages(app: Flask) -> None:
         return _error_page(
             500, "Something went wrong", "The error was logged. Try again in a moment."
         )
+
+
+def _exception_headers(error: HTTPException) -> list[tuple[str, str]]:
+    """What the exception says in headers besides its own body's type: `Allow` on a 405
+    (RFC 9110 requires it), `Retry-After` and the like."""
+    return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
 
 
 def _error_page(status: int, title: str, message: str):

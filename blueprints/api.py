@@ -8,7 +8,8 @@ inboxes answers 404 exactly like something that does not exist. Errors are
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Blueprint, Response, g, request, url_for
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from models.conversations import STATUSES
 from models.users import hash_api_token
 from services.access import can_view_inbox, visible_inboxes_query
 from services.conversations import (
+    MAX_ID,
     ConversationError,
     ConversationRow,
     contact_conversations,
@@ -45,6 +47,8 @@ from services.replies import ReplyError, create_reply, retry_delivery
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
 
+# The API described in OpenAPI 3.1; tests/integration/test_openapi.py holds the API to it.
+OPENAPI_DOCUMENT = Path(__file__).with_name("api_openapi.json").read_bytes()
 LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit", "label")
 REPLY_FIELDS = ("content", "private", "cc", "bcc")
 PATCH_FIELDS = ("status", "assignee_id", "snoozed_until", "labels")
@@ -68,7 +72,11 @@ def api_error(error: ApiError):
 
 @bp.errorhandler(HTTPException)
 def http_error(error: HTTPException):
-    return _error(error.code or 500, error.description or error.name)
+    response = _error(error.code or 500, error.description or error.name)
+    for name, value in error.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _error(status: int, message: str) -> Response:
@@ -84,6 +92,8 @@ def json_response(payload, status: int = 200) -> Response:
 @bp.before_request
 def authenticate() -> None:
     """`Authorization: Bearer <token>` of an active user; nothing else is accepted."""
+    if request.endpoint == "api.openapi_document":
+        return  # the description of the API is public; everything it describes needs a token
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -96,6 +106,13 @@ def authenticate() -> None:
 
 def _user() -> User:
     return g.api_user
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    response = Response(OPENAPI_DOCUMENT, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 # --- inboxes -----------------------------------------------------------------------------
@@ -153,6 +170,8 @@ def conversations():
         raise ApiError(
             400, f"unknown parameter {', '.join(unknown)}; allowed: {', '.join(LIST_PARAMS)}"
         )
+    if any("\x00" in value for _, values in request.args.lists() for value in values):
+        raise ApiError(400, "query parameters must not contain NUL characters (%00)")
     inbox_id = _int_arg("inbox_id")
     if inbox_id is not None and not _inbox_visible(inbox_id):
         raise ApiError(404, f"inbox_id {inbox_id}: no such inbox")
@@ -212,7 +231,7 @@ def reply(conversation_id: int):
 @bp.post("/messages/<int:message_id>/retry")
 def retry(message_id: int):
     """Send a failed reply again."""
-    message = db.session.get(Message, message_id)
+    message = _find(Message, message_id)
     if message is None or not can_view_inbox(_user(), message.inbox_id):
         raise ApiError(404, f"message {message_id}: no such message")
     try:
@@ -257,7 +276,7 @@ def update(conversation_id: int):
 
 @bp.get("/contacts/<int:contact_id>")
 def contact(contact_id: int):
-    found = db.session.get(Contact, contact_id)
+    found = _find(Contact, contact_id)
     rows = contact_conversations(_user(), found) if found is not None else []
     if found is None or (not rows and not _user().is_admin):
         raise ApiError(404, f"contact {contact_id}: no such contact")
@@ -273,7 +292,7 @@ def contact(contact_id: int):
 @bp.get("/attachments/<int:attachment_id>")
 def attachment(attachment_id: int):
     """The bytes of an attachment, with the same safe headers as the web download."""
-    found = db.session.get(Attachment, attachment_id)
+    found = _find(Attachment, attachment_id)
     message = db.session.get(Message, found.message_id) if found is not None else None
     if message is None or not can_view_inbox(_user(), message.inbox_id):
         raise ApiError(404, f"attachment {attachment_id}: no such attachment")
@@ -308,7 +327,28 @@ def _json_body(allowed: tuple[str, ...]) -> dict:
         raise ApiError(
             422, f"unknown field {', '.join(unknown)}; allowed fields: {', '.join(allowed)}"
         )
+    if _unstorable(data):
+        raise ApiError(
+            422,
+            "text must not contain NUL characters (\\u0000) or unpaired surrogates "
+            "(\\ud800-\\udfff): no database can store them",
+        )
     return data
+
+
+def _unstorable(value) -> bool:
+    """Strings the database refuses: NUL (PostgreSQL) or a lone surrogate (not UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(item) for item in value)
+    return False
 
 
 def _address_list(data: dict, field: str) -> list[str]:
@@ -321,10 +361,12 @@ def _address_list(data: dict, field: str) -> list[str]:
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "").strip()
+    """An empty value counts as absent; anything else must be digits, nothing around them
+    (str.strip() would also drop exotic spaces such as U+0085 and make them "absent")."""
+    value = request.args.get(name, "")
     if not value:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²" passes isdigit() but not int()
         raise ApiError(400, f"{name} must be a positive integer")
     return int(value)
 
@@ -339,15 +381,27 @@ def _datetime_field(value, name: str) -> datetime:
         raise ApiError(422, f"{name} must be an ISO 8601 date and time") from None
     if moment.tzinfo is None:
         raise ApiError(422, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 is past the year 9999 in UTC
+        raise ApiError(
+            422, f"{name} is out of range: it must fall within the years 1-9999 in UTC"
+        ) from None
+
+
+def _find(model, pk: int):
+    """The row with this id, or None; an id past MAX_ID cannot exist and is not looked up."""
+    return db.session.get(model, pk) if 0 < pk <= MAX_ID else None
 
 
 def _inbox_visible(inbox_id: int) -> bool:
+    if not 0 < inbox_id <= MAX_ID:
+        return False
     return db.session.scalar(visible_inboxes_query(_user()).where(Inbox.id == inbox_id)) is not None
 
 
 def _visible_conversation(conversation_id: int) -> Conversation:
-    conv = db.session.get(Conversation, conversation_id)
+    conv = _find(Conversation, conversation_id)
     if conv is None or not can_view_inbox(_user(), conv.inbox_id):
         raise ApiError(404, f"conversation {conversation_id}: no such conversation")
     return conv

@@ -32,6 +32,10 @@ from services.access import visible_inboxes_query
 NUMBER_RETRIES = 5
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+# The largest id a row can have: ids are INTEGER columns, 32-bit on PostgreSQL. A larger
+# number from a URL or a request is simply not found; binding it would fail instead
+# (PostgreSQL: "integer out of range"; SQLite beyond 64 bits: OverflowError).
+MAX_ID = 2**31 - 1
 _UNCHANGED = object()  # "assignee_id not given"; None means "unassign"
 
 STATUS_PHRASES = {
@@ -142,7 +146,7 @@ def snooze_label(moment: datetime) -> str:
 
 
 def _assignable_user(conversation: Conversation, assignee_id: int) -> User:
-    user = db.session.get(User, assignee_id)
+    user = db.session.get(User, assignee_id) if 0 < assignee_id <= MAX_ID else None
     if user is None or not user.active:
         raise ConversationError("assignee_id", f"assignee_id {assignee_id}: no active user")
     member = db.session.get(InboxMember, (conversation.inbox_id, user.id))
@@ -240,9 +244,9 @@ def _assignee_filter(user: User, assignee: str | int):
         return Conversation.assignee_id == user.id
     if assignee == "unassigned":
         return Conversation.assignee_id.is_(None)
-    if isinstance(assignee, str) and assignee.isdigit():
-        assignee = int(assignee)
-    if isinstance(assignee, bool) or not isinstance(assignee, int) or assignee <= 0:
+    if isinstance(assignee, str) and assignee.isascii() and assignee.isdigit():
+        assignee = int(assignee)  # (isascii: "²" is a digit to isdigit() but not to int())
+    if isinstance(assignee, bool) or not isinstance(assignee, int) or not 0 < assignee <= MAX_ID:
         raise ConversationError("assignee", 'assignee must be "me", "unassigned" or a user id')
     return Conversation.assignee_id == assignee
 
@@ -292,6 +296,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ConversationError(
             "cursor", "cursor is not valid: pass next_cursor from the previous page"
         ) from None
-    if at.tzinfo is None:
+    if at.tzinfo is None or not 0 < conversation_id <= MAX_ID:
         raise ConversationError("cursor", "cursor is not valid: pass next_cursor unchanged")
-    return at, conversation_id
+    try:
+        return at.astimezone(UTC), conversation_id
+    except OverflowError:  # a forged stamp at the edge of year 1 or 9999
+        raise ConversationError(
+            "cursor", "cursor is not valid: pass next_cursor unchanged"
+        ) from None
