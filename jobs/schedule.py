@@ -6,13 +6,13 @@ Run exactly one scheduler per deployment; any number of workers execute what it 
 from rq import cron
 
 from jobs.imap_poll import enqueue_due_imap_polls
-from services.sessions import purge_expired_sessions
 from jobs.sweeps import (
     enqueue_stale_pending,
     incinerate_processed_raw_emails,
     requeue_stale_outgoing,
     wake_snoozed,
 )
+from services.sessions import purge_expired_sessions
 
 cron.register(
     incinerate_processed_raw_emails, queue_name="low", cron="17 * * * *", job_timeout=1800
