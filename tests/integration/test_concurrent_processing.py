@@ -29,7 +29,10 @@ def worker_env(app_config: dict) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()}
     for name in ("SECRET_KEY", "INBOUND_EMAIL_PASSWORD", "DATABASE_URL", "REDIS_URL"):
         env[name] = str(app_config[name])
-    env.update(INSTANCE_PATH=str(app_config["INSTANCE_PATH"]), ENV_FILE=os.devnull)
+    # LOG_LEVEL=DEBUG: RQ's per-job lines (held back at INFO) show which worker ran what.
+    env.update(
+        INSTANCE_PATH=str(app_config["INSTANCE_PATH"]), ENV_FILE=os.devnull, LOG_LEVEL="DEBUG"
+    )
     return env
 
 
