@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from config import ALIASES
 
@@ -57,6 +55,21 @@ def s3_server(tmp_path_factory) -> Iterator[dict[str, str]]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server (aiosmtpd, no AUTH) for a module's tests; modules that need AUTH or
+    TLS define their own `smtp`."""
+    from tests.support.smtp_server import running_smtp_server
+
+    with running_smtp_server() as server:
+        yield server
+
+
+def global_smtp(server) -> dict:
+    """Settings that send the app's global SMTP mail to `server`."""
+    return {"SMTP_ADDRESS": server.host, "SMTP_PORT": str(server.port)}
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     """SQLite by default; a fresh, dropped-afterwards database on TEST_DATABASE_URL's server."""
@@ -64,17 +77,10 @@ def database_url(tmp_path_factory) -> Iterator[str]:
     if not base_url:
         yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
         return
-    url = make_url(base_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"threadline_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    from tests.support.postgres import fresh_database
+
+    with fresh_database(base_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.smtp_server import running_smtp_server
+from tests.conftest import global_smtp
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e
@@ -46,15 +46,9 @@ def serious_violations(page) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    with running_smtp_server() as server:
-        yield server
-
-
 @pytest.fixture
 def app_config(app_config, smtp):
-    return {**app_config, "SMTP_ADDRESS": smtp.host, "SMTP_PORT": str(smtp.port)}
+    return {**app_config, **global_smtp(smtp)}
 
 
 def test_sign_another_browser_out_from_the_profile(

@@ -15,6 +15,7 @@ from extensions import db, get_redis, get_storage
 from jobs.send_message import send_message
 from models import Conversation, InboxMember, Message
 from services.replies import create_reply, retry_delivery
+from tests.conftest import global_smtp
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.smtp_server import running_smtp_server
 from tests.support.tls import self_signed_context
@@ -23,19 +24,12 @@ from worker import build_worker
 DOMAIN = "reply.example.com"
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    with running_smtp_server() as server:
-        yield server
-
-
 @pytest.fixture
 def app_config(app_config, smtp):
     return {
         **app_config,
         "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN,
-        "SMTP_ADDRESS": smtp.host,
-        "SMTP_PORT": str(smtp.port),
+        **global_smtp(smtp),
     }
 
 

@@ -10,25 +10,18 @@ from email.parser import BytesParser
 import pytest
 
 from extensions import db
+from tests.conftest import global_smtp
 from tests.integration.test_sessions import Browser
-from tests.support.smtp_server import running_smtp_server
 from worker import build_worker
 
 SAME_ANSWER = "belongs to an account, a link to choose a new password is on its way"
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
 def app_config(app_config, smtp):
     return {
         **app_config,
-        "SMTP_ADDRESS": smtp.host,
-        "SMTP_PORT": str(smtp.port),
+        **global_smtp(smtp),
         "MAILER_SENDER_EMAIL": "Help <help@example.com>",
     }
 
