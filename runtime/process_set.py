@@ -1,20 +1,27 @@
 """`make run`: the Procfile's processes (web, worker, scheduler) started together through
-honcho, stopped together on Ctrl-C, after the embedded Redis when there is no REDIS_URL."""
+honcho, stopped together on Ctrl-C, after the embedded Redis when there is no REDIS_URL.
+
+Every line but `web` is restarted with backoff when it exits (runtime/restarting.py); the web
+or the embedded Redis exiting still ends the whole set, with a non-zero code."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 from honcho.environ import parse_procfile
-from honcho.manager import Manager
 
 from config import PROJECT_ROOT, Settings
 from runtime.embedded_redis import EmbeddedRedis
+from runtime.restarting import ProcessSetManager
 
 PROCFILE_NAME = "Procfile"
+# What the user talks to: its exit ends the set. The other lines are restarted.
+NOT_RESTARTED = ("web",)
 
 
 def procfile_path() -> Path:
@@ -70,15 +77,42 @@ def run_process_set(settings: Settings) -> int:
         redis.start()
         print(f"system | embedded Redis on {redis.url}", flush=True)
     try:
-        manager = Manager()
+        manager = ProcessSetManager()
         for name, cmd in commands.items():
-            manager.add_process(name, cmd, env=env, cwd=str(PROJECT_ROOT))
+            if name in NOT_RESTARTED:
+                manager.add_process(name, cmd, env=env, cwd=str(PROJECT_ROOT))
+            else:
+                manager.add_restarting_process(name, cmd, env=env, cwd=str(PROJECT_ROOT))
+        redis_died = threading.Event()
+        if redis is not None:
+            threading.Thread(
+                target=_stop_set_when_redis_exits, args=(redis, manager, redis_died), daemon=True
+            ).start()
         url = f"http://{settings.host}:{settings.port}"
         print(f"system | Threadline on {url} (Ctrl-C stops everything)", flush=True)
         manager.loop()
+        if redis_died.is_set():
+            return 1
         # Ctrl-C or SIGTERM is how a user stops the set: that is a clean stop, not an error.
         return 0 if manager.returncode in (130, 143) else (manager.returncode or 0)
     finally:
         if redis is not None:
             redis.stop()
             print("system | embedded Redis stopped", flush=True)
+
+
+def _stop_set_when_redis_exits(
+    redis: EmbeddedRedis, manager: ProcessSetManager, died: threading.Event
+) -> None:
+    """Without Redis nothing but the web works, and restarting workers would only spin:
+    stop the set as Ctrl-C does (our own SIGTERM, handled by honcho on the main thread)."""
+    returncode = redis.process.wait()
+    if manager.stopping.is_set():
+        return
+    died.set()
+    print(
+        f"system | embedded Redis exited (rc={returncode}; see {redis.data_dir}/redis.log): "
+        "stopping everything",
+        flush=True,
+    )
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -84,7 +84,6 @@ def test_each_service_runs_as_threadline_with_the_env_file_and_hardening(name):
         "ProtectSystem": "strict",
         "ProtectHome": "true",
         "ReadWritePaths": "/var/lib/threadline",
-        "Restart": "on-failure",
         "RestartPreventExitStatus": "2",  # a configuration error: restarting cannot fix it
         "WantedBy": "threadline.target",
         "PartOf": "threadline.target",
@@ -92,6 +91,9 @@ def test_each_service_runs_as_threadline_with_the_env_file_and_hardening(name):
     for key, value in expected.items():
         assert unit.get(key) == [value], f"{name}: {key}={unit.get(key)}, expected {value}"
     assert "ENV_FILE=/etc/threadline/threadline.env" in unit["Environment"]
+    # The background services run always (any exit is a fault); the web stops on a clean exit.
+    restart = "on-failure" if name == "threadline-web.service" else "always"
+    assert unit.get("Restart") == [restart], f"{name}: Restart={unit.get('Restart')}"
     seconds = re.fullmatch(r"(\d+)s?", unit["RestartSec"][0])
     assert seconds and 1 <= int(seconds.group(1)) <= 60, unit["RestartSec"]
 

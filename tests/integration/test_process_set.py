@@ -6,17 +6,21 @@ group, as Ctrl-C in a terminal does.
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from email.message import EmailMessage
 from pathlib import Path
 
 import psutil
@@ -243,6 +247,82 @@ def test_a_second_serve_refuses_to_start_while_one_runs(process_set):
     assert result.returncode != 0, result.stdout + result.stderr
     assert "already listens" in result.stderr and "make run" in result.stderr, result.stderr
     assert process_set.redis_answers(), process_set.explain("the running Redis was disturbed")
+
+
+MAKE_INBOX = """
+from app import create_app
+from extensions import db
+from models import Inbox
+with create_app().app_context():
+    db.session.add(Inbox(name="Support", support_address="support@example.com"))
+    db.session.commit()
+"""
+
+
+def relay_post(process_set, raw: bytes) -> int:
+    password = re.search(
+        r"^INBOUND_EMAIL_PASSWORD=(\S+)", process_set.env_file.read_text(), re.M
+    ).group(1)
+    token = base64.b64encode(f"actionmailbox:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{process_set.url}/rails/action_mailbox/relay/inbound_emails",
+        data=raw,
+        headers={"Content-Type": "message/rfc822", "Authorization": f"Basic {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def live_worker_pids(connection) -> set[int]:
+    return {w.pid for w in Worker.all(connection=connection) if w.pid and psutil.pid_exists(w.pid)}
+
+
+def test_a_killed_worker_is_restarted_while_the_web_keeps_answering(process_set):
+    connection = process_set.redis()
+    [old_pid] = wait_for(lambda: live_worker_pids(connection), timeout=20) or [None]
+    assert old_pid, process_set.explain("no live worker")
+    web_failures: list[str] = []
+    stop_polling = threading.Event()
+
+    def poll_web():
+        while not stop_polling.is_set():
+            try:
+                with urllib.request.urlopen(f"{process_set.url}/login", timeout=5) as response:
+                    if response.status != 200:
+                        web_failures.append(f"HTTP {response.status}")
+            except (urllib.error.URLError, OSError) as exc:
+                web_failures.append(str(exc))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll_web, daemon=True)
+    poller.start()
+    try:
+        os.kill(old_pid, signal.SIGKILL)
+        new_pids = wait_for(lambda: live_worker_pids(connection) - {old_pid}, timeout=15)
+    finally:
+        stop_polling.set()
+        poller.join(10)
+    assert new_pids, process_set.explain(f"no new worker after killing {old_pid}")
+    assert web_failures == [], process_set.explain(f"the web failed: {web_failures}")
+    assert "restarting in 1 s" in process_set.log(400), process_set.explain("no restart line")
+    process_set.remember_descendants()
+
+    # The new worker does the work: a relay POST is delivered to its inbox.
+    subprocess.run([sys.executable, "-c", MAKE_INBOX], cwd=ROOT, env=process_set.env(), check=True)
+    mail = EmailMessage()
+    mail["From"] = "ada@example.org"
+    mail["To"] = "support@example.com"
+    mail["Subject"] = "After the restart"
+    mail["Message-ID"] = "<after-the-restart@example.org>"
+    mail.set_content("Still there?")
+    assert relay_post(process_set, mail.as_bytes()) == 204
+
+    def status():
+        with sqlite3.connect(process_set.instance / "threadline.db") as db:
+            row = db.execute("SELECT status FROM inbound_emails").fetchone()
+        return row[0] if row and row[0] not in ("pending", "processing") else None
+
+    assert wait_for(status, timeout=30) == "delivered", process_set.explain("not delivered")
 
 
 def test_ctrl_c_stops_every_process_cleanly(process_set):
