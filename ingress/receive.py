@@ -3,6 +3,12 @@
 Order matters for "nothing acknowledged is lost": the raw bytes are durable in object
 storage and the InboundEmail row is committed before the caller may answer 2xx. If only the
 enqueue fails (Redis down) the row stays pending and the sweep enqueues it later.
+
+Stored means stored: an object already under the content-addressed key is trusted only after
+its size and SHA-1 are verified; an upload cut short (an S3 server dying mid-write can leave an
+empty object) is rewritten by the sender's retry, also for a message whose row already exists.
+A fresh upload is checked by the server itself (the SDK signs the payload's SHA-256, or sends
+Content-MD5 over HTTPS).
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from typing import BinaryIO
 
 from redis.exceptions import RedisError
 from rq.job import Retry
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from extensions import db, get_queue, get_storage
 from ingress import RawEmail
 from jobs import job_is_waiting
-from models import InboundEmail
-from storage import StorageError
+from models import InboundEmail, utcnow
+from storage import DamagedObject, ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +107,17 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
     with spool:
         message_id = message_id_from(head, checksum)
         existing = _find(message_id, checksum)
-        if existing is not None:
-            return Received(existing, True, enqueue_processing(existing))
-        key = storage_key_for(checksum)
-        storage = get_storage()
+        key = existing.storage_key if existing is not None else storage_key_for(checksum)
         try:
-            created = not storage.exists(key)
-            if created:
-                storage.put(key, spool, length=size, content_type="message/rfc822")
+            # None only once a processed row's raw copy was incinerated: nothing to keep.
+            created = key is not None and _store_verified(get_storage(), key, spool, size, checksum)
         except StorageError as exc:
             log.error("inbound %s from %s not stored: %s", message_id, source, exc)
             raise IngressUnavailable(f"the message could not be stored: {exc}") from exc
+        if existing is not None:
+            if created:
+                _retry_after_repair(existing)
+            return Received(existing, True, enqueue_processing(existing))
     row = InboundEmail(
         message_id=message_id,
         checksum=checksum,
@@ -139,6 +145,37 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
         raise IngressUnavailable("the message could not be recorded in the database") from exc
     log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row_id, source, size)
     return Received(row, False, _enqueue(row_id))
+
+
+def _store_verified(storage: Storage, key: str, spool: BinaryIO, size: int, sha1: str) -> bool:
+    """Make key hold exactly the spooled bytes; True if they were (re)written by this call."""
+    try:
+        storage.verify(key, size, sha1)
+        return False
+    except ObjectNotFound:
+        pass
+    except DamagedObject as exc:
+        log.warning("%s; rewriting it", exc)
+    storage.put(key, spool, length=size, content_type="message/rfc822")
+    return True
+
+
+def _retry_after_repair(row: InboundEmail) -> None:
+    """A row that failed on its damaged copy is pending again now the copy is whole."""
+    try:
+        repaired = db.session.execute(
+            update(InboundEmail)
+            .where(InboundEmail.id == row.id, InboundEmail.status == "failed")
+            .values(status="pending", reason=None, updated_at=utcnow())
+        )
+        db.session.commit()
+    except SQLAlchemyError as exc:  # the bytes are whole: a retry or reprocess will do it
+        db.session.rollback()
+        log.warning("inbound #%d repaired but left %s: %s", row.id, row.status, exc)
+        return
+    if repaired.rowcount:
+        db.session.refresh(row)
+        log.info("inbound #%d: stored copy repaired; pending again", row.id)
 
 
 def _find(message_id: str, checksum: str) -> InboundEmail | None:

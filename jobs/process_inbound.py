@@ -14,12 +14,17 @@ from sqlalchemy import or_, update
 from extensions import db, get_storage
 from models import InboundEmail, utcnow
 from services.inbound_delivery import deliver
+from storage import DamagedObject
 
 log = logging.getLogger(__name__)
 
 FINAL = ("delivered", "bounced")
 # A worker killed mid-job leaves `processing`; after this long another may take over.
 STALE_CLAIM = timedelta(minutes=10)
+DAMAGED_HINT = (
+    "not delivered; it is retried, and a post of the same message by the sender rewrites the "
+    "copy (or restore the object from a backup and run `flask inbound reprocess`)"
+)
 
 
 def claim(inbound_email_id: int) -> bool:
@@ -52,7 +57,15 @@ def process_inbound_email(inbound_email_id: int) -> str:
     try:
         if row.storage_key is None:
             raise LookupError("the raw message was already deleted after the retention period")
-        outcome = deliver(row, get_storage().get_bytes(row.storage_key))
+        raw = get_storage().get_verified_bytes(row.storage_key, row.size, row.checksum)
+        outcome = deliver(row, raw)
+    except DamagedObject as exc:
+        # Never processed as the message (an empty one would bounce as "no recipients"): fail
+        # retryably; the sender's next post of the message rewrites the copy (ingress/receive).
+        db.session.rollback()
+        _record(inbound_email_id, "failed", f"{exc}; {DAMAGED_HINT}")
+        log.error("inbound #%d not processed: %s", inbound_email_id, exc)
+        raise
     except Exception as exc:
         db.session.rollback()
         _record(inbound_email_id, "failed", f"{type(exc).__name__}: {exc}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import MAX_KEY_LENGTH, ObjectNotFound, Storage, StorageError, validate_key
+from .base import MAX_KEY_LENGTH, DamagedObject, ObjectNotFound, Storage, StorageError, validate_key
 from .local import LocalStorage
 from .s3 import S3Storage
 
 __all__ = [
     "MAX_KEY_LENGTH",
+    "DamagedObject",
     "LocalStorage",
     "ObjectNotFound",
     "S3Storage",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,11 @@ class StorageError(Exception):
 
 class ObjectNotFound(StorageError):
     """No object is stored under the requested key."""
+
+
+class DamagedObject(StorageError):
+    """The object under a key is not the bytes written there (empty, truncated or altered);
+    retryable: writing the same bytes again repairs it."""
 
 
 def validate_key(key: str) -> str:
@@ -103,6 +109,35 @@ class Storage(abc.ABC):
         """Return the whole object; only for objects known to be small."""
         with self.open(key) as fh:
             return fh.read()
+
+    def verify(self, key: str, size: int, sha1: str) -> None:
+        """Raise DamagedObject unless key holds exactly size bytes whose SHA-1 is sha1 (for a
+        content-addressed key, the key's own name). The size is looked at first, so an empty or
+        short object is caught without reading it; a missing one raises ObjectNotFound."""
+        stored = self.size(key)
+        if stored != size:
+            raise self._damaged(key, f"it holds {stored} bytes, not {size}")
+        digest = hashlib.sha1()
+        with self.open(key) as fh:
+            for chunk in read_all(fh):
+                digest.update(chunk)
+                stored -= len(chunk)
+        self._check_read(key, size, size - stored, sha1, digest.hexdigest())
+
+    def get_verified_bytes(self, key: str, size: int, sha1: str) -> bytes:
+        """Return the whole object after checking its length and SHA-1, else DamagedObject."""
+        data = self.get_bytes(key)
+        self._check_read(key, size, len(data), sha1, hashlib.sha1(data).hexdigest())
+        return data
+
+    def _check_read(self, key: str, size: int, read: int, sha1: str, digest: str) -> None:
+        if read != size:
+            raise self._damaged(key, f"{read} bytes were read back, not {size}")
+        if digest != sha1:
+            raise self._damaged(key, f"its SHA-1 is {digest}, not {sha1}")
+
+    def _damaged(self, key: str, what: str) -> DamagedObject:
+        return DamagedObject(f"the stored copy of {key!r} in {self.describe()} is damaged: {what}")
 
     def check(self) -> None:
         """Round-trip a tiny probe object; raise StorageError explaining what failed."""
