@@ -169,6 +169,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     web_concurrency: int = 2
+    scheduler_lock_seconds: int = 30
     log_level: str = "INFO"
     log_format: str = "text"
     instance_path: str = str(DATA_ROOT / "instance")
@@ -239,6 +240,8 @@ class Settings:
         s.host = r.str("HOST", s.host)
         s.port = r.int("PORT", s.port, 1, 65535)
         s.web_concurrency = r.int("WEB_CONCURRENCY", s.web_concurrency, 1, 64)
+        # How soon a standby cron scheduler takes over from a dead one (runtime/single_scheduler).
+        s.scheduler_lock_seconds = r.int("SCHEDULER_LOCK_SECONDS", s.scheduler_lock_seconds, 3, 600)
         s.log_level = r.str("LOG_LEVEL", s.log_level).upper()
         s.log_format = r.str("LOG_FORMAT", s.log_format).lower()
         s.instance_path = os.path.abspath(r.str("INSTANCE_PATH", s.instance_path))

@@ -2,7 +2,7 @@
 
 python worker.py            work on every queue (with RQ's scheduler for retries/delays)
 python worker.py --burst    work until the queues are empty, then exit
-python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one per deployment)
+python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one acts; others wait)
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import sys
 
 from flask import Flask
 from rq import SimpleWorker, Worker
-from rq.cron import CronScheduler
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
 from runtime.logs import job_context, rq_log_level
+from runtime.single_scheduler import SingleCronScheduler
 
 
 class AppContextMixin:
@@ -62,10 +62,13 @@ def rq_logging_level(app: Flask) -> str:
         return rq_log_level(get_settings().log_level)
 
 
-def build_cron_scheduler(app: Flask) -> CronScheduler:
+def build_cron_scheduler(app: Flask) -> SingleCronScheduler:
     with app.app_context():
         connection = get_redis()
-    scheduler = CronScheduler(connection=connection, logging_level=rq_logging_level(app))
+        lock_seconds = get_settings().scheduler_lock_seconds
+    scheduler = SingleCronScheduler(
+        connection, lock_seconds=lock_seconds, logging_level=rq_logging_level(app)
+    )
     scheduler.load_config_from_file("jobs.schedule")
     return scheduler
 

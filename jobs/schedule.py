@@ -1,6 +1,7 @@
 """Periodic jobs, loaded by RQ's own cron scheduler (`python worker.py --cron`).
 
-Run exactly one scheduler per deployment; any number of workers execute what it enqueues.
+Exactly one scheduler enqueues (a Redis lock, runtime/single_scheduler.py): start a second one,
+on another machine, and it waits to take over. Any number of workers execute what it enqueues.
 """
 
 from rq import cron
