@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -143,3 +151,117 @@ def test_a_duplicate_post_of_a_whole_copy_is_not_rewritten(backend):
     finally:
         del storage.put
     assert calls == []
+
+
+# ---------------------------------------------------------------- a real interruption
+
+
+class KillableS3Server:
+    """SeaweedFS on fixed ports and one data folder, so it can be SIGKILLed and started again
+    with what it had stored (tests.support.s3_server starts a fresh one each time)."""
+
+    def __init__(self, base: Path) -> None:
+        from tests.support import s3_server as sw
+
+        self.base = base
+        for sub in ("data", "logs"):
+            (base / sub).mkdir(parents=True)
+        (base / "s3.json").write_text(sw._identities(sw.ACCESS_KEY, sw.SECRET_KEY))
+        self.sockets = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
+        self.ports = sw._pick_ports()
+        self.argv = sw._argv(sw.weed_binary(), base, self.sockets, self.ports)
+        self.settings = {
+            "endpoint": f"127.0.0.1:{self.ports['s3']}",
+            "access_key": sw.ACCESS_KEY,
+            "secret_key": sw.SECRET_KEY,
+            "bucket": "killed-mid-upload",
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from tests.support import s3_server as sw
+
+        with open(self.base / "weed.out", "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=sw._die_with_parent,  # never outlives a killed test run
+            )
+        problem = sw._wait_until_ready(self.proc, self.settings["endpoint"], self.base)
+        assert problem is None, f"SeaweedFS: {problem}\n{sw._log_tail(self.base)}"
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        from tests.support import s3_server as sw
+
+        if self.proc is not None:
+            sw._stop(self.proc)
+        sw._remove_grpc_sockets(self.ports)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+@pytest.fixture
+def killable_s3(tmp_path):
+    server = KillableS3Server(tmp_path / "s3")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def upload_offset(size: int) -> int:
+    """How far the S3 SDK has read the spooled message (a deleted temp file of that size this
+    process holds open): /proc's fdinfo shows its read position."""
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            if "(deleted)" in os.readlink(fd) and os.fstat(int(fd.name)).st_size == size:
+                info = Path(f"/proc/self/fdinfo/{fd.name}").read_text()
+                return int(info.split("pos:")[1].split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+def large_message(size: int) -> bytes:
+    head = RAW.split(b"\r\n\r\n")[0].replace(b"damaged.1@", b"large.1@") + b"\r\n\r\n"
+    line = b"0123456789abcdef" * 4 + b"\r\n"
+    return head + line * (size // len(line))
+
+
+def test_the_s3_server_killed_mid_upload_then_restarted_stores_the_retried_post_whole(
+    app_config, killable_s3
+):
+    app_config.update(s3_settings(killable_s3.settings))
+    app_config["INBOUND_EMAIL_MAX_BYTES"] = 200 * 1024 * 1024
+    from app import create_app
+    from extensions import get_storage
+
+    app = create_app(app_config)
+    raw = large_message(48 * 1024 * 1024)
+    with app.app_context():
+        get_storage().check()  # the bucket exists before the clock starts
+        answers = []
+        poster = threading.Thread(target=lambda: answers.append(post_relay(app.test_client(), raw)))
+        poster.start()
+        deadline = time.monotonic() + 30
+        while upload_offset(len(raw)) < 8 * 1024 * 1024:  # the first part is sent, more follow
+            assert poster.is_alive() and time.monotonic() < deadline, "the upload was not seen"
+            time.sleep(0.002)
+        killable_s3.kill()
+        poster.join(timeout=60)
+        [interrupted] = answers
+        assert interrupted.status_code == 503, interrupted.get_data(as_text=True)
+        assert inbound_rows() == []
+
+        killable_s3.start()
+        retried = post_relay(app.test_client(), raw)
+
+        assert retried.status_code == 204, retried.get_data(as_text=True)
+        [row] = inbound_rows()
+        assert row.size == len(raw) and stored_bytes(row) == raw
