@@ -138,6 +138,25 @@ def test_the_worker_refuses_a_damaged_copy_and_a_retry_by_the_sender_repairs_it(
     assert db.session.get(InboundEmail, row.id).status == "delivered"
 
 
+def test_same_size_but_altered_bytes_fail_the_sha1_check_and_are_rewritten(backend):
+    from extensions import get_storage
+    from storage import DamagedObject, ObjectNotFound
+
+    storage, sha1 = get_storage(), hashlib.sha1(RAW).hexdigest()
+    with pytest.raises(ObjectNotFound):
+        storage.verify(KEY, len(RAW), sha1)
+    altered = RAW.replace(b"fire", b"FIRE")
+    storage.put(KEY, io.BytesIO(altered), length=len(altered))
+    with pytest.raises(DamagedObject, match=f"its SHA-1 is {hashlib.sha1(altered).hexdigest()}"):
+        storage.verify(KEY, len(RAW), sha1)
+    with pytest.raises(DamagedObject, match="SHA-1"):
+        storage.get_verified_bytes(KEY, len(RAW), sha1)
+
+    assert post_relay(backend).status_code == 204
+
+    assert storage.get_verified_bytes(KEY, len(RAW), sha1) == RAW
+
+
 def test_a_duplicate_post_of_a_whole_copy_is_not_rewritten(backend):
     from extensions import get_storage
 
