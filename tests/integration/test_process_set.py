@@ -351,3 +351,24 @@ def test_ctrl_c_stops_every_process_cleanly(process_set):
         os.killpg(process_set.pgid, 0)
     assert not process_set.redis_answers(), process_set.explain("Redis still answers")
     assert time.monotonic() - started < STOP_TIMEOUT
+
+
+def test_the_embedded_redis_dying_ends_the_whole_set(tmp_path):
+    """Restarting workers without Redis would only spin: the set stops, with an error."""
+    running = ProcessSet(tmp_path)
+    try:
+        running.start()
+        running.wait_until_up()
+        running.remember_descendants()
+        [redis_pid] = [pid for pid, cmd in running.commands().items() if "redis-server" in cmd]
+        os.kill(redis_pid, signal.SIGKILL)
+        try:
+            returncode = running.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(running.explain("make run still running after Redis died"))
+        assert returncode != 0, running.explain("make run exited 0")
+        assert "embedded Redis exited" in running.log(400), running.explain("no reason given")
+        left = wait_for(lambda: not running.alive(), timeout=STOP_TIMEOUT - 5)
+        assert left, running.explain(f"still running: {running.alive()}")
+    finally:
+        running.kill()
