@@ -53,10 +53,13 @@ class SingleCronScheduler(CronScheduler):
         return min(super().calculate_sleep_interval(), self.lock_seconds / 3)
 
     def register_death(self, pipeline=None) -> None:
-        if self.holds_lock:  # a clean stop hands over at once, not after the TTL
+        self.release_lock()  # a clean stop hands over at once, not after the TTL
+        super().register_death(pipeline)
+
+    def release_lock(self) -> None:
+        if self.holds_lock:
             self._release(keys=[LOCK_KEY], args=[self.name])
             self.holds_lock = False
-        super().register_death(pipeline)
 
     def hold_lock(self) -> bool:
         """Renew the lock, or take it when it is free; True while this one may enqueue."""

@@ -5,6 +5,7 @@ first is SIGKILLed."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -106,3 +107,34 @@ def test_one_of_two_schedulers_acts_and_the_other_takes_over_when_it_dies(
         connection.close()
     # A clean stop hands the lock back at once.
     assert Redis.from_url(redis_server).get(LOCK_KEY) is None
+
+
+def test_roles_change_only_through_the_lock_and_each_change_is_one_line(app, redis_server, caplog):
+    from runtime.single_scheduler import SingleCronScheduler
+
+    caplog.set_level(logging.INFO, logger="runtime.single_scheduler")
+    connection = Redis.from_url(redis_server)
+    first = SingleCronScheduler(connection, lock_seconds=LOCK_SECONDS, name="first")
+    second = SingleCronScheduler(connection, lock_seconds=LOCK_SECONDS, name="second")
+    assert first.hold_lock() and first.hold_lock()  # taken, then renewed
+    assert not second.hold_lock() and not second.hold_lock()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Another scheduler (first) runs the periodic jobs; scheduler second waits and takes "
+        f"over within {LOCK_SECONDS} s of it stopping"
+    ]
+    assert second.calculate_sleep_interval() <= LOCK_SECONDS / 3
+
+    caplog.clear()
+    connection.delete(LOCK_KEY)  # as if first had paused past the TTL
+    assert second.hold_lock()
+    assert not first.hold_lock()  # it notices it lost the lock and steps back
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records] == [
+        ("INFO", "Scheduler second took over the periodic jobs"),
+        ("WARNING", "Scheduler first lost the scheduler lock"),
+        ("INFO", "Another scheduler"),
+    ]
+
+    second.release_lock()  # what a clean stop does: the lock is handed over at once
+    assert connection.get(LOCK_KEY) is None
+    assert first.hold_lock()
+    first.release_lock()
