@@ -12,6 +12,7 @@ from rq.job import Job
 
 from extensions import get_queue, get_redis, get_settings
 from jobs.diagnostics import worker_ping
+from services.backlog import describe_age, gather_backlog
 from services.health import check_redis, check_workers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -32,8 +33,11 @@ def admin_required(view):
 @admin_required
 def system():
     redis_check, connection = check_redis(get_settings())
-    checks = [redis_check, *check_workers(connection)]
-    return render_template("admin/system.html", checks=checks)
+    backlog = gather_backlog(connection)
+    checks = [redis_check, *check_workers(connection, backlog)]
+    return render_template(
+        "admin/system.html", checks=checks, backlog=backlog, describe_age=describe_age
+    )
 
 
 @bp.route("/system/worker-check", methods=["POST"])

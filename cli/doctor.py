@@ -23,6 +23,8 @@ def doctor_command() -> None:
     width = max(len(c.name) for c in checks)
     for check in checks:
         line = f"{check.state:<4}  {check.name:<{width}}  {check.detail}"
+        for note in check.notes:
+            line += f"\n      {'':<{width}}  {note}"
         if check.fix and check.state != "OK":
             line += f"\n      {'':<{width}}  fix: {check.fix}"
         click.echo(line)

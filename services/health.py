@@ -13,15 +13,22 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Worker
 from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
 from extensions import db, get_redis, get_storage
+from jobs.sweeps import STALE_SENDING_AFTER
 from mail.smtp import SmtpTarget, smtp_session
 from runtime.file_modes import loose_paths, private_paths
+from services.backlog import (
+    START_WORKERS,
+    Backlog,
+    describe_age,
+    describe_worker,
+    gather_backlog,
+)
 from storage import StorageError
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -40,6 +47,7 @@ class Check:
     state: str  # OK, WARN or FAIL
     detail: str
     fix: str = ""
+    notes: tuple[str, ...] = ()  # one line each under the check (e.g. every worker)
 
 
 def describe_database(url: str) -> str:
@@ -101,18 +109,33 @@ def check_redis(settings: Settings, connection: Redis | None = None) -> tuple[Ch
     return Check("redis", OK, where), connection
 
 
-def check_workers(connection: Redis | None) -> list[Check]:
-    if connection is None:
-        return [Check("workers", WARN, "not checked: Redis is unreachable", "fix Redis first")]
-    workers = Worker.all(connection=connection)
-    schedulers = cron_scheduler_keys(connection)
+def check_workers(connection: Redis | None, backlog: Backlog | None = None) -> list[Check]:
+    """Workers and the scheduler, queue depths, and mail waiting for them (see services.backlog).
+    No worker while mail waits is a failure: nothing will ever deliver it."""
+    backlog = backlog or gather_backlog(connection)
     out = []
-    if workers:
-        out.append(Check("workers", OK, f"{len(workers)} worker(s) listening"))
+    if connection is None or backlog.workers is None:
+        out.append(Check("workers", WARN, "not checked: Redis is unreachable", "fix Redis first"))
+    elif backlog.workers:
+        out.append(
+            Check(
+                "workers",
+                OK,
+                f"{len(backlog.workers)} worker(s) listening",
+                notes=tuple(describe_worker(w) for w in backlog.workers),
+            )
+        )
+    elif backlog.mail_waiting:
+        out.append(
+            Check("workers", FAIL, f"no worker is running and {waiting(backlog)}", START_WORKERS)
+        )
     else:
         out.append(
             Check("workers", WARN, "no worker is running; mail will wait", "run: python worker.py")
         )
+    if connection is None:
+        return out + backlog_checks(backlog)
+    schedulers = cron_scheduler_keys(connection)
     if schedulers:
         out.append(Check("scheduler", OK, f"{len(schedulers)} cron scheduler(s) running"))
     else:
@@ -124,6 +147,51 @@ def check_workers(connection: Redis | None) -> list[Check]:
                 "run one: python worker.py --cron",
             )
         )
+    return out + backlog_checks(backlog)
+
+
+def waiting(backlog: Backlog) -> str:
+    parts = []
+    if backlog.stale_pending_inbound:
+        parts.append(
+            f"{backlog.stale_pending_inbound} inbound email(s) wait "
+            f"(oldest {describe_age(backlog.oldest_pending_age)})"
+        )
+    if backlog.stale_queued_replies:
+        parts.append(f"{backlog.stale_queued_replies} reply(ies) wait to be sent")
+    return "; ".join(parts)
+
+
+def backlog_checks(backlog: Backlog) -> list[Check]:
+    """Informational lines: queue depths, pending inbound mail, replies stuck in `sending`."""
+    out = []
+    if backlog.queues is not None:
+        depths = ", ".join(f"{q.name} {q.waiting}" for q in backlog.queues)
+        failed = sum(q.failed for q in backlog.queues)
+        out.append(Check("queues", OK, f"waiting: {depths}; failed jobs: {failed}"))
+    if backlog.database_error:
+        note = f"not checked: the database is unreachable ({backlog.database_error})"
+        return out + [Check("inbound mail", WARN, note), Check("replies", WARN, note)]
+    if not backlog.pending_inbound:
+        out.append(Check("inbound mail", OK, "none pending"))
+    else:
+        detail = (
+            f"{backlog.pending_inbound} pending, "
+            f"oldest {describe_age(backlog.oldest_pending_age)} old"
+        )
+        stale = backlog.stale_pending_inbound
+        fix = "see the workers line; flask inbound reprocess runs a message again"
+        out.append(Check("inbound mail", WARN if stale else OK, detail, fix))
+    stuck_minutes = int(STALE_SENDING_AFTER.total_seconds() // 60)
+    detail = (
+        f"{backlog.queued_replies} queued, "
+        f"{backlog.stuck_sending} sending for over {stuck_minutes} min"
+    )
+    if backlog.stuck_sending:
+        detail += f" (oldest {describe_age(backlog.oldest_stuck_age)})"
+    bad = backlog.stuck_sending or backlog.stale_queued_replies
+    fix = "the sweep requeues them each minute while a worker and the scheduler run"
+    out.append(Check("replies", WARN if bad else OK, detail, fix))
     return out
 
 

@@ -103,6 +103,9 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
         "redis": "OK",
         "workers": "WARN",  # nothing runs `python worker.py` in this test
         "scheduler": "WARN",
+        "queues": "OK",
+        "inbound mail": "OK",
+        "replies": "OK",
         "storage": "OK",
         "file modes": "OK",
         "smtp": "OK",
@@ -208,9 +211,20 @@ def test_healthy_subprocess_with_a_real_worker_and_scheduler(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     checks = parse(result.stdout)
-    assert len(checks) == 10, result.stdout
+    assert len(checks) == 13, result.stdout
     assert {state for state, _ in checks.values()} == {"OK"}, result.stdout
     assert checks["workers"][1] == "1 worker(s) listening"
+    # each live worker on a line of its own: name, host, pid, state, heartbeat age
+    host = re.escape(socket.gethostname())
+    assert re.search(
+        rf"^\s+\w+ on {host} pid {procs[0].pid}: \w+, heartbeat \d+ s ago$",
+        result.stdout,
+        re.M,
+    ), result.stdout
+    assert checks["queues"][1] == (
+        "waiting: default 0, inbound 0, outbound 0, low 0; failed jobs: 0"
+    )
+    assert checks["inbound mail"][1] == "none pending"
     assert checks["scheduler"][1] == "1 cron scheduler(s) running"
     assert "Everything Threadline needs is reachable." in result.stdout
 
