@@ -254,19 +254,23 @@ def large_message(size: int) -> bytes:
 
 
 def test_the_s3_server_killed_mid_upload_then_restarted_stores_the_retried_post_whole(
-    app_config, killable_s3
+    app, app_config, killable_s3
 ):
+    # `app` (the suite's) is here for its teardown: it empties the tables and Redis this
+    # test's own app (on the killable S3 server) writes to.
     app_config.update(s3_settings(killable_s3.settings))
     app_config["INBOUND_EMAIL_MAX_BYTES"] = 200 * 1024 * 1024
     from app import create_app
     from extensions import get_storage
 
-    app = create_app(app_config)
+    s3_app = create_app(app_config)
     raw = large_message(48 * 1024 * 1024)
-    with app.app_context():
+    with s3_app.app_context():
         get_storage().check()  # the bucket exists before the clock starts
         answers = []
-        poster = threading.Thread(target=lambda: answers.append(post_relay(app.test_client(), raw)))
+        poster = threading.Thread(
+            target=lambda: answers.append(post_relay(s3_app.test_client(), raw))
+        )
         poster.start()
         deadline = time.monotonic() + 30
         while upload_offset(len(raw)) < 8 * 1024 * 1024:  # the first part is sent, more follow
@@ -279,7 +283,7 @@ def test_the_s3_server_killed_mid_upload_then_restarted_stores_the_retried_post_
         assert inbound_rows() == []
 
         killable_s3.start()
-        retried = post_relay(app.test_client(), raw)
+        retried = post_relay(s3_app.test_client(), raw)
 
         assert retried.status_code == 204, retried.get_data(as_text=True)
         [row] = inbound_rows()
