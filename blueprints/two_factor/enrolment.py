@@ -123,39 +123,42 @@ def confirm():
     return _page(status=422, confirm_form=form)
 
 
-@bp.post("/profile/two-factor/recovery-codes")
-@login_required
-def new_recovery_codes():
-    form = PasswordForm(prefix="codes")
+def _with_password(prefix: str, form_key: str, action, done):
+    """The forms that need the current password: throttled per user, `action(user,
+    password)` refuses with TwoFactorError, `done(result)` answers; any refusal re-renders
+    the page with the form's errors."""
+    form = PasswordForm(prefix=prefix)
     if form.validate_on_submit():
-        wait = _password_wait()
-        if wait:
-            return _too_many_passwords(wait, codes_form=form)
+        if wait := _password_wait():
+            return _too_many_passwords(wait, **{form_key: form})
         try:
-            codes = two_factor.regenerate_recovery_codes(_user(), form.password.data)
+            result = action(_user(), form.password.data)
         except TwoFactorError as exc:
             form.password.errors.append(str(exc))
         else:
-            return _codes_page(codes, fresh_setup=False)
-    return _page(status=422, codes_form=form)
+            return done(result)
+    return _page(status=422, **{form_key: form})
+
+
+@bp.post("/profile/two-factor/recovery-codes")
+@login_required
+def new_recovery_codes():
+    return _with_password(
+        "codes",
+        "codes_form",
+        two_factor.regenerate_recovery_codes,
+        lambda codes: _codes_page(codes, fresh_setup=False),
+    )
 
 
 @bp.post("/profile/two-factor/disable")
 @login_required
 def disable():
-    form = PasswordForm(prefix="disable")
-    if form.validate_on_submit():
-        wait = _password_wait()
-        if wait:
-            return _too_many_passwords(wait, disable_form=form)
-        try:
-            two_factor.disable(_user(), form.password.data)
-        except TwoFactorError as exc:
-            form.password.errors.append(str(exc))
-        else:
-            flash(
-                "Two-factor sign-in is off: signing in asks only for your password. "
-                "Your other browsers were signed out."
-            )
-            return redirect(url_for("two_factor.manage"), code=303)
-    return _page(status=422, disable_form=form)
+    def turned_off(_):
+        flash(
+            "Two-factor sign-in is off: signing in asks only for your password. "
+            "Your other browsers were signed out."
+        )
+        return redirect(url_for("two_factor.manage"), code=303)
+
+    return _with_password("disable", "disable_form", two_factor.disable, turned_off)
