@@ -689,3 +689,29 @@ def test_init_env_leaves_an_existing_file_alone(tmp_path):
     assert result.stdout == ""
     assert target.read_text() == "SECRET_KEY=mine-and-nobody-elses\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_a_broken_env_file_stops_every_process_with_the_same_list(tmp_path):
+    """Web (wsgi.py, as gunicorn loads it), worker, scheduler and a flask command, all on
+    one broken env file: each stops with exit 2 and the same problems, no traceback."""
+    env_file = tmp_path / "broken.env"
+    env_file.write_text("SECRET_KEY=\nINBOUND_EMAIL_SERVICE=mailgun\nSMTP_PORT=seventy\n")
+    env = {**_cli_env(tmp_path), "ENV_FILE": str(env_file)}
+    python = str(FLASK.parent / "python")
+    commands = {
+        "web": [python, "-c", "import wsgi"],
+        "worker": [python, "worker.py", "--burst"],
+        "scheduler": [python, "worker.py", "--cron"],
+        "flask": [str(FLASK), "doctor"],
+    }
+    listed = {}
+    for name, command in commands.items():
+        result = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, (name, output)
+        assert "Traceback" not in output, (name, output)
+        listed[name] = sorted(line for line in output.splitlines() if line.startswith("  - "))
+    assert len(listed["web"]) == 3
+    assert all(lines == listed["web"] for lines in listed.values()), listed
