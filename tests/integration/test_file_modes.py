@@ -15,7 +15,6 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -26,6 +25,7 @@ import pytest
 
 from config import Settings
 from services.health import WARN, check_file_modes
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -144,15 +144,6 @@ def descendants(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def post_relay(url: str, password: str) -> int:

@@ -32,6 +32,7 @@ from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 
 from extensions import QUEUE_NAMES
 from tests.conftest import csrf_token_from
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -183,15 +184,6 @@ def process_set(tmp_path_factory):
         yield running
     finally:
         running.kill()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def test_make_run_creates_the_first_admin_and_serves_the_sign_in_page(process_set):

@@ -15,15 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from base64 import b64encode
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from ingress import relayer
+from tests.support.waiting import post_relay_over_http
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).with_name("flask")
@@ -140,17 +137,7 @@ class Gunicorn:
         raise AssertionError(f"gunicorn did not start:\n{self.log.read_text()}")
 
     def relay(self, password: str) -> int:
-        credentials = b64encode(f"{relayer.USERNAME}:{password}".encode()).decode()
-        request = urllib.request.Request(
-            self.url + relayer.RELAY_PATH,
-            data=MESSAGE,
-            headers={"Content-Type": "message/rfc822", "Authorization": f"Basic {credentials}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        return post_relay_over_http(self.url, MESSAGE, password)
 
     def stop(self) -> None:
         self.proc.terminate()

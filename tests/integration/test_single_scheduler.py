@@ -17,19 +17,11 @@ from redis import Redis
 
 from extensions import get_queue
 from runtime.single_scheduler import LOCK_KEY
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK_SECONDS = 3
 ROUND = 4  # the interval jobs of jobs/schedule.py on the default queue, enqueued at start
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def lines(path: Path) -> list[dict]:

@@ -39,7 +39,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from base64 import b64encode
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -53,11 +52,12 @@ from rq import Worker
 from rq.job import Job
 from sqlalchemy import create_engine, text
 
-from ingress import relayer
 from runtime.process_set import process_commands
 from tests.conftest import csrf_token_from
 from tests.support.postgres import fresh_database, postgres_server
 from tests.support.smtp_server import running_smtp_server
+from tests.support.waiting import post_relay_over_http
+from tests.support.waiting import wait_for as support_wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(600)]
 
@@ -80,14 +80,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = WAIT, interval: float = 0.25):
-    """predicate() until it is truthy or timeout seconds passed; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+def wait_for(predicate, timeout: float = WAIT):
+    return support_wait_for(predicate, timeout, interval=0.25)
 
 
 def procfile_command(name: str) -> str:
@@ -259,18 +253,7 @@ class Browser:
         return self._open(urllib.request.Request(url, data=data))
 
 
-def relay(web_url: str, raw: bytes, password: str) -> int:
-    credentials = b64encode(f"{relayer.USERNAME}:{password}".encode()).decode()
-    request = urllib.request.Request(
-        web_url + relayer.RELAY_PATH,
-        data=raw,
-        headers={"Content-Type": "message/rfc822", "Authorization": f"Basic {credentials}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+relay = post_relay_over_http
 
 
 def customer_mail(message_id: str, attachment: bytes) -> bytes:
