@@ -3,20 +3,50 @@
 python worker.py            work on every queue (with RQ's scheduler for retries/delays)
 python worker.py --burst    work until the queues are empty, then exit
 python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one acts; others wait)
+
+Both outlive a Redis outage: they log it once, wait for Redis and carry on
+(runtime/redis_outage.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 
 from flask import Flask
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
 from runtime.logs import job_context, rq_log_level
+from runtime.redis_outage import REDIS_DOWN, RedisOutage
 from runtime.single_scheduler import SingleCronScheduler
+from runtime.worker_scheduler import WorkerScheduler
+
+# How often a worker checks whether RQ's scheduler lock is free (RQ: every 10 minutes), so
+# another worker's scheduler takes over within about a minute of the holder dying.
+MAINTENANCE_SECONDS = 60
+
+
+class LostRedis(Exception):
+    """Redis went away under the blocking pop: RQ would catch a ConnectionError there and
+    retry forever, logging an error each time."""
+
+
+class AppQueue(Queue):
+    """The worker's queues: a lost connection under the blocking pop leaves the work loop."""
+
+    @classmethod
+    def dequeue_any(cls, *args, **kwargs):
+        try:
+            return super().dequeue_any(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            raise LostRedis(str(exc)) from exc
 
 
 class AppContextMixin:
@@ -34,7 +64,106 @@ class AppContextMixin:
             return super().perform_job(*args, **kwargs)
 
 
-class AppWorker(AppContextMixin, Worker):
+class RedisOutageMixin:
+    """Leave RQ's work loop as a stop does when Redis goes away, so run_worker can wait for it
+    and start a fresh worker. RQ itself logs an error per retry while idle, and quits with a
+    traceback when Redis is lost anywhere else. Its scheduler process dies with the worker."""
+
+    outage: RedisOutage
+    redis_lost = False
+    stop_requested = False
+
+    @contextlib.contextmanager
+    def _leave_if_redis_is_lost(self) -> Iterator[None]:
+        try:
+            yield
+        except (LostRedis, *REDIS_DOWN) as exc:
+            if self.is_horse:  # a job's own failure: RQ records it
+                raise
+            self._lose_redis(exc)
+            raise StopRequested from exc  # RQ breaks out of its loop and tears down
+
+    def _lose_redis(self, exc: BaseException) -> None:
+        self.redis_lost = True
+        if not self.stop_requested:
+            self.outage.begin(exc)
+
+    def check_for_suspension(self, burst):
+        with self._leave_if_redis_is_lost():
+            return super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self):
+        with self._leave_if_redis_is_lost():
+            return super().run_maintenance_tasks()
+
+    def heartbeat(self, *args, **kwargs):
+        with self._leave_if_redis_is_lost():
+            return super().heartbeat(*args, **kwargs)
+
+    def dequeue_job_and_maintain_ttl(self, *args, **kwargs):
+        with self._leave_if_redis_is_lost():
+            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+
+    def execute_job(self, job, queue):
+        with self._leave_if_redis_is_lost():
+            return super().execute_job(job, queue)
+
+    def work(self, *args, **kwargs) -> bool:
+        try:
+            return super().work(*args, **kwargs)
+        except REDIS_DOWN as exc:  # lost while starting up, before RQ's work loop
+            self._lose_redis(exc)
+            self.teardown()
+            return False
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True  # a stop while Redis is away still ends the process
+        super().request_stop(signum, frame)
+
+    def teardown(self):
+        """Without Redis there is nothing to unregister (the worker's key expires): only stop
+        the scheduler process and the pubsub thread."""
+        if not self.redis_lost:
+            try:
+                return super().teardown()
+            except REDIS_DOWN as exc:  # stopped just as Redis went away
+                self._lose_redis(exc)
+        if self.scheduler:
+            self.stop_scheduler()
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+
+    def _pubsub_exception_handler(self, exc, pubsub, pubsub_thread):
+        """Quiet while Redis is away (the work loop reports it once); RQ logs every retry."""
+        if isinstance(exc, REDIS_DOWN):
+            time.sleep(2)
+        else:
+            super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
+
+    def _start_scheduler(
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
+        """RQ's own, but with a scheduler process that dies with this worker."""
+        if burst:  # no process: RQ enqueues the due jobs once, in this one
+            return super()._start_scheduler(burst, logging_level, date_format, log_format)
+        self.scheduler = WorkerScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            self.scheduler.start()
+
+
+class AppWorker(AppContextMixin, RedisOutageMixin, Worker):
     """Forks a work horse per job: a crashing job never takes the worker down."""
 
     def perform_job(self, *args, **kwargs):
@@ -44,7 +173,7 @@ class AppWorker(AppContextMixin, Worker):
         return super().perform_job(*args, **kwargs)
 
 
-class AppSimpleWorker(AppContextMixin, SimpleWorker):
+class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
     """Runs jobs in-process: used by tests and on platforms without fork."""
 
 
@@ -52,9 +181,29 @@ def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker
     cls = AppSimpleWorker if simple else AppWorker
     with app.app_context():
         connection = get_redis()
-    worker = cls(list(queues), connection=connection)
+        url = get_settings().effective_redis_url
+    worker = cls(
+        list(queues),
+        connection=connection,
+        queue_class=AppQueue,
+        maintenance_interval=MAINTENANCE_SECONDS,
+    )
     worker.flask_app = app
+    worker.outage = RedisOutage(url, "worker")
     return worker
+
+
+def run_worker(app: Flask, queues: list[str], burst: bool = False, simple: bool = False) -> None:
+    """Work until stopped. When Redis goes away, wait for it and go on with a fresh worker: RQ's
+    cannot resume a work loop it left."""
+    while True:
+        worker = build_worker(app, queues, simple=simple)
+        # RQ sets its loggers' level from this; ours keeps an idle worker quiet below DEBUG.
+        worker.work(burst=burst, with_scheduler=not burst, logging_level=rq_logging_level(app))
+        if not worker.redis_lost or worker.stop_requested or not worker.outage.wait():
+            return
+        with contextlib.suppress(*REDIS_DOWN):
+            worker.register_death()  # gone from RQ's worker list now, not when its key expires
 
 
 def rq_logging_level(app: Flask) -> str:
@@ -74,7 +223,21 @@ def build_cron_scheduler(app: Flask) -> SingleCronScheduler:
 
 
 def run_cron(app: Flask) -> None:
-    build_cron_scheduler(app).start()
+    """Run the cron scheduler until stopped. When Redis goes away, wait for it and go on with
+    the same scheduler: what it has enqueued is not enqueued again."""
+    scheduler = build_cron_scheduler(app)
+    with app.app_context():
+        outage = RedisOutage(get_settings().effective_redis_url, "cron scheduler")
+    while True:
+        try:
+            scheduler.start()
+            return
+        except REDIS_DOWN as exc:
+            if scheduler.stop_requested:
+                return
+            outage.begin(exc)
+            if not outage.wait():
+                return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,11 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cron:
         run_cron(app)
         return 0
-    worker = build_worker(app, args.queues, simple=args.simple)
-    # RQ sets its loggers' level from this; ours keeps an idle worker quiet below DEBUG.
-    worker.work(
-        burst=args.burst, with_scheduler=not args.burst, logging_level=rq_logging_level(app)
-    )
+    run_worker(app, args.queues, burst=args.burst, simple=args.simple)
     return 0
 
 

@@ -40,6 +40,7 @@ class SingleCronScheduler(CronScheduler):
         self.lock_seconds = lock_seconds
         self.holds_lock = False
         self.waiting = False  # set once another scheduler was seen holding the lock
+        self.stop_requested = False  # worker.py: a stop while Redis is away ends the process
         self._renew = connection.register_script(_RENEW)
         self._release = connection.register_script(_RELEASE)
 
@@ -51,6 +52,10 @@ class SingleCronScheduler(CronScheduler):
     def calculate_sleep_interval(self) -> float:
         """Wake often enough to renew the lock (or to notice it is free)."""
         return min(super().calculate_sleep_interval(), self.lock_seconds / 3)
+
+    def _request_stop(self, signum, frame) -> None:
+        self.stop_requested = True
+        super()._request_stop(signum, frame)
 
     def register_death(self, pipeline=None) -> None:
         self.release_lock()  # a clean stop hands over at once, not after the TTL
@@ -64,16 +69,12 @@ class SingleCronScheduler(CronScheduler):
     def hold_lock(self) -> bool:
         """Renew the lock, or take it when it is free; True while this one may enqueue."""
         ttl_ms = int(self.lock_seconds * 1000)
+        # Worth a warning only if another one took it (after a Redis outage it is just retaken).
+        lost = self.holds_lock
         if self.holds_lock:
             if self._renew(keys=[LOCK_KEY], args=[self.name, ttl_ms]):
                 return True
             self.holds_lock = False
-            log.warning(
-                "Scheduler %s lost the scheduler lock (not renewed within %s s, paused?): "
-                "another scheduler runs the periodic jobs",
-                self.name,
-                self.lock_seconds,
-            )
         if self.connection.set(LOCK_KEY, self.name, nx=True, px=ttl_ms):
             self.holds_lock = True
             if self.waiting:
@@ -82,6 +83,13 @@ class SingleCronScheduler(CronScheduler):
                 log.debug("Scheduler %s holds the scheduler lock", self.name)
             self.waiting = False
             return True
+        if lost:
+            log.warning(
+                "Scheduler %s lost the scheduler lock (not renewed within %s s, paused?): "
+                "another scheduler runs the periodic jobs",
+                self.name,
+                self.lock_seconds,
+            )
         if not self.waiting:
             holder = self.connection.get(LOCK_KEY)
             log.info(
