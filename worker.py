@@ -23,6 +23,7 @@ from rq.exceptions import StopRequested
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
+from jobs import JOB_HEARTBEAT_SECONDS
 from runtime.logs import job_context, rq_log_level
 from runtime.redis_outage import REDIS_DOWN, RedisOutage
 from runtime.single_scheduler import SingleCronScheduler
@@ -187,6 +188,8 @@ def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker
         connection=connection,
         queue_class=AppQueue,
         maintenance_interval=MAINTENANCE_SECONDS,
+        # A running job's heartbeat this often: jobs.job_is_waiting tells a live job by it.
+        job_monitoring_interval=JOB_HEARTBEAT_SECONDS,
     )
     worker.flask_app = app
     worker.outage = RedisOutage(url, "worker")

@@ -42,7 +42,7 @@ from services.labels import (
     labels_visible_to,
     set_labels,
 )
-from services.replies import ReplyError, create_reply, retry_delivery
+from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
@@ -230,12 +230,22 @@ def reply(conversation_id: int):
 
 @bp.post("/messages/<int:message_id>/retry")
 def retry(message_id: int):
-    """Send a failed reply again."""
+    """Send a failed reply, or one of unknown fate, again."""
+    return _decide(message_id, retry_delivery)
+
+
+@bp.post("/messages/<int:message_id>/mark-sent")
+def mark_as_sent(message_id: int):
+    """A reply of unknown fate reached the customer: never send it again."""
+    return _decide(message_id, lambda message: mark_sent(message, _user()))
+
+
+def _decide(message_id: int, decision):
     message = _find(Message, message_id)
     if message is None or not can_view_inbox(_user(), message.inbox_id):
         raise ApiError(404, f"message {message_id}: no such message")
     try:
-        retry_delivery(message)
+        decision(message)
     except ReplyError as exc:
         raise ApiError(422, str(exc)) from None
     return json_response(message_json(message, _senders([message])))

@@ -25,7 +25,7 @@ from services.labels import (
     labels_for,
     labels_visible_to,
 )
-from services.replies import ReplyError, create_reply, retry_delivery
+from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
 from services.reply_form import collisions, uploaded_attachments
 from services.timezones import local
 from services.unread import mark_read, unread_ids
@@ -430,12 +430,24 @@ def set_status(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
 @login_required
 def retry(conversation_id: int, message_id: int):
+    """Send a failed reply, or one of unknown fate, again."""
+    return _decide(conversation_id, message_id, retry_delivery)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/mark-sent")
+@login_required
+def mark_as_sent(conversation_id: int, message_id: int):
+    """A reply of unknown fate reached the customer: never send it again."""
+    return _decide(conversation_id, message_id, lambda message: mark_sent(message, current_user))
+
+
+def _decide(conversation_id: int, message_id: int, decision):
     conversation = visible_conversation(conversation_id)
     message = db.session.get(Message, message_id)
     if message is None or message.conversation_id != conversation.id:
         abort(404, "No such message.")
     try:
-        retry_delivery(message)
+        decision(message)
     except ReplyError as exc:
         return after_action(conversation, 422, errors={"retry": str(exc)})
     return after_action(conversation)

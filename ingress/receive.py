@@ -144,7 +144,7 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
             _forget_orphan(key)
         raise IngressUnavailable("the message could not be recorded in the database") from exc
     log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row_id, source, size)
-    return Received(row, False, _enqueue(row_id))
+    return Received(row, False, enqueue_job(row_id))
 
 
 def _store_verified(storage: Storage, key: str, spool: BinaryIO, size: int, sha1: str) -> bool:
@@ -211,11 +211,12 @@ def enqueue_processing(row: InboundEmail) -> bool:
     except (RedisError, OSError) as exc:
         log.warning("inbound #%d not enqueued (Redis: %s); the sweep will", row.id, exc)
         return False
-    return _enqueue(row.id)
+    return enqueue_job(row.id)
 
 
-def _enqueue(inbound_email_id: int) -> bool:
-    """Enqueue without looking first: for a row just created, no job can exist yet."""
+def enqueue_job(inbound_email_id: int) -> bool:
+    """Enqueue without looking first: a row just created has no job yet, and the sweep has
+    looked (jobs/sweeps.py); False if Redis is down."""
     try:
         get_queue("inbound").enqueue(
             "jobs.process_inbound.process_inbound_email",

@@ -1,17 +1,30 @@
 """The RQ job that processes one InboundEmail: claim it, deliver it, record the outcome.
 
 Status lifecycle: pending → processing → delivered | bounced | failed. A failure records
-its reason and re-raises so RQ retries with backoff; the last failure stays `failed`.
+its reason and re-raises so RQ retries with backoff; the last failure stays `failed`. The
+claim is a lease renewed while the job runs (jobs/leases.py): a killed worker's message is
+taken over by the sweep once the lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 
 from extensions import db, get_storage
+from jobs.leases import (
+    INBOUND,
+    LEASE,
+    RENEW_EVERY,
+    LeaseKeeper,
+    claim,
+    finish,
+    lease_expired,
+    lease_text,
+)
 from models import InboundEmail, utcnow
 from services.inbound_delivery import deliver
 from storage import DamagedObject
@@ -19,31 +32,47 @@ from storage import DamagedObject
 log = logging.getLogger(__name__)
 
 FINAL = ("delivered", "bounced")
-# A worker killed mid-job leaves `processing`; after this long another may take over.
-STALE_CLAIM = timedelta(minutes=10)
 DAMAGED_HINT = (
     "not delivered; it is retried, and a post of the same message by the sender rewrites the "
     "copy (or restore the object from a backup and run `flask inbound reprocess`)"
 )
+WAIT_FOR_HOLDER = LEASE + timedelta(seconds=2 * RENEW_EVERY)
+POLL_SECONDS = 1.0
 
 
-def claim(inbound_email_id: int) -> bool:
-    """Atomically move the row to processing; False if another worker holds it or it's done."""
-    now = utcnow()
-    result = db.session.execute(
-        update(InboundEmail)
-        .where(
-            InboundEmail.id == inbound_email_id,
-            or_(
-                InboundEmail.status.in_(("pending", "failed")),
-                (InboundEmail.status == "processing")
-                & (InboundEmail.updated_at < now - STALE_CLAIM),
-            ),
-        )
-        .values(status="processing", attempts=InboundEmail.attempts + 1, updated_at=now)
+class HeldElsewhere(Exception):
+    """Another worker still holds the message: this job did nothing, so it must not report
+    success. RQ retries it; by then the message is finished, or its lease has run out."""
+
+
+def claimable(now):
+    """Pending or failed, or `processing` by a worker whose lease ran out (it died)."""
+    return or_(
+        InboundEmail.status.in_(("pending", "failed")),
+        (InboundEmail.status == "processing") & lease_expired(INBOUND, now),
     )
-    db.session.commit()
-    return result.rowcount == 1
+
+
+def claim_or_wait(row: InboundEmail) -> int | None:
+    """This job's claim; None when the message is already finished (by another job).
+
+    A second job for a message being processed (an RQ retry after its work horse died, an
+    admin's reprocess) waits for the holder's outcome or for its lease to run out, never
+    longer than the lease, and raises HeldElsewhere if the holder is still alive."""
+    deadline = time.monotonic() + WAIT_FOR_HOLDER.total_seconds()
+    while True:
+        number = claim(INBOUND, row.id, claimable(utcnow()))
+        if number is not None:
+            return number
+        db.session.refresh(row)
+        if row.status in FINAL:
+            return None
+        if time.monotonic() >= deadline:
+            raise HeldElsewhere(
+                f"inbound #{row.id} is being processed by another worker, whose lease "
+                f"{lease_text(row.lease_expires_at)}"
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def process_inbound_email(inbound_email_id: int) -> str:
@@ -51,34 +80,45 @@ def process_inbound_email(inbound_email_id: int) -> str:
     if row is None:
         log.warning("inbound #%d does not exist; nothing to do", inbound_email_id)
         return "missing"
-    if row.status in FINAL or not claim(inbound_email_id):
+    if row.status in FINAL:
+        return row.status
+    number = claim_or_wait(row)
+    if number is None:
         return row.status
     db.session.refresh(row)
-    try:
-        if row.storage_key is None:
-            raise LookupError("the raw message was already deleted after the retention period")
-        raw = get_storage().get_verified_bytes(row.storage_key, row.size, row.checksum)
-        outcome = deliver(row, raw)
-    except DamagedObject as exc:
-        # Never processed as the message (an empty one would bounce as "no recipients"): fail
-        # retryably; the sender's next post of the message rewrites the copy (ingress/receive).
-        db.session.rollback()
-        _record(inbound_email_id, "failed", f"{exc}; {DAMAGED_HINT}")
-        log.error("inbound #%d not processed: %s", inbound_email_id, exc)
-        raise
-    except Exception as exc:
-        db.session.rollback()
-        _record(inbound_email_id, "failed", f"{type(exc).__name__}: {exc}")
-        log.exception("inbound #%d failed", inbound_email_id)
-        raise  # RQ retries with backoff; the last failure stays recorded
-    _record(inbound_email_id, outcome.status, outcome.reason, processed=True)
+    with LeaseKeeper(INBOUND, row.id, number):
+        try:
+            if row.storage_key is None:
+                raise LookupError("the raw message was already deleted after the retention period")
+            raw = get_storage().get_verified_bytes(row.storage_key, row.size, row.checksum)
+            outcome = deliver(row, raw)
+        except DamagedObject as exc:
+            # Never processed as the message (an empty one would bounce as "no recipients"):
+            # fail retryably; the sender's next post rewrites the copy (ingress/receive).
+            db.session.rollback()
+            _record(inbound_email_id, number, "failed", f"{exc}; {DAMAGED_HINT}")
+            log.error("inbound #%d not processed: %s", inbound_email_id, exc)
+            raise
+        except Exception as exc:
+            db.session.rollback()
+            _record(inbound_email_id, number, "failed", f"{type(exc).__name__}: {exc}")
+            log.exception("inbound #%d failed", inbound_email_id)
+            raise  # RQ retries with backoff; the last failure stays recorded
+        _record(inbound_email_id, number, outcome.status, outcome.reason, True, outcome.inbox_id)
     return outcome.status
 
 
-def _record(inbound_email_id: int, status: str, reason: str | None, processed=False) -> None:
-    row = db.session.get(InboundEmail, inbound_email_id)
-    row.status = status
-    row.reason = reason[:2000] if reason else None
+def _record(
+    inbound_email_id: int,
+    number: int,
+    status: str,
+    reason: str | None,
+    processed: bool = False,
+    inbox_id: int | None = None,
+) -> None:
+    values = {"status": status, "reason": reason[:2000] if reason else None}
     if processed:
-        row.processed_at = utcnow()
-    db.session.commit()
+        values["processed_at"] = utcnow()
+    if inbox_id is not None:
+        values["inbox_id"] = inbox_id
+    finish(INBOUND, inbound_email_id, number, **values)

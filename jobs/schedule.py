@@ -8,9 +8,9 @@ from rq import cron
 
 from jobs.imap_poll import enqueue_due_imap_polls
 from jobs.sweeps import (
-    enqueue_stale_pending,
     incinerate_processed_raw_emails,
-    requeue_stale_outgoing,
+    recover_inbound,
+    recover_outgoing,
     wake_snoozed,
 )
 from services.sessions import purge_expired_sessions
@@ -18,8 +18,10 @@ from services.sessions import purge_expired_sessions
 cron.register(
     incinerate_processed_raw_emails, queue_name="low", cron="17 * * * *", job_timeout=1800
 )
-cron.register(enqueue_stale_pending, queue_name="default", interval=60, job_timeout=300)
-cron.register(requeue_stale_outgoing, queue_name="default", interval=60, job_timeout=300)
+# Every 15 s: a killed worker's lease (20 s, jobs/leases.py) has run out and its mail is
+# running on another worker well within a minute.
+cron.register(recover_inbound, queue_name="default", interval=15, job_timeout=300)
+cron.register(recover_outgoing, queue_name="default", interval=15, job_timeout=300)
 cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)
 cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_timeout=120)
 # Expired sessions are already refused at sign-in time; this only keeps the table small.

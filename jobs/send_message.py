@@ -1,8 +1,10 @@
 """The RQ job that sends one outgoing reply: build the MIME, keep it, hand it to SMTP.
 
-queued → sent (with the server's reply, often its queue id) or failed (with the server's
-words): a 5xx refusal fails at once; 4xx and network errors are retried with backoff and
-fail only when the retries are used up.
+queued → sending → sent (with the server's reply, often its queue id) or failed (with the
+server's words): a 5xx refusal fails at once; 4xx and network errors are retried with backoff
+and fail only when the retries are used up. `sending` is a lease (jobs/leases.py); the moment
+DATA begins is recorded, and a reply whose connection or worker was lost after it is
+`unknown`: an agent decides whether to send it again (jobs/sweeps.py recover_outgoing).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from rq import get_current_job
 from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
+from jobs.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
 from mail.model import Person
 from mail.smtp import DeliveryRefused, SmtpTarget, send_mime, smtp_session
 from models import Contact, Conversation, Inbox, Message, User, utcnow
 from services.health import smtp_target_from_settings
-from services.replies import last_incoming
+from services.replies import UNKNOWN_FATE, last_incoming
 
 log = logging.getLogger(__name__)
 
@@ -104,72 +107,117 @@ def compose(message: Message) -> OutgoingEmail:
     )
 
 
-def claim(message_pk: int) -> bool:
-    """queued → sending, atomically: two jobs for one reply never both send it."""
-    result = db.session.execute(
-        update(Message)
-        .where(
-            Message.id == message_pk,
-            Message.direction == "outgoing",
-            Message.delivery_status == "queued",
-        )
-        .values(delivery_status="sending", updated_at=utcnow())
-    )
-    db.session.commit()
-    return result.rowcount == 1
-
-
 def send_message(message_pk: int) -> str:
-    if not claim(message_pk):
+    number = claim(
+        OUTGOING,
+        message_pk,
+        (Message.direction == "outgoing") & (Message.delivery_status == "queued"),
+        handed_over_at=None,
+    )
+    if number is None:  # sent, failed or in another job's hands: nothing for this one to do
         message = db.session.get(Message, message_pk)
         return message.delivery_status if message else "nothing to send"
-    message = db.session.get(Message, message_pk, populate_existing=True)
+    with LeaseKeeper(OUTGOING, message_pk, number):
+        return _send(db.session.get(Message, message_pk, populate_existing=True), number)
+
+
+def _send(message: Message, number: int) -> str:
     outgoing = compose(message)
     raw = build_mime(outgoing)
     key = f"outgoing/{db.session.get(Conversation, message.conversation_id).token}/{message.id}.eml"
     get_storage().put(key, io.BytesIO(raw), len(raw), "message/rfc822")
     message.mime_storage_key = key
-    message.delivery_attempts += 1
     db.session.commit()
     inbox = db.session.get(Inbox, message.inbox_id)
+
+    def hand_over() -> None:
+        """Recorded before DATA: if this worker dies from here on, the server may have the
+        reply, and the sweep asks an agent instead of sending it again (jobs/sweeps.py)."""
+        if (
+            db.session.execute(
+                update(Message)
+                .where(held(OUTGOING, message.id, number))
+                .values(handed_over_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            != 1
+        ):
+            db.session.rollback()
+            raise ClaimLost(f"message {message.id} was taken over while this job stalled")
+        db.session.commit()
+
     try:
         with smtp_session(transport_for(inbox), timeout=60) as session:
-            response = send_mime(session, inbox.support_address, outgoing.envelope_recipients, raw)
-    except DeliveryRefused as exc:
+            response = send_mime(
+                session, inbox.support_address, outgoing.envelope_recipients, raw, hand_over
+            )
+    except DeliveryRefused as exc:  # the server's answer: it did not take the message
         if exc.permanent:
-            return _fail(message, str(exc))
-        return _temporary(message, str(exc))
+            return _fail(message, number, str(exc))
+        return _temporary(message, number, str(exc))
     except NoTransport as exc:
-        return _fail(message, str(exc))
+        return _fail(message, number, str(exc))
     except smtplib.SMTPAuthenticationError as exc:
         said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
-        return _fail(message, f"SMTP login refused: {exc.smtp_code} {said}".strip())
+        return _fail(message, number, f"SMTP login refused: {exc.smtp_code} {said}".strip())
     except (smtplib.SMTPException, OSError) as exc:
-        return _temporary(message, f"could not talk to the SMTP server: {exc}")
-    message.delivery_status, message.delivery_error = "sent", None
-    message.sent_at, message.smtp_response = utcnow(), response[:1000]
-    db.session.commit()
+        db.session.refresh(message)
+        if message.handed_over_at is not None:  # lost during DATA: the server may have it
+            return _unknown(message, number, str(exc) or type(exc).__name__)
+        return _temporary(message, number, f"could not talk to the SMTP server: {exc}")
+    # The server's answer and the new state are one write: never "sent" without its answer.
+    finish(
+        OUTGOING,
+        message.id,
+        number,
+        delivery_status="sent",
+        delivery_error=None,
+        sent_at=utcnow(),
+        smtp_response=response[:1000],
+    )
     log.info("message %d sent: %s", message.id, response)
     return "sent"
 
 
-def _fail(message: Message, reason: str) -> str:
-    message.delivery_status, message.delivery_error = "failed", reason[:2000]
-    db.session.commit()
+def _fail(message: Message, number: int, reason: str) -> str:
+    finish(OUTGOING, message.id, number, delivery_status="failed", delivery_error=reason[:2000])
     log.warning("message %d failed: %s", message.id, reason)
     return "failed"
 
 
-def _temporary(message: Message, reason: str) -> str:
+def _unknown(message: Message, number: int, reason: str) -> str:
+    """The connection broke after DATA began: sending again could deliver it twice."""
+    finish(
+        OUTGOING,
+        message.id,
+        number,
+        delivery_status="unknown",
+        delivery_error=f"The connection broke after the reply was handed over ({reason}). "
+        f"{UNKNOWN_FATE}"[:2000],
+    )
+    log.warning("message %d: fate unknown (%s); an agent decides", message.id, reason)
+    return "unknown"
+
+
+def _temporary(message: Message, number: int, reason: str) -> str:
     """Keep it queued and let RQ retry; when no retry is left, it has failed."""
     job = get_current_job()
     if job is None or not job.retries_left:
-        return _fail(message, reason)
-    message.delivery_status = "queued"
-    message.delivery_error = f"will retry: {reason}"[:2000]
-    db.session.commit()
+        return _fail(message, number, reason)
+    finish(
+        OUTGOING,
+        message.id,
+        number,
+        delivery_status="queued",
+        delivery_error=f"will retry: {reason}"[:2000],
+        handed_over_at=None,
+    )
     raise TemporaryDeliveryError(reason)
 
 
 class TemporaryDeliveryError(Exception):
     """Raised so RQ schedules the next attempt with backoff."""
+
+
+class ClaimLost(Exception):
+    """Another job took the reply over after this one stalled past its lease: not sent."""

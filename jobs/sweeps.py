@@ -1,5 +1,5 @@
-"""Periodic housekeeping: delete processed raw messages after the retention period, re-enqueue
-what was lost, and wake snoozed conversations."""
+"""Periodic housekeeping: delete processed raw messages after the retention period, hand what
+a dead worker left (or a lost job never started) to a live one, and wake snoozed conversations."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
 from jobs import job_is_waiting
+from jobs.leases import INBOUND, OUTGOING, lease_expired
 from models import Conversation, InboundEmail, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,61 +48,96 @@ def incinerate_processed_raw_emails() -> int:
     return done
 
 
-STALE_PENDING_AFTER = timedelta(minutes=1)
+# A row this young may still have its enqueue in flight (ingress commits, then enqueues).
+ENQUEUE_GRACE = timedelta(seconds=15)
 
 
-def enqueue_stale_pending() -> int:
-    """Re-enqueue pending messages older than a minute: their enqueue failed (Redis was down)
-    or their job was lost. Jobs already waiting are left alone, so this never duplicates."""
-    from ingress.receive import enqueue_processing
+def recover_inbound() -> int:
+    """Give every unfinished message a job that will really run; the number (re)enqueued.
 
-    cutoff = utcnow() - STALE_PENDING_AFTER
+    `processing` rows whose lease ran out (their worker died) go back to pending, and pending
+    rows without a live job (their enqueue failed while Redis was down, or their job was
+    swallowed by a dying worker) are enqueued, whatever RQ's registries say. A row whose job
+    waits is left alone, and the job's claim (jobs/leases.py) makes a duplicate harmless."""
+    from ingress.receive import enqueue_job, processing_job_id
+
+    now = utcnow()
+    expired = db.session.execute(
+        update(InboundEmail)
+        .where(InboundEmail.status == "processing", lease_expired(INBOUND, now))
+        .values(status="pending", lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if expired:
+        log.warning("sweep: %d inbound email(s) whose worker died taken over", expired)
     rows = db.session.scalars(
         select(InboundEmail)
-        .where(InboundEmail.status == "pending", InboundEmail.created_at < cutoff)
+        .where(
+            InboundEmail.status == "pending",
+            InboundEmail.created_at < now - ENQUEUE_GRACE,
+        )
         .order_by(InboundEmail.id)
         .limit(BATCH * 10)
     ).all()
-    enqueued = sum(1 for row in rows if enqueue_processing(row))
-    if enqueued:  # rows whose job is still waiting (busy workers) are not news every minute
-        log.info("sweep: %d stale pending inbound email(s), %d (re)enqueued", len(rows), enqueued)
+    enqueued = sum(
+        1 for row in rows if not job_is_waiting(processing_job_id(row.id)) and enqueue_job(row.id)
+    )
+    if enqueued:
+        log.info("sweep: %d pending inbound email(s) without a live job (re)enqueued", enqueued)
     return enqueued
 
 
-STALE_SENDING_AFTER = timedelta(minutes=10)
+def recover_outgoing() -> int:
+    """Replies whose send job never ran (Redis was down, the job was swallowed) or whose
+    worker died mid-send; the number (re)enqueued.
 
-
-def requeue_stale_outgoing() -> int:
-    """Replies whose send job was never queued (Redis down) or whose worker died mid-send.
-
-    A reply left `sending` by a killed worker is sent again: the customer may get it twice,
-    which beats never getting it (SMTP gives no way to ask whether it was accepted)."""
-    from services.replies import enqueue_send
+    A reply left `sending` by a dead worker is sent again only if it never reached SMTP DATA:
+    the server cannot have accepted an incomplete message. One handed over (DATA begun) is
+    marked `unknown` for an agent to decide (send again or mark as sent): SMTP gives no way
+    to ask whether it was accepted, and a reply sent twice is a visible mistake."""
+    from services.replies import UNKNOWN_FATE, enqueue_send, send_job_id
 
     now = utcnow()
-    rows = db.session.scalars(
-        select(Message).where(
+    outgoing_past_lease = (
+        (Message.direction == "outgoing")
+        & (Message.delivery_status == "sending")
+        & lease_expired(OUTGOING, now)
+    )
+    unknown = db.session.execute(
+        update(Message)
+        .where(outgoing_past_lease, Message.handed_over_at.is_not(None))
+        .values(
+            delivery_status="unknown",
+            delivery_error="The worker stopped after handing this reply to the mail server, "
+            f"before the server's answer was recorded. {UNKNOWN_FATE}",
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if unknown:
+        log.warning("sweep: %d reply(ies) of unknown fate need an agent's decision", unknown)
+    resend = db.session.scalars(
+        update(Message)
+        .where(outgoing_past_lease, Message.handed_over_at.is_(None))
+        .values(delivery_status="queued", lease_expires_at=None)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    stale_queued = db.session.scalars(
+        select(Message.id).where(
             Message.direction == "outgoing",
-            (
-                (Message.delivery_status == "queued")
-                & (Message.updated_at < now - STALE_PENDING_AFTER)
-            )
-            | (
-                (Message.delivery_status == "sending")
-                & (Message.updated_at < now - STALE_SENDING_AFTER)
-            ),
+            Message.delivery_status == "queued",
+            Message.updated_at < now - ENQUEUE_GRACE,
         )
     ).all()
     requeued = 0
-    for message in rows:
-        if job_is_waiting(f"send-message-{message.id}"):
-            continue
-        message.delivery_status = "queued"
-        db.session.commit()
-        enqueue_send(message.id)
-        requeued += 1
+    for message_pk in sorted(set(resend) | set(stale_queued)):
+        if not job_is_waiting(send_job_id(message_pk)) and enqueue_send(message_pk):
+            requeued += 1
     if requeued:
-        log.info("sweep: %d stale outgoing message(s) requeued", requeued)
+        log.info("sweep: %d reply(ies) without a live send job (re)enqueued", requeued)
     return requeued
 
 

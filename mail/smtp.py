@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -104,8 +104,17 @@ def _said(response: bytes | str) -> str:
     return response.decode(errors="replace") if isinstance(response, bytes) else str(response)
 
 
-def send_mime(session: SmtpSession, sender: str, recipients: list[str], data: bytes) -> str:
+def send_mime(
+    session: SmtpSession,
+    sender: str,
+    recipients: list[str],
+    data: bytes,
+    before_data: Callable[[], None] | None = None,
+) -> str:
     """MAIL, RCPT each, DATA; return the server's final reply (it often names a queue id).
+
+    `before_data` runs once every recipient is accepted, just before DATA: from then on the
+    server may accept the message, so a caller records that the fate is now the server's.
 
     Any refused recipient refuses the whole message: a reply reaching only some of the
     people on it would be worse than a visible failure the agent can retry.
@@ -120,6 +129,8 @@ def send_mime(session: SmtpSession, sender: str, recipients: list[str], data: by
         if code not in (250, 251):
             client.rset()
             raise DeliveryRefused(code, f"{recipient}: {_said(response)}")
+    if before_data is not None:
+        before_data()
     code, response = client.data(data)
     if code != 250:
         raise DeliveryRefused(code, _said(response))

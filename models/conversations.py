@@ -12,7 +12,7 @@ from models.base import Base, TimestampMixin, utcnow
 
 STATUSES = ("open", "pending", "resolved", "snoozed")
 DIRECTIONS = ("incoming", "outgoing", "note", "activity")
-DELIVERY_STATES = ("received", "queued", "sending", "sent", "failed")
+DELIVERY_STATES = ("received", "queued", "sending", "sent", "failed", "unknown")
 # How an incoming message found its conversation; shown to agents and used in tests.
 THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject", "manual")
 
@@ -109,7 +109,11 @@ class Message(TimestampMixin, Base):
     quoted_html: Mapped[str | None] = mapped_column(Text)
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
-    delivery_attempts: Mapped[int] = mapped_column(default=0)
+    delivery_attempts: Mapped[int] = mapped_column(default=0)  # also the claim (jobs/leases.py)
+    # While `sending`: renewed by the send job's heartbeat (jobs/leases.py).
+    lease_expires_at: Mapped[datetime | None]
+    # Set just before SMTP DATA: from then on only the server's answer says whether it was sent.
+    handed_over_at: Mapped[datetime | None]
     smtp_response: Mapped[str | None] = mapped_column(Text)  # e.g. "250 2.0.0 queued as 4XyZ"
     sent_at: Mapped[datetime | None]
     threaded_by: Mapped[str | None] = mapped_column(String(16))

@@ -1,5 +1,6 @@
-"""What is waiting and who would do it: live workers, queue depths, pending inbound mail and
-replies stuck in `sending`. Gathered once, shown by `flask doctor` and the admin System page."""
+"""What is waiting and who would do it: live workers, queue depths, pending inbound mail, rows
+whose worker died (past their lease, jobs/leases.py) and replies of unknown fate. Gathered
+once, shown by `flask doctor` and the admin System page."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import QUEUE_NAMES, db
-from jobs.sweeps import STALE_PENDING_AFTER, STALE_SENDING_AFTER
+from jobs.leases import INBOUND, OUTGOING, lease_expired
 from models import InboundEmail, Message, utcnow
 
+# Mail older than this should have been picked up: with no live worker, doctor fails.
+WAITING_AFTER = timedelta(minutes=1)
 START_WORKERS = (
     "start the workers: make run (it starts everything), or python worker.py "
     "(in production: systemctl start threadline-worker@1 threadline-scheduler)"
@@ -45,16 +48,23 @@ class Backlog:
     database_error: str | None = None  # the counts below are 0 when the database was not read
     pending_inbound: int = 0
     oldest_pending_age: timedelta | None = None
-    stale_pending_inbound: int = 0  # pending for longer than the sweep's STALE_PENDING_AFTER
+    stale_pending_inbound: int = 0  # pending for longer than WAITING_AFTER
+    past_lease_inbound: int = 0  # `processing`, but the worker stopped renewing its lease
     queued_replies: int = 0
     stale_queued_replies: int = 0
-    stuck_sending: int = 0  # `sending` for longer than the sweep's STALE_SENDING_AFTER
-    oldest_stuck_age: timedelta | None = None
+    past_lease_sending: int = 0  # `sending`, but the worker stopped renewing its lease
+    unknown_replies: int = 0  # handed to SMTP by a worker that died: an agent decides
+    oldest_stuck_age: timedelta | None = None  # since the first of those leases ran out
 
     @property
     def mail_waiting(self) -> bool:
-        """Mail a worker should have picked up by now (the sweep's own notion of stale)."""
-        return bool(self.stale_pending_inbound or self.stale_queued_replies)
+        """Mail a worker should have picked up, or taken over from a dead one, by now."""
+        return bool(
+            self.stale_pending_inbound
+            or self.stale_queued_replies
+            or self.past_lease_inbound
+            or self.past_lease_sending
+        )
 
 
 def _age(now: datetime, then: datetime | None) -> timedelta | None:
@@ -92,44 +102,46 @@ def gather_backlog(connection: Redis | None) -> Backlog:
         return Backlog(workers, queues, database_error=reason)
 
 
+def ran_out(model):
+    """SQL: when a row's lease ran out (a row claimed before leases existed: its last write)."""
+    return func.coalesce(model.lease_expires_at, model.updated_at)
+
+
 def _gather_from_database(now: datetime, workers, queues) -> Backlog:
+    def count(*where):
+        return db.session.scalar(select(func.count()).where(*where))
+
     pending, oldest_pending = db.session.execute(
         select(func.count(), func.min(InboundEmail.created_at)).where(
             InboundEmail.status == "pending"
         )
     ).one()
-    stale_pending = db.session.scalar(
-        select(func.count()).where(
-            InboundEmail.status == "pending", InboundEmail.created_at < now - STALE_PENDING_AFTER
-        )
-    )
-    outgoing = Message.direction == "outgoing"
-    queued = db.session.scalar(
-        select(func.count()).where(outgoing, Message.delivery_status == "queued")
-    )
-    stale_queued = db.session.scalar(
-        select(func.count()).where(
-            outgoing,
-            Message.delivery_status == "queued",
-            Message.updated_at < now - STALE_PENDING_AFTER,
-        )
-    )
-    stuck, oldest_stuck = db.session.execute(
-        select(func.count(), func.min(Message.updated_at)).where(
-            outgoing,
-            Message.delivery_status == "sending",
-            Message.updated_at < now - STALE_SENDING_AFTER,
+    past_inbound, oldest_inbound = db.session.execute(
+        select(func.count(), func.min(ran_out(InboundEmail))).where(
+            InboundEmail.status == "processing", lease_expired(INBOUND, now)
         )
     ).one()
+    outgoing = Message.direction == "outgoing"
+    queued = Message.delivery_status == "queued"
+    past_sending, oldest_sending = db.session.execute(
+        select(func.count(), func.min(ran_out(Message))).where(
+            outgoing, Message.delivery_status == "sending", lease_expired(OUTGOING, now)
+        )
+    ).one()
+    oldest_stuck = min((t for t in (oldest_inbound, oldest_sending) if t), default=None)
     return Backlog(
         workers=workers,
         queues=queues,
         pending_inbound=pending,
         oldest_pending_age=_age(now, oldest_pending),
-        stale_pending_inbound=stale_pending,
-        queued_replies=queued,
-        stale_queued_replies=stale_queued,
-        stuck_sending=stuck,
+        stale_pending_inbound=count(
+            InboundEmail.status == "pending", InboundEmail.created_at < now - WAITING_AFTER
+        ),
+        past_lease_inbound=past_inbound,
+        queued_replies=count(outgoing, queued),
+        stale_queued_replies=count(outgoing, queued, Message.updated_at < now - WAITING_AFTER),
+        past_lease_sending=past_sending,
+        unknown_replies=count(outgoing, Message.delivery_status == "unknown"),
         oldest_stuck_age=_age(now, oldest_stuck),
     )
 

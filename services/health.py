@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
 from extensions import db, get_redis, get_storage
-from jobs.sweeps import STALE_SENDING_AFTER
 from mail.smtp import SmtpTarget, smtp_session
 from runtime.file_modes import loose_paths, private_paths
 from services.backlog import (
@@ -157,13 +156,20 @@ def waiting(backlog: Backlog) -> str:
             f"{backlog.stale_pending_inbound} inbound email(s) wait "
             f"(oldest {describe_age(backlog.oldest_pending_age)})"
         )
-    if backlog.stale_queued_replies:
-        parts.append(f"{backlog.stale_queued_replies} reply(ies) wait to be sent")
+    if backlog.past_lease_inbound:
+        parts.append(f"{backlog.past_lease_inbound} inbound email(s) were left by a dead worker")
+    if backlog.stale_queued_replies or backlog.past_lease_sending:
+        replies = backlog.stale_queued_replies + backlog.past_lease_sending
+        parts.append(f"{replies} reply(ies) wait to be sent")
     return "; ".join(parts)
 
 
+PAST_LEASE = "left by a stopped worker"
+SWEEP_FIX = "the sweep hands them to a live worker every 15 s while a worker and the scheduler run"
+
+
 def backlog_checks(backlog: Backlog) -> list[Check]:
-    """Informational lines: queue depths, pending inbound mail, replies stuck in `sending`."""
+    """Queue depths, pending inbound mail, rows left by a dead worker, replies to decide."""
     out = []
     if backlog.queues is not None:
         depths = ", ".join(f"{q.name} {q.waiting}" for q in backlog.queues)
@@ -172,25 +178,29 @@ def backlog_checks(backlog: Backlog) -> list[Check]:
     if backlog.database_error:
         note = f"not checked: the database is unreachable ({backlog.database_error})"
         return out + [Check("inbound mail", WARN, note), Check("replies", WARN, note)]
-    if not backlog.pending_inbound:
+    stuck = f" (lease ran out {describe_age(backlog.oldest_stuck_age)} ago)"
+    if not backlog.pending_inbound and not backlog.past_lease_inbound:
         out.append(Check("inbound mail", OK, "none pending"))
     else:
-        detail = (
-            f"{backlog.pending_inbound} pending, "
-            f"oldest {describe_age(backlog.oldest_pending_age)} old"
+        detail = f"{backlog.pending_inbound} pending"
+        if backlog.pending_inbound:
+            detail += f", oldest {describe_age(backlog.oldest_pending_age)} old"
+        if backlog.past_lease_inbound:
+            detail += f"; {backlog.past_lease_inbound} processing {PAST_LEASE}{stuck}"
+        bad = backlog.stale_pending_inbound or backlog.past_lease_inbound
+        fix = f"see the workers line; {SWEEP_FIX}; flask inbound reprocess runs one again"
+        out.append(Check("inbound mail", WARN if bad else OK, detail, fix))
+    detail = f"{backlog.queued_replies} queued, {backlog.past_lease_sending} sending {PAST_LEASE}"
+    if backlog.past_lease_sending:
+        detail += stuck
+    fix = SWEEP_FIX
+    if backlog.unknown_replies:
+        detail += f"; {backlog.unknown_replies} of unknown fate"
+        fix = (
+            "a worker died while handing a reply to the mail server: on its conversation, "
+            f"send it again or mark it as sent; {SWEEP_FIX}"
         )
-        stale = backlog.stale_pending_inbound
-        fix = "see the workers line; flask inbound reprocess runs a message again"
-        out.append(Check("inbound mail", WARN if stale else OK, detail, fix))
-    stuck_minutes = int(STALE_SENDING_AFTER.total_seconds() // 60)
-    detail = (
-        f"{backlog.queued_replies} queued, "
-        f"{backlog.stuck_sending} sending for over {stuck_minutes} min"
-    )
-    if backlog.stuck_sending:
-        detail += f" (oldest {describe_age(backlog.oldest_stuck_age)})"
-    bad = backlog.stuck_sending or backlog.stale_queued_replies
-    fix = "the sweep requeues them each minute while a worker and the scheduler run"
+    bad = backlog.past_lease_sending or backlog.stale_queued_replies or backlog.unknown_replies
     out.append(Check("replies", WARN if bad else OK, detail, fix))
     return out
 

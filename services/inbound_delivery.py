@@ -29,6 +29,7 @@ class Outcome:
     status: str  # delivered | bounced
     reason: str | None = None
     message_id: int | None = None
+    inbox_id: int | None = None  # the inbox routing chose, recorded on the row with the outcome
 
 
 def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
@@ -38,13 +39,16 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     if where.inbox is None:
         shown = ", ".join(parsed.recipients) or "none found"
         return Outcome("bounced", f"no inbox matches any recipient ({shown})")
-    inbound.inbox_id = where.inbox.id
-    duplicate = _existing_message(where.inbox.id, inbound.message_id)
+    # The row itself is not written here: its job renews the row's lease from another
+    # connection meanwhile (jobs/leases.py), which a row lock held until commit would block.
+    inbox_id = where.inbox.id
+    duplicate = _existing_message(inbox_id, inbound.message_id)
     if duplicate is not None:
-        return Outcome("delivered", DUPLICATE, duplicate.id)
+        return Outcome("delivered", DUPLICATE, duplicate.id, inbox_id)
     person = parsed.contact or parsed.from_
     if person is None:
-        return Outcome("bounced", "no sender address in Reply-To, X-Original-Sender or From")
+        reason = "no sender address in Reply-To, X-Original-Sender or From"
+        return Outcome("bounced", reason, inbox_id=inbox_id)
     contact = _contact(person)
     if where.conversation is None:
         found = conversation_by_subject(where.inbox, contact, parsed.subject)
@@ -60,8 +64,8 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         if duplicate is None:
             raise
         forget_attachments(parsed, inbound)
-        return Outcome("delivered", DUPLICATE, duplicate.id)
-    return Outcome("delivered", None, message.id)
+        return Outcome("delivered", DUPLICATE, duplicate.id, inbox_id)
+    return Outcome("delivered", None, message.id, inbox_id)
 
 
 def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):

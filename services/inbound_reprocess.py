@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from extensions import db
 from ingress.receive import enqueue_processing
-from jobs.process_inbound import STALE_CLAIM
-from models import InboundEmail, utcnow
+from jobs.leases import lease_runs, lease_text
+from models import InboundEmail
 
 
 class ReprocessError(Exception):
@@ -23,12 +23,13 @@ def reprocess(row: InboundEmail) -> None:
         raise ReprocessError(
             f"inbound email #{row.id}'s raw message was deleted after the retention period"
         )
-    if row.status == "processing" and row.updated_at > utcnow() - STALE_CLAIM:
-        # Resetting it now would let a second worker claim it next to the first.
+    if row.status == "processing" and lease_runs(row.lease_expires_at):
+        # Its worker is alive (it renews the lease): a second one next to it gains nothing.
         raise ReprocessError(
-            f"inbound email #{row.id} is being processed right now; look again in a minute"
+            f"inbound email #{row.id} is being processed right now: its worker's lease "
+            f"{lease_text(row.lease_expires_at)}; look again then"
         )
-    row.status, row.reason = "pending", None
+    row.status, row.reason, row.lease_expires_at = "pending", None, None
     db.session.commit()
     if not enqueue_processing(row):
         raise NotQueued(

@@ -18,6 +18,14 @@ from models import Attachment, Conversation, Inbox, Message, User, utcnow
 log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 SEND_RETRY_INTERVALS = [30, 120, 600, 1800]  # 4 retries over ~40 minutes
+# Why a reply is `unknown` (jobs/send_message.py, jobs/sweeps.py) ends with what to do.
+UNKNOWN_FATE = (
+    "It may have been sent: check the customer's copy or the mail server's log, then send it "
+    "again or mark it as sent."
+)
+
+
+DECIDABLE = ("failed", "unknown")  # an agent may send these again
 
 
 class ReplyError(ValueError):
@@ -119,11 +127,15 @@ def enqueue_send(message_pk: int) -> bool:
         return False
 
 
+def send_job_id(message_pk: int) -> str:
+    return f"send-message-{message_pk}"
+
+
 def _enqueue_send(message_pk: int) -> None:
     get_queue("outbound").enqueue(
         "jobs.send_message.send_message",
         message_pk,
-        job_id=f"send-message-{message_pk}",
+        job_id=send_job_id(message_pk),
         job_timeout=120,
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
@@ -132,12 +144,23 @@ def _enqueue_send(message_pk: int) -> None:
 
 
 def retry_delivery(message: Message) -> None:
-    """The agent's "retry" on a failed reply."""
-    if message.direction != "outgoing" or message.delivery_status != "failed":
-        raise ReplyError("only a failed reply can be retried")
+    """The agent's "retry" on a failed reply, or "send again" on one of unknown fate."""
+    if message.direction != "outgoing" or message.delivery_status not in DECIDABLE:
+        raise ReplyError("only a failed reply, or one whose delivery is unknown, can be sent again")
     message.delivery_status, message.delivery_error = "queued", None
+    message.handed_over_at = None
     db.session.commit()
     enqueue_send(message.id)
+
+
+def mark_sent(message: Message, agent: User) -> None:
+    """The agent's answer to a reply of unknown fate: the customer has it, never send again."""
+    if message.direction != "outgoing" or message.delivery_status != "unknown":
+        raise ReplyError("only a reply whose delivery is unknown can be marked as sent")
+    message.delivery_status, message.delivery_error = "sent", None
+    message.sent_at = utcnow()
+    message.smtp_response = f"marked as sent by {agent.name}"
+    db.session.commit()
 
 
 def last_incoming(conversation_id: int, before_id: int) -> Message | None:

@@ -19,3 +19,15 @@ def inbox(app):
     db.session.add(inbox)
     db.session.commit()
     return inbox
+
+
+@pytest.fixture
+def agent(inbox, make_user):
+    """An agent who is a member of `inbox`."""
+    from extensions import db
+    from models import InboxMember
+
+    user = make_user(name="Ana Agent")
+    db.session.add(InboxMember(inbox_id=inbox.id, user_id=user.id))
+    db.session.commit()
+    return user

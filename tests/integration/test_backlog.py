@@ -1,5 +1,6 @@
-"""Visible state (issue 13): workers, queue depths, pending inbound mail and replies stuck in
-`sending`, in `flask doctor` and on the admin System page, gathered by services.backlog."""
+"""Visible state (issue 13): workers, queue depths, pending inbound mail, rows a dead worker
+left past their lease and replies of unknown fate, in `flask doctor` and on the admin System
+page, gathered by services.backlog."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from models import Contact, Conversation, InboundEmail, Message, utcnow
 from tests.integration.test_doctor import parse
 
 
-def inbound(minutes_ago: float, status: str = "pending") -> InboundEmail:
+def inbound(minutes_ago: float, status: str = "pending", lease_seconds=None) -> InboundEmail:
+    """A row; `processing` ones hold a lease running `lease_seconds` from now (None: none)."""
     row = InboundEmail(
         status=status,
+        lease_expires_at=lease(lease_seconds),
         message_id=f"{uuid.uuid4().hex}@customer.example",
         checksum=uuid.uuid4().hex[:40],
         source="relay",
@@ -29,7 +32,11 @@ def inbound(minutes_ago: float, status: str = "pending") -> InboundEmail:
     return row
 
 
-def reply(inbox, status: str, minutes_ago: float) -> Message:
+def lease(seconds: float | None):
+    return None if seconds is None else utcnow() + timedelta(seconds=seconds)
+
+
+def reply(inbox, status: str, minutes_ago: float, lease_seconds=None) -> Message:
     contact = Contact(email=f"{uuid.uuid4().hex[:8]}@customer.example", name="Carla")
     db.session.add(contact)
     db.session.commit()
@@ -43,6 +50,7 @@ def reply(inbox, status: str, minutes_ago: float) -> Message:
         inbox_id=inbox.id,
         direction="outgoing",
         delivery_status=status,
+        lease_expires_at=lease(lease_seconds),
     )
     db.session.add(message)
     db.session.commit()
@@ -95,7 +103,7 @@ def test_a_queued_reply_and_no_worker_fails_too(app, runner, inbox):
     assert result.exit_code == 1, result.output
     assert checks["workers"] == ("FAIL", "no worker is running and 1 reply(ies) wait to be sent")
     assert checks["replies"][0] == "WARN"
-    assert checks["replies"][1] == "1 queued, 0 sending for over 10 min"
+    assert checks["replies"][1] == ("1 queued, 0 sending left by a stopped worker")
 
 
 def test_fresh_mail_without_a_worker_is_only_a_warning(app, runner):
@@ -108,8 +116,8 @@ def test_fresh_mail_without_a_worker_is_only_a_warning(app, runner):
 
 def test_a_live_worker_is_listed_and_queue_depths_match(app, runner, inbox):
     inbound(minutes_ago=5)
-    reply(inbox, "sending", minutes_ago=15)
-    reply(inbox, "sending", minutes_ago=1)  # sending now, not stuck
+    reply(inbox, "sending", minutes_ago=15, lease_seconds=-900)  # its worker died
+    reply(inbox, "sending", minutes_ago=15, lease_seconds=15)  # a long send, still renewed
     register_worker("doctor-test-worker")
     connection = get_redis()
     for _ in range(3):
@@ -132,7 +140,10 @@ def test_a_live_worker_is_listed_and_queue_depths_match(app, runner, inbox):
         "OK",
         "waiting: default 0, inbound 3, outbound 0, low 1; failed jobs: 1",
     )
-    assert checks["replies"] == ("WARN", "0 queued, 1 sending for over 10 min (oldest 15 min)")
+    assert checks["replies"] == (
+        "WARN",
+        "0 queued, 1 sending left by a stopped worker (lease ran out 15 min ago)",
+    )
     assert checks["inbound mail"][0] == "WARN"
     assert [name for name, (state, _) in checks.items() if state == "FAIL"] == []
     assert result.exit_code == 0, result.output
@@ -140,7 +151,7 @@ def test_a_live_worker_is_listed_and_queue_depths_match(app, runner, inbox):
 
 def test_system_page_shows_the_same_numbers_to_admins_only(app, client, auth, make_user, inbox):
     inbound(minutes_ago=7)
-    reply(inbox, "sending", minutes_ago=20)
+    reply(inbox, "sending", minutes_ago=20)  # claimed before leases existed: none, so ran out
     register_worker("page-test-worker")
     Queue("inbound", connection=get_redis()).enqueue(worker_ping)
     Queue("inbound", connection=get_redis()).enqueue(worker_ping)
@@ -168,5 +179,29 @@ def test_system_page_shows_the_same_numbers_to_admins_only(app, client, auth, ma
         ("low", "0", "0"),
     ]
     assert "1 pending, oldest 7 min old" in html
-    assert "0 queued, 1 sending for over 10 min (oldest 20 min)" in html
+    assert "0 queued, 1 sending left by a stopped worker (lease ran out 20 min ago)" in (html)
     assert "style=" not in html and "<script>" not in html  # the strict CSP allows neither
+
+
+def test_rows_left_by_a_dead_worker_and_replies_of_unknown_fate_are_named(app, runner, inbox):
+    inbound(minutes_ago=4, status="processing", lease_seconds=-30)  # its worker died
+    inbound(minutes_ago=2, status="processing", lease_seconds=12)  # being processed
+    reply(inbox, "unknown", minutes_ago=9)
+
+    result, checks = doctor(runner)
+
+    assert checks["inbound mail"] == (
+        "WARN",
+        "0 pending; 1 processing left by a stopped worker (lease ran out 30 s ago)",
+    )
+    assert checks["replies"] == (
+        "WARN",
+        "0 queued, 0 sending left by a stopped worker; 1 of unknown fate",
+    )
+    assert "send it again or mark it as sent" in result.output
+    # Mail a dead worker left, and no worker to take it over: doctor fails and says why.
+    assert checks["workers"] == (
+        "FAIL",
+        "no worker is running and 1 inbound email(s) were left by a dead worker",
+    )
+    assert result.exit_code == 1, result.output

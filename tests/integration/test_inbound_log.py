@@ -3,6 +3,7 @@ through the relay ingress and the inbound worker, or rows on known days for the 
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
@@ -258,14 +259,29 @@ def test_reprocess_without_htmx_goes_back_where_it_came_from(app, admin, mail):
     assert inbound("lost@customer.example").status == "bounced"  # still no such inbox
 
 
-def test_reprocess_refuses_a_message_being_processed(admin, mail):
+def test_reprocess_refuses_a_message_being_processed_only_while_its_lease_runs(app, admin, mail):
+    from jobs.leases import LEASE
+
     row = mail["first"]
-    row.status = "processing"
+    row.status, row.lease_expires_at = "processing", utcnow() + LEASE
     db.session.commit()
     response = admin.post(f"/admin/inbound/{row.id}/reprocess")
     assert response.status_code == 422
-    assert "is being processed right now; look again in a minute" in text(response)
+    said = html.unescape(text(response))
+    assert "is being processed right now: its worker's lease runs until" in said
+    assert re.search(r"\(in (1\d|20) s\); look again then", said), said
     assert inbound("first@customer.example").status == "processing"
+
+    # Its worker died: the lease ran out, so reprocess takes it at once (no 10-minute wait).
+    row = inbound("first@customer.example")
+    row.lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    response = admin.post(f"/admin/inbound/{row.id}/reprocess")
+    assert response.status_code == 200, text(response)
+    assert f"Inbound email #{row.id} is queued for processing." in text(response)
+    assert processing_job_id(row.id) in get_queue("inbound").job_ids
+    work_inbound(app)
+    assert inbound("first@customer.example").status == "delivered"
 
 
 # --- health ----------------------------------------------------------------------------------

@@ -273,7 +273,7 @@ def test_database_refusing_the_insert_is_503_and_the_stored_bytes_are_removed(ap
 def test_redis_down_still_acknowledges_and_the_sweep_enqueues_later(app, app_config):
     from app import create_app
     from extensions import db
-    from jobs.sweeps import enqueue_stale_pending
+    from jobs.sweeps import recover_inbound
     from models import utcnow
 
     redis_down = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
@@ -288,16 +288,16 @@ def test_redis_down_still_acknowledges_and_the_sweep_enqueues_later(app, app_con
     job_id = f"process-inbound-{row.id}"
     assert not job_exists(job_id)
     assert inbound_job_ids() == []
-    assert enqueue_stale_pending() == 0  # younger than a minute: its enqueue may be in flight
+    assert recover_inbound() == 0  # younger than the grace: its enqueue may be in flight
     assert inbound_job_ids() == []
 
     row = db.session.get(type(row), row.id)
     row.created_at = utcnow() - timedelta(minutes=2)
     db.session.commit()
 
-    assert enqueue_stale_pending() == 1
+    assert recover_inbound() == 1
     assert inbound_job_ids() == [job_id]
-    enqueue_stale_pending()
+    recover_inbound()
     assert inbound_job_ids() == [job_id]  # already waiting: not enqueued twice
     assert job_exists(job_id)
 

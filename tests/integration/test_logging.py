@@ -239,7 +239,7 @@ def test_an_idle_worker_and_scheduler_say_nothing_at_info(app, app_config, redis
             )
     try:
         deadline = time.monotonic() + 60
-        # Ours + enqueue_stale_pending, requeue_stale_outgoing, wake_snoozed,
+        # Ours + recover_inbound, recover_outgoing, wake_snoozed,
         # enqueue_due_imap_polls: the scheduler's first round.
         while finished.count < 5:
             if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:

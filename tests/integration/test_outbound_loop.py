@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db, get_redis, get_storage
 from jobs.send_message import send_message
-from models import Conversation, InboxMember, Message
+from models import Conversation, Message, utcnow
 from services.replies import create_reply, retry_delivery
 from tests.conftest import global_smtp
 from tests.support.inbound import post_relay, work_inbound
@@ -31,14 +31,6 @@ def app_config(app_config, smtp):
         "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN,
         **global_smtp(smtp),
     }
-
-
-@pytest.fixture
-def agent(inbox, make_user):
-    user = make_user(name="Ana Agent")
-    db.session.add(InboxMember(inbox_id=inbox.id, user_id=user.id))
-    db.session.commit()
-    return user
 
 
 def customer_email(**headers) -> bytes:
@@ -317,8 +309,7 @@ def test_a_reply_saved_while_redis_is_down_is_sent_after_the_sweep(
     from datetime import timedelta
 
     from app import create_app
-    from jobs.sweeps import requeue_stale_outgoing
-    from models import utcnow
+    from jobs.sweeps import recover_outgoing
 
     conversation = start_conversation(app, client)
     with socket.socket() as probe:
@@ -330,11 +321,11 @@ def test_a_reply_saved_while_redis_is_down_is_sent_after_the_sweep(
         reply_id = reply.id
     message = db.session.get(Message, reply_id)
     assert message.delivery_status == "queued"
-    assert requeue_stale_outgoing() == 0  # too fresh: it may still be on its way
+    assert recover_outgoing() == 0  # too fresh: it may still be on its way
     message.updated_at = utcnow() - timedelta(minutes=2)
     db.session.commit()
-    assert requeue_stale_outgoing() == 1
-    assert requeue_stale_outgoing() == 0  # its job is waiting now: never twice
+    assert recover_outgoing() == 1
+    assert recover_outgoing() == 0  # its job is waiting now: never twice
     send_queued(app)
     db.session.refresh(message)
     assert message.delivery_status == "sent"
@@ -428,3 +419,25 @@ def test_the_api_retries_a_failed_reply(app, client, agent, smtp):
     assert sent["sent_mime_url"].endswith(f"/messages/{reply.id}/sent.eml")
     again = client.post(f"/api/v1/messages/{reply.id}/retry", headers=headers)
     assert again.status_code == 422  # only a failed reply can be retried
+
+
+def test_the_api_marks_a_reply_of_unknown_fate_as_sent_and_it_is_never_sent(
+    app, client, agent, smtp
+):
+    conversation = start_conversation(app, client)
+    reply = create_reply(conversation, agent, "Did it arrive?")
+    reply.delivery_status, reply.handed_over_at = "unknown", utcnow()
+    db.session.commit()
+    token = agent.issue_api_token()
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    before = len(smtp.envelopes)
+    response = client.post(f"/api/v1/messages/{reply.id}/mark-sent", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["delivery_status"] == "sent"
+    assert response.get_json()["smtp_response"] == f"marked as sent by {agent.name}"
+    send_queued(app)  # the job queued when the reply was written finds nothing to send
+    assert len(smtp.envelopes) == before
+    again = client.post(f"/api/v1/messages/{reply.id}/mark-sent", headers=headers)
+    assert again.status_code == 422
+    assert "only a reply whose delivery is unknown" in again.get_json()["error"]

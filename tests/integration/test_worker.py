@@ -180,16 +180,17 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {
         "jobs.sweeps.incinerate_processed_raw_emails",
-        "jobs.sweeps.enqueue_stale_pending",
-        "jobs.sweeps.requeue_stale_outgoing",
+        "jobs.sweeps.recover_inbound",
+        "jobs.sweeps.recover_outgoing",
         "jobs.sweeps.wake_snoozed",
         "jobs.imap_poll.enqueue_due_imap_polls",
         "services.sessions.purge_expired_sessions",
     }
     purge = jobs["services.sessions.purge_expired_sessions"]
     assert purge.cron == "43 * * * *" and purge.queue_name in QUEUE_NAMES
-    sweep = jobs["jobs.sweeps.enqueue_stale_pending"]
-    assert sweep.interval == 60 and sweep.queue_name in QUEUE_NAMES
+    for name in ("recover_inbound", "recover_outgoing"):  # well within a 20 s lease + 60 s
+        sweep = jobs[f"jobs.sweeps.{name}"]
+        assert sweep.interval == 15 and sweep.queue_name in QUEUE_NAMES
     wake = jobs["jobs.sweeps.wake_snoozed"]
     assert wake.interval == 60 and wake.queue_name in QUEUE_NAMES
     job = jobs["jobs.sweeps.incinerate_processed_raw_emails"]

@@ -192,6 +192,7 @@ def test_outsiders_get_404_everywhere_and_admins_see_all(app, client, team, brow
             (f"/conversations/{conv.id}/assign", {"assignee_id": str(team.olga.id)}),
             (f"/conversations/{conv.id}/status", {"status": "resolved"}),
             (f"/conversations/{conv.id}/messages/{outgoing.id}/retry", {}),
+            (f"/conversations/{conv.id}/messages/{outgoing.id}/mark-sent", {}),
         ]:
             assert browser.post(path, data, htmx=htmx).status_code == 404, path
     db.session.expire_all()
@@ -330,6 +331,57 @@ def test_failed_reply_shows_error_and_retry_requeues(app, client, team, browser)
     )
     assert browser.post(f"/conversations/{other.id}/messages/{failed.id}/retry").status_code == 404
     assert browser.post(f"/conversations/{conv.id}/messages/{incoming.id}/retry").status_code == 422
+
+
+def test_a_reply_of_unknown_fate_waits_for_the_agent_to_send_it_again_or_mark_it_sent(
+    app, client, team, browser
+):
+    from services.replies import send_job_id
+
+    conv = deliver(app, client, "m1@customer.example", "Help!")
+
+    def unknown_reply(text: str) -> Message:
+        message = Message(
+            conversation_id=conv.id,
+            inbox_id=conv.inbox_id,
+            direction="outgoing",
+            sender_user_id=team.bob.id,
+            text_body=text,
+            delivery_status="unknown",
+            delivery_error="The worker stopped after handing this reply to the mail server.",
+            handed_over_at=utcnow(),
+        )
+        db.session.add(message)
+        db.session.commit()
+        return message
+
+    first, second = unknown_reply("First answer"), unknown_reply("Second answer")
+    browser.login(team.bob)
+    html = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    assert html.count("Delivery unknown: The worker stopped after handing") == 2
+    assert html.count(">Send again</button>") == 2 and html.count(">Mark as sent</button>") == 2
+    assert f'formaction="/conversations/{conv.id}/messages/{first.id}/mark-sent"' in html
+
+    # Mark as sent: recorded with who decided, and never queued.
+    response = browser.post(f"/conversations/{conv.id}/messages/{first.id}/mark-sent")
+    assert response.status_code == 200
+    db.session.expire_all()
+    marked = db.session.get(Message, first.id)
+    assert (
+        marked.delivery_status == "sent" and marked.smtp_response == "marked as sent by Bob Agent"
+    )
+    assert not Job.exists(send_job_id(first.id), connection=get_redis())
+    again = browser.post(f"/conversations/{conv.id}/messages/{first.id}/mark-sent")
+    assert again.status_code == 422
+    assert "only a reply whose delivery is unknown" in again.get_data(as_text=True)
+
+    # Send again: queued as new, the record of the earlier hand-over cleared.
+    response = browser.post(f"/conversations/{conv.id}/messages/{second.id}/retry")
+    assert response.status_code == 200 and job_exists(second.id)
+    db.session.expire_all()
+    resent = db.session.get(Message, second.id)
+    assert resent.delivery_status == "queued" and resent.handed_over_at is None
+    assert "Delivery unknown" not in browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
 
 
 # --- live updates --------------------------------------------------------------------------------
