@@ -4,12 +4,9 @@ a SIGKILLed worker's scheduler process dies with it instead of swallowing the ne
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,10 +23,10 @@ from sqlalchemy import func, select
 from runtime.embedded_redis import EmbeddedRedis
 from tests.support.inbound import post_relay
 from tests.support.waiting import wait_for
+from tests.support.worker_processes import WorkerProcesses
 
 pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_SECONDS = 20
 # The sweep re-enqueues pending mail only some time after it arrived, and runs on an interval.
 DELIVERED_WITHIN = 150
@@ -52,57 +49,10 @@ def app_config(app_config, private_redis) -> dict:
     return {**app_config, "REDIS_URL": private_redis.url}
 
 
-class Processes:
-    """worker.py processes, each writing JSON log lines to a file of its own."""
-
-    def __init__(self, app_config: dict, tmp_path: Path):
-        self.env = dict(os.environ)
-        self.env.update({k: str(v) for k, v in app_config.items() if k != "TESTING"})
-        self.env.update(ENV_FILE=os.devnull, LOG_LEVEL="INFO", LOG_FORMAT="json")
-        self.tmp_path = tmp_path
-        self.started: dict[str, tuple[subprocess.Popen, Path]] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        output = self.tmp_path / f"{name}.log"
-        with open(output, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "worker.py", *args],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.started[name] = (proc, output)
-        return proc
-
-    def lines(self, name: str) -> list[dict]:
-        text = self.started[name][1].read_text()
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def logs(self) -> str:
-        """Everything every process wrote: the message of a failing assertion."""
-        return "\n".join(
-            f"--- {name} (pid {proc.pid}, exit {proc.poll()})\n{output.read_text()}"
-            for name, (proc, output) in self.started.items()
-        )
-
-    def stop_all(self) -> None:
-        for proc, _ in self.started.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _ in self.started.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
-def processes(app, app_config, private_redis, tmp_path) -> Iterator[Processes]:
+def processes(app, app_config, private_redis, tmp_path) -> Iterator[WorkerProcesses]:
     """Stopped before `app` empties the database and Redis (which must be running then)."""
-    procs = Processes(app_config, tmp_path)
+    procs = WorkerProcesses(app_config, tmp_path)
     try:
         yield procs
     finally:
@@ -153,7 +103,7 @@ def all_delivered(count: int) -> bool:
     return statuses() == {"delivered": count}
 
 
-def unreachable_lines(procs: Processes, name: str) -> list[str]:
+def unreachable_lines(procs: WorkerProcesses, name: str) -> list[str]:
     return [e["message"] for e in procs.lines(name) if "unreachable" in e["message"]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -50,6 +51,12 @@ class SMTPServer:
     data_replies: list[str] = field(default_factory=list)
     #: True when the session was upgraded with STARTTLS before the message was sent.
     tls_sessions: list[bool] = field(default_factory=list)
+    #: "RCPT" or "DATA": the next sessions stop there until `release` is set, after setting
+    #: `held` (at DATA the message is recorded first: it is on the server, only the answer
+    #: waits), so a test can kill the sender at exactly that moment.
+    hold_at: str | None = None
+    held: threading.Event = field(default_factory=threading.Event, repr=False)
+    release: threading.Event = field(default_factory=threading.Event, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
@@ -99,6 +106,14 @@ class SMTPServer:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
+    async def handle_RCPT(
+        self, _server, _session: Session, envelope: Envelope, address: str, rcpt_options: list
+    ) -> str:
+        await self._hold("RCPT")
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, _server, session: Session, envelope: Envelope) -> str:
         if self.data_replies:
             reply = self.data_replies.pop(0)
@@ -108,7 +123,15 @@ class SMTPServer:
             self.tls_sessions.append(session.ssl is not None)
             self.envelopes.append(envelope)
             self._changed.notify_all()
+        await self._hold("DATA")
         return "250 Message accepted for delivery"
+
+    async def _hold(self, stage: str) -> None:
+        if self.hold_at != stage:
+            return
+        self.held.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
 
 
 @contextmanager
