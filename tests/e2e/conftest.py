@@ -206,3 +206,19 @@ def run_worker_burst(app_config):
         return result
 
     return run
+
+
+AXE = Path(__file__).resolve().parents[2] / ".cache/axe/node_modules/axe-core/axe.min.js"
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the current page, readable."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run make test-deps")
+    page.evaluate(AXE.read_text())  # evaluated, not injected: the page's CSP stays strict
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => ['serious', 'critical'].includes(v.impact))"
+        ".map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.target).join(', '))"
+    )
+    return found

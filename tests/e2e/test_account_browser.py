@@ -19,31 +19,18 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import global_smtp
+from tests.e2e.conftest import serious_violations
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / ".cache/axe/node_modules/axe-core/axe.min.js"
 
 
 def artifacts(tmp_path: Path) -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS") or tmp_path)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings on the current page, readable."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run make test-deps")
-    page.evaluate(AXE.read_text())  # evaluated, not injected: the page's CSP stays strict
-    found = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".filter(v => ['serious', 'critical'].includes(v.impact))"
-        ".map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.target).join(', '))"
-    )
-    return found
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, Message
-from tests.e2e.conftest import PageGuard
+from tests.e2e.conftest import PageGuard, serious_violations
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.smtp_server import running_smtp_server
 from worker import build_worker
@@ -208,6 +208,51 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     shot = artifact_dir(tmp_path) / "workspace.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == PNG
+
+
+def test_a_reply_of_unknown_fate_is_marked_as_sent_from_the_keyboard(
+    app, page, sign_in, agent, live_server, tmp_path
+):
+    """What the sweep leaves when a worker died after handing a reply to the SMTP server: the
+    agent sees why, and decides without a mouse."""
+    from models import utcnow
+    from services.replies import UNKNOWN_FATE
+
+    receive(app, customer_email("Did my refund go through?"))
+    conversation = db.session.scalars(select(Conversation)).one()
+    reply = Message(
+        conversation_id=conversation.id,
+        inbox_id=conversation.inbox_id,
+        direction="outgoing",
+        sender_user_id=agent.id,
+        text_body="Yes, it went through this morning.",
+        delivery_status="unknown",
+        delivery_error="The worker stopped after handing this reply to the mail server, "
+        f"before the server's answer was recorded. {UNKNOWN_FATE}",
+        handed_over_at=utcnow(),
+    )
+    db.session.add(reply)
+    db.session.commit()
+
+    sign_in(agent.email, agent.plain_password)
+    page.goto(f"/conversations/{conversation.id}")
+    decision = page.locator(f"#message-{reply.id} .msg-failed")
+    expect(decision).to_contain_text("Delivery unknown: The worker stopped")
+    expect(decision).to_contain_text("then send it again or mark it as sent.")
+    assert serious_violations(page) == []
+    # caret="initial": hiding the caret leaves style="" on every input, which the thread's
+    # next htmx swap would copy back (a CSP violation the page itself never causes).
+    shot = artifact_dir(tmp_path) / "reply-unknown.png"
+    page.screenshot(path=str(shot), full_page=True, caret="initial")
+
+    page.get_by_role("button", name="Mark as sent").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#message-{reply.id} .delivery")).to_have_text("sent")
+    expect(page.locator(".msg-failed")).to_have_count(0)
+    db.session.expire_all()
+    marked = db.session.get(Message, reply.id)
+    assert marked.delivery_status == "sent"
+    assert marked.smtp_response == "marked as sent by Ana Agent"
 
 
 def test_on_a_phone_the_list_and_the_thread_take_turns(app, browser, live_server, agent):

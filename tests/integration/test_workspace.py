@@ -360,7 +360,7 @@ def test_a_reply_of_unknown_fate_waits_for_the_agent_to_send_it_again_or_mark_it
     html = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
     assert html.count("Delivery unknown: The worker stopped after handing") == 2
     assert html.count(">Send again</button>") == 2 and html.count(">Mark as sent</button>") == 2
-    assert f'formaction="/conversations/{conv.id}/messages/{first.id}/mark-sent"' in html
+    assert f'action="/conversations/{conv.id}/messages/{first.id}/mark-sent"' in html
 
     # Mark as sent: recorded with who decided, and never queued.
     response = browser.post(f"/conversations/{conv.id}/messages/{first.id}/mark-sent")
