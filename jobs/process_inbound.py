@@ -2,7 +2,7 @@
 
 Status lifecycle: pending → processing → delivered | bounced | failed. A failure records
 its reason and re-raises so RQ retries with backoff; the last failure stays `failed`. The
-claim is a lease renewed while the job runs (jobs/leases.py): a killed worker's message is
+claim is a lease renewed while the job runs (services/leases.py): a killed worker's message is
 taken over by the sweep once the lease runs out.
 """
 
@@ -15,7 +15,9 @@ from datetime import timedelta
 from sqlalchemy import or_
 
 from extensions import db, get_storage
-from jobs.leases import (
+from models import InboundEmail, utcnow
+from services.inbound_delivery import deliver
+from services.leases import (
     INBOUND,
     LEASE,
     RENEW_EVERY,
@@ -25,8 +27,6 @@ from jobs.leases import (
     lease_expired,
     lease_text,
 )
-from models import InboundEmail, utcnow
-from services.inbound_delivery import deliver
 from storage import DamagedObject
 
 log = logging.getLogger(__name__)

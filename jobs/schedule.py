@@ -18,7 +18,7 @@ from services.sessions import purge_expired_sessions
 cron.register(
     incinerate_processed_raw_emails, queue_name="low", cron="17 * * * *", job_timeout=1800
 )
-# Every 15 s: a killed worker's lease (20 s, jobs/leases.py) has run out and its mail is
+# Every 15 s: a killed worker's lease (20 s, services/leases.py) has run out and its mail is
 # running on another worker well within a minute.
 cron.register(recover_inbound, queue_name="default", interval=15, job_timeout=300)
 cron.register(recover_outgoing, queue_name="default", interval=15, job_timeout=300)

@@ -2,7 +2,7 @@
 
 queued → sending → sent (with the server's reply, often its queue id) or failed (with the
 server's words): a 5xx refusal fails at once; 4xx and network errors are retried with backoff
-and fail only when the retries are used up. `sending` is a lease (jobs/leases.py); the moment
+and fail only when the retries are used up. `sending` is a lease (services/leases.py); the moment
 DATA begins is recorded, and a reply whose connection or worker was lost after it is
 `unknown`: an agent decides whether to send it again (jobs/sweeps.py recover_outgoing).
 """
@@ -17,12 +17,12 @@ from rq import get_current_job
 from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
-from jobs.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
 from mail.model import Person
 from mail.smtp import DeliveryRefused, SmtpTarget, send_mime, smtp_session
 from models import Contact, Conversation, Inbox, Message, User, utcnow
 from services.health import smtp_target_from_settings
+from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from services.replies import UNKNOWN_FATE, last_incoming
 
 log = logging.getLogger(__name__)

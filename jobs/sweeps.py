@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
 from jobs import job_is_waiting
-from jobs.leases import INBOUND, OUTGOING, lease_expired
 from models import Conversation, InboundEmail, Message, utcnow
+from services.leases import INBOUND, OUTGOING, lease_expired
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def recover_inbound() -> int:
     `processing` rows whose lease ran out (their worker died) go back to pending, and pending
     rows without a live job (their enqueue failed while Redis was down, or their job was
     swallowed by a dying worker) are enqueued, whatever RQ's registries say. A row whose job
-    waits is left alone, and the job's claim (jobs/leases.py) makes a duplicate harmless."""
+    waits is left alone, and the job's claim (services/leases.py) makes a duplicate harmless."""
     from ingress.receive import enqueue_job, processing_job_id
 
     now = utcnow()

@@ -109,8 +109,8 @@ class Message(TimestampMixin, Base):
     quoted_html: Mapped[str | None] = mapped_column(Text)
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
-    delivery_attempts: Mapped[int] = mapped_column(default=0)  # also the claim (jobs/leases.py)
-    # While `sending`: renewed by the send job's heartbeat (jobs/leases.py).
+    delivery_attempts: Mapped[int] = mapped_column(default=0)  # also the claim (services/leases.py)
+    # While `sending`: renewed by the send job's heartbeat (services/leases.py).
     lease_expires_at: Mapped[datetime | None]
     # Set just before SMTP DATA: from then on only the server's answer says whether it was sent.
     handed_over_at: Mapped[datetime | None]

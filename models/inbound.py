@@ -30,7 +30,7 @@ class InboundEmail(TimestampMixin, Base):
     storage_key: Mapped[str | None] = mapped_column(String(1024))  # None once incinerated
     size: Mapped[int] = mapped_column(default=0)
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="SET NULL"))
-    attempts: Mapped[int] = mapped_column(default=0)  # also the claim: see jobs/leases.py
+    attempts: Mapped[int] = mapped_column(default=0)  # also the claim: see services/leases.py
     # While `processing`: renewed by the job's heartbeat; once past, another worker takes over.
     lease_expires_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]

@@ -1,5 +1,5 @@
 """What is waiting and who would do it: live workers, queue depths, pending inbound mail, rows
-whose worker died (past their lease, jobs/leases.py) and replies of unknown fate. Gathered
+whose worker died (past their lease, services/leases.py) and replies of unknown fate. Gathered
 once, shown by `flask doctor` and the admin System page."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import QUEUE_NAMES, db
-from jobs.leases import INBOUND, OUTGOING, lease_expired
 from models import InboundEmail, Message, utcnow
+from services.leases import INBOUND, OUTGOING, lease_expired
 
 # Mail older than this should have been picked up: with no live worker, doctor fails.
 WAITING_AFTER = timedelta(minutes=1)

@@ -40,7 +40,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         shown = ", ".join(parsed.recipients) or "none found"
         return Outcome("bounced", f"no inbox matches any recipient ({shown})")
     # The row itself is not written here: its job renews the row's lease from another
-    # connection meanwhile (jobs/leases.py), which a row lock held until commit would block.
+    # connection meanwhile (services/leases.py), which a row lock held until commit would block.
     inbox_id = where.inbox.id
     duplicate = _existing_message(inbox_id, inbound.message_id)
     if duplicate is not None:

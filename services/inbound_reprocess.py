@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from extensions import db
 from ingress.receive import enqueue_processing
-from jobs.leases import lease_runs, lease_text
 from models import InboundEmail
+from services.leases import lease_runs, lease_text
 
 
 class ReprocessError(Exception):

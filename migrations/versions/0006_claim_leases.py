@@ -1,7 +1,7 @@
 """claim leases for inbound processing and outgoing sends
 
 A job renews its row's lease while it runs; when a worker dies, the lease runs out and the
-sweep hands the row to another worker within a minute (jobs/leases.py). Rows left
+sweep hands the row to another worker within a minute (services/leases.py). Rows left
 `processing` or `sending` by the previous version have no lease: they count as expired.
 
 Revision ID: 0006

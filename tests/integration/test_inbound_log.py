@@ -260,7 +260,7 @@ def test_reprocess_without_htmx_goes_back_where_it_came_from(app, admin, mail):
 
 
 def test_reprocess_refuses_a_message_being_processed_only_while_its_lease_runs(app, admin, mail):
-    from jobs.leases import LEASE
+    from services.leases import LEASE
 
     row = mail["first"]
     row.status, row.lease_expires_at = "processing", utcnow() + LEASE

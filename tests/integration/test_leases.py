@@ -1,4 +1,4 @@
-"""Claim leases (jobs/leases.py) and the sweeps that act on them, in one process with real
+"""Claim leases (services/leases.py) and the sweeps that act on them, in one process with real
 Redis, a real RQ worker (SimpleWorker) and the real SMTP server: a row is held only while its
 holder renews the lease, a second job never reports success for work it did not do, and the
 sweep finds every row a dead worker or a lost job left behind, whatever RQ's registries say."""
@@ -14,14 +14,14 @@ import pytest
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-import jobs.leases
 import jobs.process_inbound
+import services.leases
 from extensions import db, get_queue, get_redis
 from ingress.receive import processing_job_id
 from jobs import job_is_waiting
-from jobs.leases import INBOUND, OUTGOING, LeaseKeeper, claim
 from jobs.sweeps import recover_inbound, recover_outgoing
 from models import Conversation, InboundEmail, Message, utcnow
+from services.leases import INBOUND, OUTGOING, LeaseKeeper, claim
 from services.replies import create_reply, send_job_id
 from tests.conftest import global_smtp
 from tests.integration.test_outbound_loop import customer_email, send_queued
@@ -63,7 +63,7 @@ def test_the_keeper_renews_the_lease_and_stops_when_the_claim_is_lost(
     row = received(client)
     number = held_by_a_worker(row, lease_seconds=1)
     first = row.lease_expires_at
-    monkeypatch.setattr(jobs.leases, "RENEW_EVERY", 0.05)
+    monkeypatch.setattr(services.leases, "RENEW_EVERY", 0.05)
     with LeaseKeeper(INBOUND, row.id, number) as keeper:
         time.sleep(0.3)
         db.session.refresh(row)

@@ -13,7 +13,7 @@ a process group of its own) at a moment the test chooses:
 - in the middle of sending a reply: the SMTP server holds its answer to RCPT, or to DATA
   (after recording the message: from then on the server has it).
 
-Nothing is done by hand afterwards: the leases (jobs/leases.py) run out and the periodic
+Nothing is done by hand afterwards: the leases (services/leases.py) run out and the periodic
 sweep hands the work to a live worker.
 """
 
@@ -35,7 +35,9 @@ from tests.support.postgres import fresh_database, postgres_server
 from tests.support.waiting import wait_for
 from tests.support.worker_processes import WorkerProcesses
 
-pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(600)]
+# Always on PostgreSQL (tests/support/postgres.py), so not marked `db`: the PostgreSQL rerun
+# of .ci/run would only run it twice.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 WITHIN = 60  # seconds: a dead worker's work is finished by another within a minute
 
@@ -180,8 +182,8 @@ def test_a_worker_killed_mid_job_has_its_message_delivered_once_by_another_withi
     from extensions import get_redis
     from ingress.receive import processing_job_id
     from jobs import job_is_waiting
-    from jobs.leases import LEASE
     from models import utcnow
+    from services.leases import LEASE
 
     world.start_workers("worker-a", "worker-b")
     ours = {p.pid: name for name, p in world.processes.procs.items()}

@@ -59,7 +59,9 @@ from tests.support.smtp_server import running_smtp_server
 from tests.support.waiting import post_relay_over_http
 from tests.support.waiting import wait_for as support_wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(600)]
+# Always on PostgreSQL (tests/support/postgres.py), so not marked `db`: the PostgreSQL rerun
+# of .ci/run would only run it twice.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).with_name("flask")
