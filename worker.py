@@ -23,11 +23,11 @@ from rq.exceptions import StopRequested
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
-from jobs import JOB_HEARTBEAT_SECONDS
 from runtime.logs import job_context, rq_log_level
 from runtime.redis_outage import REDIS_DOWN, RedisOutage
 from runtime.single_scheduler import SingleCronScheduler
 from runtime.worker_scheduler import WorkerScheduler
+from services.background import JOB_HEARTBEAT_SECONDS
 
 # How often a worker checks whether RQ's scheduler lock is free (RQ: every 10 minutes), so
 # another worker's scheduler takes over within about a minute of the holder dying.
@@ -188,7 +188,8 @@ def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker
         connection=connection,
         queue_class=AppQueue,
         maintenance_interval=MAINTENANCE_SECONDS,
-        # A running job's heartbeat this often: jobs.job_is_waiting tells a live job by it.
+        # A running job's heartbeat this often: job_is_waiting (services/background.py)
+        # tells a live job by it.
         job_monitoring_interval=JOB_HEARTBEAT_SECONDS,
     )
     worker.flask_app = app

@@ -23,14 +23,14 @@ from email.policy import compat32
 from typing import BinaryIO
 
 from redis.exceptions import RedisError
-from rq.job import Retry
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from extensions import db, get_queue, get_storage
+from extensions import db, get_storage
 from ingress import RawEmail
-from jobs import job_is_waiting
 from models import InboundEmail, utcnow
+from services.background import enqueue_processing as enqueue_processing_job
+from services.background import job_is_waiting, processing_job_id
 from storage import DamagedObject, ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,6 @@ class Received:
 def storage_key_for(checksum: str) -> str:
     """Content-addressed: the same bytes always land on the same key, written once."""
     return f"inbound/{checksum[:2]}/{checksum}.eml"
-
-
-def processing_job_id(inbound_email_id: int) -> str:
-    return f"process-inbound-{inbound_email_id}"
 
 
 def message_id_from(head: bytes, checksum: str) -> str:
@@ -215,18 +211,10 @@ def enqueue_processing(row: InboundEmail) -> bool:
 
 
 def enqueue_job(inbound_email_id: int) -> bool:
-    """Enqueue without looking first: a row just created has no job yet, and the sweep has
-    looked (jobs/sweeps.py); False if Redis is down."""
+    """Enqueue without looking first (a row just created has no job yet); False if Redis is
+    down: the row stays pending and the sweep enqueues it."""
     try:
-        get_queue("inbound").enqueue(
-            "jobs.process_inbound.process_inbound_email",
-            inbound_email_id,
-            job_id=processing_job_id(inbound_email_id),
-            job_timeout=300,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            retry=Retry(max=3, interval=[10, 60, 300]),
-        )
+        enqueue_processing_job(inbound_email_id)
         return True
     except (RedisError, OSError) as exc:
         log.warning("inbound #%d not enqueued (Redis: %s); the sweep will", inbound_email_id, exc)

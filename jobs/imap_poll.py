@@ -17,25 +17,20 @@ from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from extensions import db, get_queue, get_redis
+from extensions import db, get_redis
 from ingress.receive import IngressUnavailable
-from jobs import job_is_waiting
 from mail.imap import ImapFailure, ImapTarget, classify, connect
 from models import ImapSettings, Inbox, utcnow
+from services.background import enqueue_poll, job_is_waiting, poll_job_id
 from services.imap_import import FolderResult, ImportPlan, import_folder
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # messages per poll; the next scheduler tick continues
 CONNECT_TIMEOUT = 20  # seconds, also the timeout of every read: a dead server can't hang us
-POLL_JOB_TIMEOUT = 600
 LOCK_SECONDS = 300  # renewed before every FETCH; lapses on its own if a worker dies
 MAX_BACKOFF_MINUTES = 30
 RESULT_LENGTH = 1000
-
-
-def poll_job_id(inbox_id: int) -> str:
-    return f"imap-poll-{inbox_id}"
 
 
 def lock_name(inbox_id: int) -> str:
@@ -66,14 +61,7 @@ def enqueue_due_imap_polls() -> int:
     for inbox_id in due:
         if job_is_waiting(poll_job_id(inbox_id)):
             continue
-        get_queue("default").enqueue(
-            "jobs.imap_poll.poll_inbox",
-            inbox_id,
-            job_id=poll_job_id(inbox_id),
-            job_timeout=POLL_JOB_TIMEOUT,
-            result_ttl=600,
-            failure_ttl=24 * 3600,
-        )
+        enqueue_poll(inbox_id)
         enqueued += 1
     if enqueued:  # routine every poll interval: what the polls find is logged by them
         log.debug("imap: %d poll(s) enqueued", enqueued)

@@ -1,110 +1,28 @@
-"""The RQ job that sends one outgoing reply: build the MIME, keep it, hand it to SMTP.
+"""The RQ job that sends one outgoing reply: claim → compose → store → send → record.
 
 queued → sending → sent (with the server's reply, often its queue id) or failed (with the
 server's words): a 5xx refusal fails at once; 4xx and network errors are retried with backoff
-and fail only when the retries are used up. `sending` is a lease (services/leases.py); the moment
-DATA begins is recorded, and a reply whose connection or worker was lost after it is
+and fail only when the retries are used up. `sending` is a lease (services/leases.py); the
+moment DATA begins is recorded, and a reply whose connection or worker was lost after it is
 `unknown`: an agent decides whether to send it again (jobs/sweeps.py recover_outgoing).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import smtplib
 
 from rq import get_current_job
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from extensions import db, get_settings, get_storage
-from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
-from mail.model import Person
-from mail.smtp import DeliveryRefused, SmtpTarget, send_mime, smtp_session
-from models import Contact, Conversation, Inbox, Message, User, utcnow
-from services.health import smtp_target_from_settings
+from extensions import db
+from mail.smtp import DeliveryRefused, describe_refusal, send_mime, smtp_session
+from models import Inbox, Message, utcnow
 from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
-from services.replies import UNKNOWN_FATE, last_incoming
+from services.outbound import NoTransport, compose, store_mime, transport_for
+from services.replies import UNKNOWN_FATE
 
 log = logging.getLogger(__name__)
-
-
-class NoTransport(Exception):
-    """Neither the inbox nor the deployment has an SMTP server configured."""
-
-
-def transport_for(inbox: Inbox) -> SmtpTarget:
-    """The inbox's own SMTP when configured, else the global SMTP_* settings."""
-    own = inbox.smtp
-    if own is not None and own.enabled and own.host:
-        return SmtpTarget(
-            host=own.host,
-            port=own.port,
-            implicit_tls=own.security == "ssl",
-            starttls=own.security == "starttls",
-            helo=None,
-            username=(own.username or "") if own.auth_method != "none" else "",
-            password=(own.password or "") if own.auth_method != "none" else "",
-            auth_method=own.auth_method if own.auth_method in ("plain", "login") else "",
-        )
-    settings = get_settings()
-    if not settings.smtp_address:
-        raise NoTransport(
-            f"no SMTP server: configure SMTP for inbox {inbox.name} or set SMTP_ADDRESS"
-        )
-    return smtp_target_from_settings(settings)
-
-
-def sender_name(inbox: Inbox, author: User | None) -> str:
-    if inbox.sender_name_style == "agent_from_inbox" and author is not None:
-        return f"{author.name} from {inbox.name}"
-    return inbox.name
-
-
-def compose(message: Message) -> OutgoingEmail:
-    conversation = db.session.get(Conversation, message.conversation_id)
-    inbox = db.session.get(Inbox, conversation.inbox_id)
-    contact = db.session.get(Contact, conversation.contact_id)
-    author = db.session.get(User, message.sender_user_id) if message.sender_user_id else None
-    settings = get_settings()
-    parent = last_incoming(conversation.id, message.id)
-    references = (parent.references or "").split() if parent else []
-    continuity = inbox.reply_to_style == "continuity" and settings.inbound_domain
-    reply_to = (
-        f"reply+{conversation.token}@{settings.inbound_domain}"
-        if continuity
-        else inbox.support_address
-    )
-    position = db.session.scalar(
-        select(db.func.count(Message.id)).where(
-            Message.conversation_id == conversation.id,
-            Message.direction == "outgoing",
-            Message.id <= message.id,
-        )
-    )
-    text = message.text_body
-    if inbox.signature.strip():
-        text = f"{text}\n\n-- \n{inbox.signature.strip()}"
-    storage = get_storage()
-    return OutgoingEmail(
-        message_id=message.message_id,
-        sender=Person(inbox.support_address, sender_name(inbox, author)),
-        to=[Person(contact.email, contact.name)],
-        cc=[a for a in message.cc_addresses.split(", ") if a],
-        bcc=[a for a in message.bcc_addresses.split(", ") if a],
-        reply_to=reply_to,
-        subject=reply_subject(conversation.subject),
-        date=message.created_at,
-        text=text,
-        html=None,
-        in_reply_to=parent.message_id if parent else None,
-        references=references,
-        thread_index=thread_index(conversation.token, conversation.created_at, position),
-        attachments=[
-            OutgoingAttachment(a.filename, a.content_type, storage.get_bytes(a.storage_key))
-            for a in message.attachments
-            if a.storage_key
-        ],
-    )
 
 
 def send_message(message_pk: int) -> str:
@@ -123,11 +41,7 @@ def send_message(message_pk: int) -> str:
 
 def _send(message: Message, number: int) -> str:
     outgoing = compose(message)
-    raw = build_mime(outgoing)
-    key = f"outgoing/{db.session.get(Conversation, message.conversation_id).token}/{message.id}.eml"
-    get_storage().put(key, io.BytesIO(raw), len(raw), "message/rfc822")
-    message.mime_storage_key = key
-    db.session.commit()
+    raw = store_mime(message, outgoing)
     inbox = db.session.get(Inbox, message.inbox_id)
 
     def hand_over() -> None:
@@ -158,8 +72,7 @@ def _send(message: Message, number: int) -> str:
     except NoTransport as exc:
         return _fail(message, number, str(exc))
     except smtplib.SMTPAuthenticationError as exc:
-        said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
-        return _fail(message, number, f"SMTP login refused: {exc.smtp_code} {said}".strip())
+        return _fail(message, number, f"SMTP login refused: {describe_refusal(exc)}")
     except (smtplib.SMTPException, OSError) as exc:
         db.session.refresh(message)
         if message.handed_over_at is not None:  # lost during DATA: the server may have it

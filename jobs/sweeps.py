@@ -9,8 +9,14 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
-from jobs import job_is_waiting
 from models import Conversation, InboundEmail, Message, utcnow
+from services.background import (
+    enqueue_processing,
+    enqueue_send,
+    job_is_waiting,
+    processing_job_id,
+    send_job_id,
+)
 from services.leases import INBOUND, OUTGOING, lease_expired
 
 log = logging.getLogger(__name__)
@@ -59,8 +65,6 @@ def recover_inbound() -> int:
     rows without a live job (their enqueue failed while Redis was down, or their job was
     swallowed by a dying worker) are enqueued, whatever RQ's registries say. A row whose job
     waits is left alone, and the job's claim (services/leases.py) makes a duplicate harmless."""
-    from ingress.receive import enqueue_job, processing_job_id
-
     now = utcnow()
     expired = db.session.execute(
         update(InboundEmail)
@@ -80,9 +84,11 @@ def recover_inbound() -> int:
         .order_by(InboundEmail.id)
         .limit(BATCH * 10)
     ).all()
-    enqueued = sum(
-        1 for row in rows if not job_is_waiting(processing_job_id(row.id)) and enqueue_job(row.id)
-    )
+    enqueued = 0
+    for row in rows:  # Redis errors fail this run; the next one, 15 s later, tries again
+        if not job_is_waiting(processing_job_id(row.id)):
+            enqueue_processing(row.id)
+            enqueued += 1
     if enqueued:
         log.info("sweep: %d pending inbound email(s) without a live job (re)enqueued", enqueued)
     return enqueued
@@ -96,7 +102,7 @@ def recover_outgoing() -> int:
     the server cannot have accepted an incomplete message. One handed over (DATA begun) is
     marked `unknown` for an agent to decide (send again or mark as sent): SMTP gives no way
     to ask whether it was accepted, and a reply sent twice is a visible mistake."""
-    from services.replies import UNKNOWN_FATE, enqueue_send, send_job_id
+    from services.replies import UNKNOWN_FATE
 
     now = utcnow()
     outgoing_past_lease = (
@@ -134,7 +140,8 @@ def recover_outgoing() -> int:
     ).all()
     requeued = 0
     for message_pk in sorted(set(resend) | set(stale_queued)):
-        if not job_is_waiting(send_job_id(message_pk)) and enqueue_send(message_pk):
+        if not job_is_waiting(send_job_id(message_pk)):
+            enqueue_send(message_pk)
             requeued += 1
     if requeued:
         log.info("sweep: %d reply(ies) without a live send job (re)enqueued", requeued)

@@ -104,6 +104,11 @@ def _said(response: bytes | str) -> str:
     return response.decode(errors="replace") if isinstance(response, bytes) else str(response)
 
 
+def describe_refusal(exc: smtplib.SMTPResponseException) -> str:
+    """A server's answer as people read it: "535 5.7.8 Authentication failed" on one line."""
+    return f"{exc.smtp_code} {' '.join(_said(exc.smtp_error).split())}".strip()
+
+
 def send_mime(
     session: SmtpSession,
     sender: str,

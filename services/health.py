@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
 from extensions import db, get_redis, get_storage
-from mail.smtp import SmtpTarget, smtp_session
+from mail.smtp import describe_refusal, smtp_session
 from runtime.file_modes import loose_paths, private_paths
 from services.backlog import (
     START_WORKERS,
@@ -28,6 +28,7 @@ from services.backlog import (
     describe_worker,
     gather_backlog,
 )
+from services.outbound import global_smtp_target
 from storage import StorageError
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -235,21 +236,6 @@ def check_file_modes(settings: Settings) -> Check:
     )
 
 
-def smtp_target_from_settings(settings: Settings) -> SmtpTarget:
-    """The global SMTP server from SMTP_* settings."""
-    return SmtpTarget(
-        host=settings.smtp_address,
-        port=settings.smtp_port,
-        implicit_tls=settings.smtp_ssl,
-        starttls=settings.smtp_starttls_auto,
-        verify_certificate=settings.smtp_verify_mode != "none",
-        helo=settings.smtp_domain or None,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        auth_method=settings.smtp_authentication,
-    )
-
-
 def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
     if not settings.smtp_address:
         return Check(
@@ -258,7 +244,7 @@ def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
             "SMTP_ADDRESS is empty: replies need each inbox's own SMTP server",
             "set SMTP_ADDRESS (and SMTP_PORT) for a shared outgoing server",
         )
-    target = smtp_target_from_settings(settings)
+    target = global_smtp_target(settings)
     where = target.address
     try:
         with smtp_session(target, timeout=timeout) as session:
@@ -269,11 +255,10 @@ def check_smtp(settings: Settings, timeout: float = 10.0) -> Check:
                 else "no AUTH"
             )
     except smtplib.SMTPAuthenticationError as exc:
-        said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
         return Check(
             "smtp",
             FAIL,
-            f"{where} refused the login: {exc.smtp_code} {said}".strip(),
+            f"{where} refused the login: {describe_refusal(exc)}",
             "check SMTP_USERNAME/SMTP_PASSWORD (an app password if the provider uses 2FA)",
         )
     except (smtplib.SMTPException, OSError) as exc:

@@ -8,7 +8,8 @@ import ssl
 from dataclasses import dataclass, field
 
 from mail.imap import ImapFailure, ImapTarget, list_folders
-from mail.smtp import SmtpTarget, smtp_session
+from mail.smtp import SmtpTarget, describe_refusal, smtp_session
+from services.outbound import inbox_smtp_target
 
 # Generous: servers delay sign-ins after failed ones (Dovecot up to 15 s per attempt).
 TIMEOUT = 20.0
@@ -55,22 +56,15 @@ def test_imap(values: dict, password: str, timeout: float = TIMEOUT) -> Connecti
 
 
 def smtp_target(values: dict, password: str) -> SmtpTarget:
-    use_auth = values["smtp_auth_method"] != "none"
-    return SmtpTarget(
-        host=values["smtp_host"],
-        port=int(values["smtp_port"]),
-        implicit_tls=values["smtp_security"] == "ssl",
-        starttls=values["smtp_security"] == "starttls",
-        username=values["smtp_username"] if use_auth else "",
-        password=password if use_auth else "",
-        auth_method=values["smtp_auth_method"] if use_auth else "",
+    """The wizard's SMTP fields as the target they describe (the same builder as sending)."""
+    return inbox_smtp_target(
+        values["smtp_host"],
+        int(values["smtp_port"]),
+        values["smtp_security"],
+        values["smtp_auth_method"],
+        values["smtp_username"],
+        password,
     )
-
-
-def _said(exc: smtplib.SMTPResponseException) -> str:
-    error = exc.smtp_error
-    text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-    return f"{exc.smtp_code} {' '.join(text.split())}".strip()
 
 
 def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> ConnectionResult:
@@ -91,8 +85,9 @@ def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> Connecti
     except smtplib.SMTPAuthenticationError as exc:
         return ConnectionResult(
             False,
-            f"SMTP test failed: {where} refused the login: {_said(exc)}. Fix: check the user "
-            "name and password (an app password if the provider uses two-step sign-in).",
+            f"SMTP test failed: {where} refused the login: {describe_refusal(exc)}. "
+            "Fix: check the user name and password (an app password if the provider uses "
+            "two-step sign-in).",
             "auth",
         )
     except smtplib.SMTPNotSupportedError as exc:
@@ -104,7 +99,7 @@ def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> Connecti
         )
     except smtplib.SMTPResponseException as exc:
         return ConnectionResult(
-            False, f"SMTP test failed: {where} answered {_said(exc)}.", "protocol"
+            False, f"SMTP test failed: {where} answered {describe_refusal(exc)}.", "protocol"
         )
     except ssl.SSLError as exc:
         return ConnectionResult(

@@ -22,6 +22,7 @@ from ingress import RawEmail
 from ingress.receive import receive
 from mail.smtp import send_mime, smtp_session
 from models import Conversation, InboundEmail, Inbox, Message, utcnow
+from services.outbound import NoTransport, transport_for
 
 WAIT_SECONDS = 120
 SOURCE = "setup-test"
@@ -76,8 +77,6 @@ def build_test_email(inbox: Inbox, token: str, sender: str, reply_to: str, text:
 
 def send_test_email(inbox: Inbox, admin_email: str) -> str:
     """Through the inbox's SMTP (or the global one) to its support address; the token."""
-    from jobs.send_message import NoTransport, transport_for
-
     try:
         target = transport_for(inbox)
     except NoTransport as exc:

@@ -16,12 +16,12 @@ from email.utils import formataddr, make_msgid
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from rq import Retry
 
-from extensions import db, get_queue, get_settings
+from extensions import db, get_settings
 from mail.smtp import send_mime, smtp_session
 from models import User
-from services.health import smtp_target_from_settings
+from services.background import enqueue_reset_email
+from services.outbound import global_smtp_target
 from services.passwords import password_problem
 from services.sessions import end_sessions
 from services.users import UserError, find_user_by_email
@@ -76,12 +76,7 @@ def reset_is_available() -> bool:
 
 def request_reset(email: str) -> None:
     """Queue the email. Called for every address typed, known or not."""
-    get_queue("default").enqueue(
-        "services.password_reset.send_reset_email",
-        email.strip().lower(),
-        job_timeout=60,
-        retry=Retry(max=3, interval=[30, 120, 600]),  # an SMTP hiccup must not lose it
-    )
+    enqueue_reset_email(email.strip().lower())
 
 
 def send_reset_email(email: str) -> bool:
@@ -106,7 +101,7 @@ def send_reset_email(email: str) -> bool:
         "The link works once. Using it signs you out of every other browser.\n"
         "If you did not ask for this, ignore this email: your password stays as it is.\n"
     )
-    with smtp_session(smtp_target_from_settings(settings)) as session:
+    with smtp_session(global_smtp_target(settings)) as session:
         send_mime(session, message["From"].addresses[0].addr_spec, [user.email], bytes(message))
     log.info("password reset email sent to user %s", user.id)
     return True

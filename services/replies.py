@@ -7,17 +7,16 @@ import logging
 import re
 
 from redis.exceptions import RedisError
-from rq.job import Retry
 from sqlalchemy import select
 
-from extensions import db, get_queue, get_settings, get_storage
+from extensions import db, get_settings, get_storage
 from mail.compose import OutgoingAttachment
 from mail.threading import outgoing_message_id
 from models import Attachment, Conversation, Inbox, Message, User, utcnow
+from services import background
 
 log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
-SEND_RETRY_INTERVALS = [30, 120, 600, 1800]  # 4 retries over ~40 minutes
 # Why a reply is `unknown` (jobs/send_message.py, jobs/sweeps.py) ends with what to do.
 UNKNOWN_FATE = (
     "It may have been sent: check the customer's copy or the mail server's log, then send it "
@@ -120,27 +119,11 @@ def _store_attachments(message: Message, conversation: Conversation, files) -> N
 def enqueue_send(message_pk: int) -> bool:
     """Queue the send job; if Redis is down the message stays queued and the sweep retries."""
     try:
-        _enqueue_send(message_pk)
+        background.enqueue_send(message_pk)
         return True
     except (RedisError, OSError) as exc:
         log.warning("reply %d saved but not queued (Redis: %s); the sweep will", message_pk, exc)
         return False
-
-
-def send_job_id(message_pk: int) -> str:
-    return f"send-message-{message_pk}"
-
-
-def _enqueue_send(message_pk: int) -> None:
-    get_queue("outbound").enqueue(
-        "jobs.send_message.send_message",
-        message_pk,
-        job_id=send_job_id(message_pk),
-        job_timeout=120,
-        result_ttl=24 * 3600,
-        failure_ttl=7 * 24 * 3600,
-        retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
-    )
 
 
 def retry_delivery(message: Message) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from config import PROJECT_ROOT
 from extensions import db, get_redis
-from jobs.imap_poll import enqueue_due_imap_polls, lock_name, poll_inbox, poll_job_id
+from jobs.imap_poll import enqueue_due_imap_polls, lock_name, poll_inbox
 from models import (
     Conversation,
     ImapFolderState,
@@ -26,6 +26,7 @@ from models import (
     Message,
     utcnow,
 )
+from services.background import poll_job_id
 from tests.support.dovecot import DovecotServer, private_base
 from tests.support.inbound import post_relay, work_inbound
 

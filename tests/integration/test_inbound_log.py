@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db, get_queue
-from ingress.receive import processing_job_id
 from models import (
     Conversation,
     ImapFolderState,
@@ -22,6 +21,7 @@ from models import (
     Message,
     utcnow,
 )
+from services.background import processing_job_id
 from tests.conftest import csrf_token_from
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.workspace import Browser, make_team

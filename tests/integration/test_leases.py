@@ -17,12 +17,11 @@ from sqlalchemy import select
 import jobs.process_inbound
 import services.leases
 from extensions import db, get_queue, get_redis
-from ingress.receive import processing_job_id
-from jobs import job_is_waiting
 from jobs.sweeps import recover_inbound, recover_outgoing
 from models import Conversation, InboundEmail, Message, utcnow
+from services.background import job_is_waiting, processing_job_id, send_job_id
 from services.leases import INBOUND, OUTGOING, LeaseKeeper, claim
-from services.replies import create_reply, send_job_id
+from services.replies import create_reply
 from tests.conftest import global_smtp
 from tests.integration.test_outbound_loop import customer_email, send_queued
 from tests.support.inbound import post_relay, work_inbound

@@ -180,9 +180,8 @@ def test_a_worker_killed_mid_job_has_its_message_delivered_once_by_another_withi
     world,
 ):
     from extensions import get_redis
-    from ingress.receive import processing_job_id
-    from jobs import job_is_waiting
     from models import utcnow
+    from services.background import job_is_waiting, processing_job_id
     from services.leases import LEASE
 
     world.start_workers("worker-a", "worker-b")
@@ -269,7 +268,7 @@ def test_a_reply_whose_worker_is_killed_mid_send_is_neither_lost_nor_sent_twice(
 ):
     from extensions import db
     from models import Message
-    from services.replies import send_job_id
+    from services.background import send_job_id
 
     smtp = world.smtp
     world.start_workers("sender-a", "sender-b")

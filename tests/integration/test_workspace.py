@@ -336,7 +336,7 @@ def test_failed_reply_shows_error_and_retry_requeues(app, client, team, browser)
 def test_a_reply_of_unknown_fate_waits_for_the_agent_to_send_it_again_or_mark_it_sent(
     app, client, team, browser
 ):
-    from services.replies import send_job_id
+    from services.background import send_job_id
 
     conv = deliver(app, client, "m1@customer.example", "Help!")
 
