@@ -193,14 +193,6 @@ def reply_token(address: str, inbound_domain: str) -> str | None:
     return match.group(1) if match and domain == inbound_domain.lower() else None
 
 
-def sender(message: Message) -> tuple[str, str] | None:
-    """(address, display name) of who the customer is: Reply-To, X-Original-Sender, From."""
-    for name in ("Reply-To", "X-Original-Sender", "From"):
-        for display, address in parse_addresses(header_values(message, name)):
-            return address, display or address.split("@", 1)[0]
-    return None
-
-
 def message_ids(value: str, limit: int = 100) -> list[str]:
     """Bracketless Message-IDs in a header value: `<...>` tokens, else bare tokens with an @
     (some clients drop the brackets); comments and other junk around them are ignored."""

@@ -14,6 +14,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 
 from mail.model import Person
+from mail.threading import strip_prefixes
 
 MAX_REFERENCES = 20
 # RFC 5322's hard limit: long Message-IDs stay on one line (some clients mishandle folds).
@@ -104,7 +105,8 @@ def build_mime(out: OutgoingEmail) -> bytes:
     references = bounded_references(out.references, out.in_reply_to)
     if references:
         message["References"] = " ".join(f"<{r}>" for r in references)
-    message["Thread-Topic"] = normalise_subject_for_topic(out.subject)
+    # Thread-Topic is the subject without reply prefixes, as Outlook writes it.
+    message["Thread-Topic"] = strip_prefixes(out.subject) or out.subject
     if out.thread_index:
         message["Thread-Index"] = out.thread_index
     message["MIME-Version"] = "1.0"
@@ -119,14 +121,6 @@ def build_mime(out: OutgoingEmail) -> bytes:
             filename=attachment.filename,
         )
     return message.as_bytes()
-
-
-def normalise_subject_for_topic(subject: str) -> str:
-    """Thread-Topic is the subject without reply prefixes, as Outlook writes it."""
-    topic = subject
-    while _RE.match(topic):
-        topic = _RE.sub("", topic, count=1).strip()
-    return topic or subject
 
 
 def _address(person: Person) -> str:

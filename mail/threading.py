@@ -21,11 +21,17 @@ def token_from_message_id(message_id: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def normalise_subject(subject: str) -> str:
-    """Subject without reply/forward prefixes (repeated, any case), whitespace folded."""
+def strip_prefixes(subject: str) -> str:
+    """Subject without reply/forward prefixes (repeated, any case, in the languages mail
+    clients use), whitespace folded; the case is kept."""
     text = " ".join((subject or "").split())
     while True:
         stripped = _PREFIX.sub("", text, count=1)
         if stripped == text:
-            return text.casefold()
+            return text
         text = stripped
+
+
+def normalise_subject(subject: str) -> str:
+    """The subject as conversations are matched by it: no prefixes, case folded."""
+    return strip_prefixes(subject).casefold()

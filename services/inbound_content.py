@@ -10,6 +10,7 @@ from mail.model import ParsedEmail
 from mail.quoting import split_html, split_text
 from mail.sanitize import html_to_text, sanitize_html
 from models import Attachment, InboundEmail, Message
+from services.sizes import human_size
 
 ATTACHMENT_URL = "/attachments/{id}"
 
@@ -21,12 +22,6 @@ class Content:
     html: str | None
     quoted_html: str | None
     remote_images: int
-
-
-def human_size(size: int) -> str:
-    if size >= 1_000_000:
-        return f"{size / 1_000_000:.1f} MB"
-    return f"{max(1, round(size / 1000))} KB"
 
 
 def attachment_key(inbound: InboundEmail, index: int) -> str:

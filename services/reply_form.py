@@ -10,14 +10,9 @@ from mail.compose import OutgoingAttachment
 from mail.filenames import safe_filename
 from models import Message
 from services.replies import ReplyError
+from services.sizes import human_size
 
 COLLISION_DIRECTIONS = ("incoming", "outgoing", "note")
-
-
-def human_size(size: int) -> str:
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB" if size % 1024 == 0 else f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def uploaded_attachments(files: list[FileStorage]) -> list[OutgoingAttachment]:
