@@ -1,33 +1,27 @@
-"""Settings read from the environment (.env via python-dotenv), validated all at once."""
+"""Settings read from the environment (.env via python-dotenv): defaults, aliases, parsing.
+
+Reading never raises: a value it cannot parse becomes a Problem, and the checks in
+config/checks.py add theirs, so start-up can list every problem at once.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import click
 from dotenv import load_dotenv
 
+from config.checks import Problem, find_problems
 from runtime.flask_dotenv import drop_flask_cli_dotenv, env_file_option_used
-from services.passwords import password_problem
 
-PROJECT_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # A checkout keeps .env and instance/ beside the code; an installed package (the code in
 # site-packages) keeps them in the folder it runs in (systemd's WorkingDirectory).
 DATA_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
-
-INGRESSES = ("relay", "postmark", "sendgrid", "mailgun", "mandrill")
-PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid")
-SMTP_AUTH_METHODS = ("plain", "login", "cram_md5")
-SMTP_VERIFY_MODES = ("peer", "none")
-STORAGE_BACKENDS = ("local", "minio")
-LOG_FORMATS = ("text", "json")
 
 # Names used by Rails/Chatwoot guides, accepted so existing env files keep working.
 ALIASES = {
@@ -38,33 +32,6 @@ ALIASES = {
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One configuration problem: which setting, what is wrong, how to fix it."""
-
-    setting: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.setting}: {self.message}. Fix: {self.fix}"
-
-
-class ConfigError(click.ClickException):
-    """Start-up refused: every configuration problem, each with its fix."""
-
-    exit_code = 2
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = [f"Threadline cannot start: {len(problems)} configuration problem(s)."]
-        lines += [f"  - {p}" for p in problems]
-        lines.append("Edit your .env (see .env.example), then start again.")
-        super().__init__("\n".join(lines))
 
 
 def load_env_file() -> list[Problem]:
@@ -288,7 +255,7 @@ class Settings:
         s.require_2fa_for_admins = r.bool("REQUIRE_2FA_FOR_ADMINS", False)
         # How many reverse proxies in front set X-Forwarded-*; 0 trusts none of them.
         s.trusted_proxies = r.int("TRUSTED_PROXIES", s.trusted_proxies, 0, 5)
-        s.problems = r.problems + s._check()
+        s.problems = r.problems + find_problems(s)
         return s
 
     def validate(self) -> list[Problem]:
@@ -302,16 +269,6 @@ class Settings:
         digest = hashlib.sha256(b"threadline-secrets:" + self.secret_key.encode()).digest()
         return [base64.urlsafe_b64encode(digest)]
 
-    def _check(self) -> list[Problem]:
-        checks = (
-            _check_core,
-            _check_database_and_redis,
-            _check_storage,
-            _check_ingress,
-            _check_smtp,
-        )
-        return [problem for check in checks for problem in check(self)]
-
 
 def _normalise_database_url(url: str) -> str:
     """Accept the postgres:// form Heroku-style guides use; use the psycopg 3 driver."""
@@ -319,197 +276,3 @@ def _normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def _check_core(s: Settings) -> list[Problem]:
-    out = []
-    if not s.secret_key:
-        out.append(
-            Problem(
-                "SECRET_KEY",
-                "is empty",
-                'generate one with: python3 -c "import secrets; print(secrets.token_hex(32))"',
-            )
-        )
-    elif len(s.secret_key) < 16:
-        out.append(Problem("SECRET_KEY", "is shorter than 16 characters", "use 64 random hex"))
-    for key in s.encryption_keys:
-        try:
-            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
-        except ValueError:
-            ok = False
-        if not ok:
-            out.append(
-                Problem(
-                    "ENCRYPTION_KEY",
-                    "is not a Fernet key (32 url-safe base64-encoded bytes)",
-                    "generate one with: python3 -c "
-                    '"import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"',
-                )
-            )
-            break
-    parts = urlsplit(s.app_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        out.append(
-            Problem(
-                "APP_URL", f"{s.app_url!r} is not an http(s) URL", "e.g. https://help.example.com"
-            )
-        )
-    if s.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        out.append(
-            Problem("LOG_LEVEL", f"{s.log_level!r} is unknown", "use DEBUG, INFO or WARNING")
-        )
-    if s.log_format not in LOG_FORMATS:
-        out.append(
-            Problem(
-                "LOG_FORMAT",
-                f"{s.log_format!r} is unknown",
-                "use text (lines for a terminal) or json (one JSON object per line)",
-            )
-        )
-    if s.admin_email and not _EMAIL.match(s.admin_email):
-        out.append(Problem("ADMIN_EMAIL", f"{s.admin_email!r} is not an email address", "fix it"))
-    if s.admin_password and (weak := password_problem(s.admin_password, s.admin_email)):
-        out.append(Problem("ADMIN_PASSWORD", weak, "choose another one, or leave it empty"))
-    return out
-
-
-def _check_database_and_redis(s: Settings) -> list[Problem]:
-    out = []
-    scheme = urlsplit(s.database_url).scheme
-    if scheme not in ("sqlite", "postgresql+psycopg"):
-        out.append(
-            Problem(
-                "DATABASE_URL",
-                f"scheme {scheme or '(none)'!r} is not supported",
-                "use postgresql://user:password@host:5432/dbname, or unset it for SQLite",
-            )
-        )
-    elif scheme.startswith("postgresql") and not urlsplit(s.database_url).hostname:
-        out.append(Problem("DATABASE_URL", "names no host", "e.g. postgresql://u:p@db:5432/app"))
-    if s.redis_url:
-        redis_parts = urlsplit(s.redis_url)
-        if redis_parts.scheme not in ("redis", "rediss", "unix"):
-            out.append(
-                Problem(
-                    "REDIS_URL",
-                    f"scheme {redis_parts.scheme or '(none)'!r} is not redis://, rediss:// or unix://",
-                    "e.g. redis://127.0.0.1:6379/0, or unset it for the embedded Redis",
-                )
-            )
-        elif redis_parts.scheme != "unix" and not redis_parts.hostname:
-            out.append(Problem("REDIS_URL", "names no host", "e.g. redis://127.0.0.1:6379/0"))
-    return out
-
-
-def _check_storage(s: Settings) -> list[Problem]:
-    if s.storage_backend not in STORAGE_BACKENDS:
-        return [
-            Problem(
-                "STORAGE_BACKEND",
-                f"{s.storage_backend!r} is unknown",
-                "use local (files in instance/) or minio (any S3 service)",
-            )
-        ]
-    if s.storage_backend != "minio":
-        return []
-    return [
-        Problem(name, "is empty but STORAGE_BACKEND=minio", f"set {name} for your S3 service")
-        for name, value in (
-            ("MINIO_ENDPOINT", s.minio_endpoint),
-            ("MINIO_ACCESS_KEY", s.minio_access_key),
-            ("MINIO_SECRET_KEY", s.minio_secret_key),
-            ("MINIO_BUCKET", s.minio_bucket),
-        )
-        if not value
-    ]
-
-
-def _check_ingress(s: Settings) -> list[Problem]:
-    out = []
-    unknown = [name for name in s.inbound_services if name not in INGRESSES]
-    if unknown or not s.inbound_services:
-        out.append(
-            Problem(
-                "INBOUND_EMAIL_SERVICE",
-                f"{', '.join(unknown) or '(empty)'} is not an ingress",
-                f"use one or more of {', '.join(INGRESSES)} (comma-separated); "
-                "Postfix, Exim and Qmail use relay",
-            )
-        )
-    enabled = ",".join(s.inbound_services)
-    needs_password = [name for name in s.inbound_services if name in PASSWORD_INGRESSES]
-    if needs_password and not s.inbound_email_password:
-        out.append(
-            Problem(
-                "INBOUND_EMAIL_PASSWORD",
-                f"is empty but INBOUND_EMAIL_SERVICE={enabled} needs it",
-                'generate one with: python3 -c "import secrets; print(secrets.token_hex(24))"',
-            )
-        )
-    if "mailgun" in s.inbound_services and not s.mailgun_signing_key:
-        out.append(
-            Problem(
-                "MAILGUN_INGRESS_SIGNING_KEY",
-                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
-                "copy the HTTP webhook signing key from Mailgun's dashboard",
-            )
-        )
-    if "mandrill" in s.inbound_services and not s.mandrill_api_key:
-        out.append(
-            Problem(
-                "MANDRILL_INGRESS_API_KEY",
-                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
-                "copy the webhook key from Mandrill's inbound settings",
-            )
-        )
-    if s.inbound_domain and not _DOMAIN.match(s.inbound_domain):
-        out.append(
-            Problem(
-                "MAILER_INBOUND_EMAIL_DOMAIN",
-                f"{s.inbound_domain!r} is not a domain name",
-                "use the domain whose MX records point at your ingress, e.g. reply.example.com",
-            )
-        )
-    return out
-
-
-def _check_smtp(s: Settings) -> list[Problem]:
-    out = []
-    if s.smtp_authentication and s.smtp_authentication not in SMTP_AUTH_METHODS:
-        out.append(
-            Problem(
-                "SMTP_AUTHENTICATION",
-                f"{s.smtp_authentication!r} is unknown",
-                f"use one of {', '.join(SMTP_AUTH_METHODS)}, or leave it empty for no AUTH",
-            )
-        )
-    if s.smtp_username and not s.smtp_password:
-        out.append(
-            Problem(
-                "SMTP_PASSWORD",
-                "is empty but SMTP_USERNAME is set",
-                "set SMTP_PASSWORD, or remove SMTP_USERNAME to send without AUTH",
-            )
-        )
-    if s.smtp_verify_mode not in SMTP_VERIFY_MODES:
-        out.append(
-            Problem(
-                "SMTP_OPENSSL_VERIFY_MODE",
-                f"{s.smtp_verify_mode!r} is unknown",
-                "use peer (verify the certificate) or none",
-            )
-        )
-    if s.mailer_sender_email:
-        address = s.mailer_sender_email
-        if "<" in address:
-            address = address.rsplit("<", 1)[1].rstrip(">").strip()
-        if not _EMAIL.match(address):
-            out.append(
-                Problem(
-                    "MAILER_SENDER_EMAIL",
-                    f"{s.mailer_sender_email!r} is not an email address",
-                    "e.g. Support <support@example.com>",
-                )
-            )
-    return out
