@@ -4,6 +4,7 @@ One gunicorn (2 workers x 4 threads, `--preload`, as `make run` starts it) serve
 `bench.bare_endpoint:application`: the real app, plus `/bare`, which only reads the body and
 answers 204. Eight keep-alive clients post the same distinct MIME messages to both, in
 alternating rounds, so drift (page cache, GC, the other processes on the box) hits both.
+The messages come from bench/corpus/mime.py, the server from bench/ingress_server.py.
 """
 
 from __future__ import annotations
@@ -13,32 +14,20 @@ import http.client
 import math
 import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from pathlib import Path
 
 from redis import Redis
 
-from runtime.embedded_redis import EmbeddedRedis
+from bench.corpus.mime import sized_messages
+from bench.ingress_server import BARE_PATH, PASSWORD, THREADS, WORKERS, running_server
 
-ROOT = Path(__file__).resolve().parent.parent
 INGRESS_PATH = "/rails/action_mailbox/relay/inbound_emails"
-BARE_PATH = "/bare"
-PASSWORD = "bench-ingress-password"
-WORKERS = 2
-THREADS = 4
 CLIENTS = 8
 WARMUP = 16  # 5 KB messages to each endpoint before measuring
 # (label, target size in bytes, messages per endpoint, alternating rounds)
@@ -47,156 +36,6 @@ SIZES = (
     ("50 KB", 50 * 1024, 400, 8),
     ("2 MB", 2 * 1024 * 1024, 64, 4),
 )
-# Everything Settings reads is dropped from the inherited environment: defaults only.
-_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def _message(rng: random.Random, attachment_bytes: int) -> bytes:
-    """A valid multipart message: plain-text body + base64 attachment, unique Message-ID.
-
-    Assembled by hand (the email package takes ~60 ms to serialise a 2 MB message).
-    """
-    boundary = f"=_bench_{rng.getrandbits(64):016x}"
-    message_id = f"{uuid.UUID(int=rng.getrandbits(128))}@bench.customer.example"
-    text = "Hello, please find the invoice attached; the delivery was late again.\n" * 12
-    head = (
-        "From: Ada Customer <ada@customer.example>\n"
-        "To: support@help.example.com\n"
-        f"Subject: Order {rng.randrange(10**6):06d}: invoice attached\n"
-        f"Date: {formatdate(localtime=False)}\n"
-        f"Message-ID: <{message_id}>\n"
-        "MIME-Version: 1.0\n"
-        f'Content-Type: multipart/mixed; boundary="{boundary}"\n'
-        "\n"
-        f"--{boundary}\n"
-        'Content-Type: text/plain; charset="utf-8"\n'
-        "Content-Transfer-Encoding: 7bit\n"
-        "\n"
-        f"{text}\nThanks,\nAda\n\n"
-        f"--{boundary}\n"
-        'Content-Type: application/pdf; name="invoice.pdf"\n'
-        "Content-Transfer-Encoding: base64\n"
-        'Content-Disposition: attachment; filename="invoice.pdf"\n'
-        "\n"
-    )
-    tail = f"\n--{boundary}--\n"
-    attachment = base64.encodebytes(rng.randbytes(attachment_bytes))  # 76-char lines
-    return head.encode() + attachment + tail.encode()
-
-
-def make_messages(rng: random.Random, target: int, count: int) -> list[bytes]:
-    """count distinct messages of about target bytes each (attachment sized to fit)."""
-    overhead = len(_message(rng, 0))  # headers, text part, MIME boundaries
-    # base64 makes 3 bytes into 4 chars, in lines of 76 chars + "\n".
-    attachment = max(0, int((target - overhead) * 3 / 4 * 76 / 77))
-    return [_message(rng, attachment) for _ in range(count)]
-
-
-# --- the server -----------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _server_env(work: Path, redis_url: str) -> dict[str, str]:
-    env = {name: os.environ[name] for name in _KEEP_ENV if name in os.environ}
-    env.update(
-        ENV_FILE=os.devnull,
-        SECRET_KEY="bench-secret-key-0123456789abcdef",
-        INBOUND_EMAIL_PASSWORD=PASSWORD,
-        REDIS_URL=redis_url,
-        INSTANCE_PATH=str(work / "instance"),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _wait_until_serving(port: int, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited at start:\n{log.read_text()[-3000:]}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", BARE_PATH)
-            if conn.getresponse().status == 204:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer within {timeout:.0f}s:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def running_server(work: Path) -> Iterator[tuple[int, Path, Redis]]:
-    """Embedded Redis + migrated SQLite + one gunicorn; yield (port, db path, redis)."""
-    with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-        env = _server_env(work, redis_server.url)
-        subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        port = _free_port()
-        log = work / "gunicorn.log"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--threads",
-            str(THREADS),
-            "--keep-alive",
-            "30",  # idle keep-alive clients between rounds must not be dropped
-            "--preload",
-            "--no-control-socket",
-            "--log-level",
-            "warning",
-            "bench.bare_endpoint:application",
-        ]
-        with open(log, "wb") as log_fh:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        redis = Redis.from_url(redis_server.url)
-        try:
-            _wait_until_serving(port, process, log, timeout=30)
-            yield port, work / "instance" / "threadline.db", redis
-        finally:
-            redis.close()
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()  # gunicorn's graceful stop: workers finish, then exit
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # our own session: master + workers
-        process.wait()
 
 
 # --- the clients ----------------------------------------------------------------------------
@@ -343,8 +182,8 @@ def run() -> str:
     """Start Redis + gunicorn, post every size to the app and to /bare; return Markdown."""
     started = time.perf_counter()
     rng = random.Random(20261122)
-    warmup = make_messages(rng, 5 * 1024, WARMUP)
-    workload = [(label, make_messages(rng, size, n), rounds) for label, size, n, rounds in SIZES]
+    warmup = sized_messages(rng, 5 * 1024, WARMUP)
+    workload = [(label, sized_messages(rng, size, n), rounds) for label, size, n, rounds in SIZES]
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         with running_server(Path(tmp)) as (port, db_path, redis):
             clients = Clients(port)

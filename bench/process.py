@@ -15,181 +15,36 @@ same small warm-up message: peak RSS while handling it minus RSS just before, on
 /proc/self/status (VmHWM, reset to the current RSS through /proc/self/clear_refs first).
 Not getrusage's ru_maxrss: it survives exec, and subprocess starts children with vfork, so
 a child's ru_maxrss starts at this (large) parent's peak and hides a smaller rise.
+The messages, and the instance's inbox and thread, come from bench/corpus/.
 """
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import json
 import logging
 import os
-import random
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from email.utils import formatdate
 from pathlib import Path
 
+from bench.corpus.mime import (
+    ATTACHMENT_MAX_BYTES,
+    BIG_ATTACHMENT,
+    CORPUS_ROUNDS,
+    DOMAIN,
+    GENERATED,
+    WARMUP_MESSAGE,
+    big_message,
+    mixed_messages,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = ROOT / "tests" / "fixtures" / "mail"
-CORPUS_ROUNDS = 26  # each of the corpus files this many times, every copy its own Message-ID
-GENERATED = 1000
-DOMAIN = "reply.example.com"
-SUPPORT = "support@example.com"
-TOKEN = "0123456789abcdef0123456789abcdef"  # the corpus's conversation token
-ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024  # the default, set explicitly
-BIG_ATTACHMENT = ATTACHMENT_MAX_BYTES - 4096  # just under the limit: stored, not skipped
-SEED = 4
-_MESSAGE_ID = re.compile(rb"^message-id:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def with_message_id(raw: bytes, message_id: str) -> bytes:
-    """The top-level Message-ID replaced (added when missing), in the file's line endings."""
-    end = raw.find(b"\n\n") if b"\r\n" not in raw else raw.find(b"\r\n\r\n")
-    head, body = (raw, b"") if end < 0 else (raw[:end], raw[end:])
-    newline = b"\r\n" if b"\r\n" in head else b"\n"
-    line = f"Message-ID: <{message_id}>".encode() + newline
-    head += newline  # so the pattern sees a complete last line
-    head, found = _MESSAGE_ID.subn(lambda _m: line, head, count=1)
-    if not found:
-        head = line + head
-    return head[: -len(newline)] + body
-
-
-def corpus_messages() -> list[bytes]:
-    files = [path.read_bytes() for path in sorted(CORPUS_DIR.glob("*.eml"))]
-    return [
-        with_message_id(raw, f"bench-{round_}-{n}@corpus.example")
-        for round_ in range(CORPUS_ROUNDS)
-        for n, raw in enumerate(files)
-    ]
-
-
-_WORDS = (
-    "order delivery invoice refund parcel account password reset broken arrived damaged "
-    "please could you help thanks again tomorrow warehouse tracking number replacement "
-    "subscription renewal charged twice cancel address change update shipping label"
-).split()
-_SUBJECTS = [
-    "Where is my order?",
-    "Invoice question",
-    "Refund for damaged item",
-    "Cannot log in",
-    "Change of address",
-    "Charged twice this month",
-    "Tracking number not working",
-]
-
-
-def _text(rng: random.Random, size: int) -> str:
-    words, length = [], 0
-    while length < size:
-        word = rng.choice(_WORDS)
-        words.append(word + ("\n" if rng.random() < 0.08 else " "))
-        length += len(words[-1])
-    return "".join(words)
-
-
-def _b64(data: bytes) -> str:
-    return base64.encodebytes(data).decode()
-
-
-def generated_message(rng: random.Random, n: int) -> bytes:
-    """One of: short plain text, text + HTML with a quoted history, attachments with an
-    inline image, or a 1-2 MB attachment; routed to the inbox by To, X-Original-To or the
-    reply+token address, and a few to nobody (bounced)."""
-    customer = rng.randrange(150)
-    roll = rng.random()
-    if roll < 0.85:
-        routing = f"To: Support <{SUPPORT}>\n"
-    elif roll < 0.90:
-        routing = f"To: undisclosed-recipients:;\nX-Original-To: {SUPPORT}\n"
-    elif roll < 0.95:
-        routing = f"To: reply+{TOKEN}@{DOMAIN}\n"
-    else:
-        routing = "To: someone@elsewhere.example\n"
-    head = (
-        f"From: Customer {customer} <customer{customer}@customer.example>\n{routing}"
-        f"Subject: {rng.choice(['', 'Re: '])}{rng.choice(_SUBJECTS)}\n"
-        f"Date: {formatdate(1736755200 + n * 60)}\n"
-        f"Message-ID: <bench-gen-{n}@customer.example>\nMIME-Version: 1.0\n"
-    )
-    quote = "On Mon, 13 Jan 2025 at 09:02, Support <support@example.com> wrote:\n" + "".join(
-        f"> {line}\n" for line in _text(rng, 600).splitlines()
-    )
-    kind = rng.random()
-    if kind < 0.45:
-        body = _text(rng, rng.randrange(300, 4000)) + "\n\n" + quote
-        return (head + 'Content-Type: text/plain; charset="utf-8"\n\n' + body).encode()
-    text = _text(rng, rng.randrange(1000, 8000))
-    html = (
-        f"<html><body><div dir='ltr'><p>{text}</p><img src='cid:logo{n}@customer.example'>"
-        f"<img src='https://tracker.example/p{n}.gif'></div><div class='gmail_quote'>"
-        f"<blockquote>{_text(rng, rng.randrange(500, 20000))}</blockquote></div></body></html>"
-    )
-    alternative = (
-        "Content-Type: multipart/alternative; boundary=alt\n\n"
-        f'--alt\nContent-Type: text/plain; charset="utf-8"\n\n{text}\n\n{quote}\n'
-        "--alt\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
-        f"{_b64(html.encode())}--alt--\n"
-    )
-    if kind < 0.75:
-        return (head + alternative).encode()
-    related = (
-        "--mix\nContent-Type: multipart/related; boundary=rel\n\n"
-        f"--rel\n{alternative}--rel\nContent-Type: image/png\nContent-Transfer-Encoding: base64"
-        f"\nContent-ID: <logo{n}@customer.example>\n\n{_b64(rng.randbytes(3000))}--rel--\n"
-    )
-    large = kind > 0.97
-    sizes = [rng.randrange(1_000_000, 2_000_000)] if large else []
-    sizes += [rng.randrange(5_000, 150_000) for _ in range(rng.randrange(1, 4))]
-    attachments = "".join(
-        f'--mix\nContent-Type: application/pdf; name="scan {i}.pdf"\n'
-        f'Content-Disposition: attachment; filename="scan {i}.pdf"\n'
-        f"Content-Transfer-Encoding: base64\n\n{_b64(rng.randbytes(size))}"
-        for i, size in enumerate(sizes)
-    )
-    mixed = "Content-Type: multipart/mixed; boundary=mix\n\n"
-    return (head + mixed + related + attachments + "--mix--\n").encode()
-
-
-def build_messages() -> list[bytes]:
-    rng = random.Random(SEED)
-    messages = corpus_messages() + [generated_message(rng, n) for n in range(GENERATED)]
-    rng.shuffle(messages)
-    return messages
-
-
-def big_message() -> bytes:
-    rng = random.Random(SEED)
-    return (
-        f"From: Big Sender <big@customer.example>\nTo: {SUPPORT}\nSubject: The scans\n"
-        f"Date: {formatdate(1736755200)}\nMessage-ID: <bench-big@customer.example>\n"
-        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=mix\n\n"
-        "--mix\nContent-Type: text/plain; charset=utf-8\n\nAll the scans, attached.\n"
-        '--mix\nContent-Type: application/zip; name="scans.zip"\n'
-        'Content-Disposition: attachment; filename="scans.zip"\n'
-        "Content-Transfer-Encoding: base64\n\n"
-        f"{_b64(rng.randbytes(BIG_ATTACHMENT))}--mix--\n"
-    ).encode()
-
-
-WARMUP = (
-    f"From: Warm Up <warm@customer.example>\nTo: {SUPPORT}\nSubject: warm-up\n"
-    "Message-ID: <bench-warmup@customer.example>\nMIME-Version: 1.0\n"
-    "Content-Type: multipart/mixed; boundary=mix\n\n--mix\nContent-Type: text/html\n\n"
-    "<p>Hello <b>there</b></p>\n--mix\nContent-Type: application/pdf; name=a.pdf\n"
-    f"Content-Transfer-Encoding: base64\n\n{_b64(bytes(3000))}--mix--\n"
-).encode()
 
 
 # --- the two sides --------------------------------------------------------------------------
@@ -230,31 +85,6 @@ def instance_config(work: Path, redis_url: str) -> dict:
         "ATTACHMENT_MAX_BYTES": ATTACHMENT_MAX_BYTES,
         "LOG_LEVEL": "WARNING",
     }
-
-
-def seed() -> None:
-    """The support inbox and the corpus's thread, so its replies, tokens and bounces land."""
-    from extensions import db
-    from models import Inbox
-    from tests.support.corpus import seed_corpus_thread
-
-    inbox = Inbox(name="Support", support_address=SUPPORT)
-    db.session.add(inbox)
-    db.session.flush()
-    seed_corpus_thread(inbox.id, status="open", first_message=True)
-    db.session.commit()
-
-
-def receive_all(messages: list[bytes]) -> list[int]:
-    from ingress import RawEmail
-    from ingress.receive import receive
-
-    ids = []
-    for raw in messages:
-        received = receive(RawEmail(raw), source="bench")
-        assert not received.duplicate and received.enqueued
-        ids.append(received.inbound_email.id)
-    return ids
 
 
 def outcomes(ids: list[int]) -> tuple[Counter, Counter]:
@@ -324,7 +154,7 @@ def _child_ours(config: dict, warmup_id: int, row_id: int) -> dict:
 
 
 def _child_baseline(path: str) -> dict:
-    parse_and_walk(WARMUP)
+    parse_and_walk(WARMUP_MESSAGE)
     before = _start_peak()
     parts = parse_and_walk(Path(path).read_bytes())
     after = _peak_bytes()
@@ -364,10 +194,11 @@ def _run() -> str:
     from flask_migrate import upgrade
 
     from app import create_app
+    from bench.corpus.load import receive_all, seed_support_inbox
     from runtime.embedded_redis import EmbeddedRedis
     from worker import build_worker
 
-    messages = build_messages()
+    messages = mixed_messages()
     total_bytes = sum(len(raw) for raw in messages)
     big = big_message()
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
@@ -377,9 +208,9 @@ def _run() -> str:
             app = create_app(config)
             with app.app_context():
                 upgrade()
-                seed()
+                seed_support_inbox()
                 ids = receive_all(messages)
-                warmup_id, big_id = receive_all([WARMUP, big])
+                warmup_id, big_id = receive_all([WARMUP_MESSAGE, big])
                 # The peak-memory rows' jobs stay queued but are never worked here.
                 from extensions import get_queue
 
