@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from flask import Blueprint, abort, render_template
-from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from blueprints.guards import admin_required
 from extensions import get_queue, get_redis, get_settings
 from jobs.diagnostics import worker_ping
 from services.backlog import describe_age, gather_backlog
 from services.health import check_redis, check_workers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def admin_required(view):
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(403, "Only admins can open this page.")
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 @bp.route("/system")

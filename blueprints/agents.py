@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from blueprints.admin import admin_required
+from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
 from extensions import db
 from models import Inbox, User

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from blueprints.attachments import (
+from blueprints.downloads import (
     INLINE_TYPES,
     content_disposition,
     safe_download_headers,

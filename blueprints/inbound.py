@@ -3,14 +3,13 @@ inbox's health page. Unroutable mail is found and fixed here, never lost."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 
-from blueprints.admin import admin_required
-from blueprints.attachments import content_disposition, safe_download_headers, stream_object
 from blueprints.conversations import THREADING_REASONS
+from blueprints.downloads import content_disposition, safe_download_headers, stream_object
+from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
+from blueprints.redirects import local_path
 from extensions import db, get_storage
 from models import InboundEmail, Inbox
 from models.inbound import INBOUND_STATUSES
@@ -99,14 +98,6 @@ def raw(inbound_id: int):
     return safe_download_headers(response, disposition, row.size)
 
 
-def _safe_return(target: str | None) -> str:
-    """Only a path inside the admin pages: never an open redirect."""
-    parts = urlsplit(target or "")
-    if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin/"):
-        return target
-    return url_for(".log")
-
-
 @bp.post("/inbound/<int:inbound_id>/reprocess", endpoint="reprocess")
 @admin_required
 def reprocess_email(inbound_id: int):
@@ -121,7 +112,9 @@ def reprocess_email(inbound_id: int):
         status, error = 422, f"Not reprocessed: {exc}."
     if not is_htmx():
         flash(error or notice)
-        return redirect(_safe_return(request.form.get("return_to")), 303)
+        # Back to the admin page the form was on, never anywhere else.
+        back = local_path(request.form.get("return_to"), "/admin/") or url_for(".log")
+        return redirect(back, 303)
     db.session.refresh(row)
     return respond(
         "inbound/log.html",

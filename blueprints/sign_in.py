@@ -7,11 +7,10 @@ attack from many addresses causes (services/throttle.py); it signs nobody in by 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Response, current_app, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from blueprints.redirects import local_path
 from extensions import get_settings
 from models import User
 from services.sessions import start_session
@@ -44,11 +43,7 @@ def is_known_device(user: User | None) -> bool:
 
 def safe_next(target: str | None) -> str:
     """Only same-site paths: `next` must never send a user to another host."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
-            return target
-    return url_for("home.index")
+    return local_path(target) or url_for("home.index")
 
 
 def finish_sign_in(user: User, remember: bool, next_url: str | None) -> Response:

@@ -1,75 +1,19 @@
-"""Inbox pages after the wizard's form steps: step 7 (send a test email or inject a sample,
-then wait live for the conversation) and the inbox settings, which edit the same fields with
-the same validation (services/inbox_setup.py). Routes live on the inboxes blueprint."""
+"""An inbox's settings page: one form per section, editing the fields the wizard set, with
+the same validation (services/inbox_setup.py); connection changes are tested before saving."""
 
 from __future__ import annotations
 
 from flask import abort, render_template, request, url_for
-from flask_login import current_user
 
-from blueprints.admin import admin_required
-from blueprints.htmx import is_htmx, respond
-from blueprints.inboxes import (
-    active_users,
-    bp,
-    run_test,
-    test_fragment,
-)
-from extensions import db, get_settings
-from ingress.receive import IngressUnavailable
+from blueprints.guards import admin_required
+from blueprints.htmx import is_htmx
+from blueprints.inboxes.blueprint import bp
+from blueprints.inboxes.connection_tests import run_test, test_fragment
+from blueprints.inboxes.shared import active_users, get_inbox
+from extensions import get_settings
 from models import Inbox
 from services import inbox_setup
 from services.inbox_forwarding import forwarding_instructions
-from services.inbox_test_mail import TestMailError, inject_sample, outbound_path, progress
-from services.inbox_test_mail import send_test_email as send_test_mail
-
-# --- step 7: the test email ---------------------------------------------------------------
-
-
-def get_inbox(inbox_id: int) -> Inbox:
-    inbox = db.session.get(Inbox, inbox_id)
-    if inbox is None:
-        abort(404, "There is no such inbox.")
-    return inbox
-
-
-def render_test_page(inbox: Inbox, status: int = 200, headers=None, **extra):
-    context = {"inbox": inbox, "outbound": outbound_path(inbox), "step": "test", **extra}
-    return respond("inboxes/test.html", "inboxes/_test.html", status, headers, **context)
-
-
-@bp.route("/<int:inbox_id>/test")
-@admin_required
-def test_page(inbox_id: int):
-    return render_test_page(get_inbox(inbox_id))
-
-
-@bp.post("/<int:inbox_id>/test/<how>")
-@admin_required
-def start_test(inbox_id: int, how: str):
-    inbox = get_inbox(inbox_id)
-    try:
-        if how == "send":
-            token = send_test_mail(inbox, current_user.email)
-        elif how == "inject":
-            token = inject_sample(inbox, current_user.email)
-        else:
-            abort(404)
-    except (TestMailError, IngressUnavailable) as exc:
-        return render_test_page(inbox, 422, error=str(exc))
-    return render_test_page(inbox, how=how, progress=progress(inbox, token), token=token)
-
-
-@bp.route("/<int:inbox_id>/test/<token>")
-@admin_required
-def test_progress(inbox_id: int, token: str):
-    inbox = get_inbox(inbox_id)
-    return render_template(
-        "inboxes/_test_progress.html", inbox=inbox, token=token, progress=progress(inbox, token)
-    )
-
-
-# --- settings -------------------------------------------------------------------------------
 
 SETTINGS_SECTIONS = {
     "basics": ("basics",),

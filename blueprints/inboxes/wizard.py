@@ -1,81 +1,24 @@
-"""Admin inbox pages: the list, the setup wizard (one step per screen, htmx) and settings.
+"""The inbox setup wizard: one step per screen (htmx), then the test email (test_mail.py).
 
 The wizard keeps its draft in Redis (services/inbox_drafts.py) and creates the inbox only
-after the last form step, so nothing is saved half-broken; settings edit the same fields
-with the same rules (services/inbox_setup.py).
+after the last form step, so nothing is saved half-broken.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import abort, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
-from blueprints.admin import admin_required
+from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
-from extensions import db, get_settings
-from models import Inbox, InboxMember, User
+from blueprints.inboxes.blueprint import bp
+from blueprints.inboxes.connection_tests import run_test, test_fragment
+from blueprints.inboxes.shared import active_users
+from blueprints.inboxes.steps import STEP_SECTIONS, STEP_TITLES, steps_for
+from blueprints.inboxes.test_mail import render_test_page
+from extensions import get_settings
 from services import inbox_drafts, inbox_setup
-from services.inbox_connections import ConnectionResult, test_imap, test_smtp
 from services.inbox_forwarding import forwarding_instructions
-
-bp = Blueprint("inboxes", __name__, url_prefix="/admin/inboxes")
-
-STEP_TITLES = {
-    "name": "Name and address",
-    "mode": "Connection mode",
-    "forwarding": "Forwarding",
-    "connection": "IMAP and SMTP servers",
-    "identity": "Identity",
-    "agents": "Agents",
-}
-STEP_SECTIONS = {
-    "name": ("basics",),
-    "mode": ("mode",),
-    "forwarding": (),
-    "connection": ("imap", "smtp"),
-    "identity": ("identity",),
-    "agents": ("agents",),
-}
-TOTAL_STEPS = 6  # five form steps, then the test
-
-
-def steps_for(mode: str) -> list[str]:
-    third = "connection" if mode == "imap" else "forwarding"
-    return ["name", "mode", third, "identity", "agents"]
-
-
-def health_url(inbox: Inbox) -> str:
-    return url_for("inbound.health", inbox_id=inbox.id)
-
-
-@bp.context_processor
-def helpers():
-    return {
-        "health_url": health_url,
-        "step_titles": STEP_TITLES,
-        "total_steps": TOTAL_STEPS,
-        "forwarding_domain": get_settings().inbound_domain,
-    }
-
-
-def active_users() -> list[User]:
-    return db.session.scalars(select(User).where(User.active).order_by(User.name)).all()
-
-
-@bp.route("")
-@admin_required
-def index():
-    inboxes = db.session.scalars(select(Inbox).order_by(Inbox.name)).all()
-    members = dict(
-        db.session.execute(
-            select(InboxMember.inbox_id, func.count()).group_by(InboxMember.inbox_id)
-        ).all()
-    )
-    return render_template("inboxes/index.html", inboxes=inboxes, members=members)
-
-
-# --- the wizard ---------------------------------------------------------------------------
 
 
 def load_draft(draft_id: str) -> inbox_drafts.Draft:
@@ -218,34 +161,8 @@ def create_from_draft(draft: inbox_drafts.Draft, steps: list[str]):
             return render_step(draft, step, 422, errors=errors)
     inbox = inbox_setup.create_inbox(draft.values, draft.passwords(), draft.forward_token)
     inbox_drafts.discard(draft)
-    from blueprints.inbox_settings import render_test_page  # defined after this module
-
     url = url_for("inboxes.test_page", inbox_id=inbox.id)
     return go_to(url, lambda **kw: render_test_page(inbox, **kw))
-
-
-def run_test(which: str, values: dict, kept_password: str | None, typed: str = ""):
-    """One connection test; a blank password field uses the kept one."""
-    fields = inbox_setup.check_imap if which == "imap" else inbox_setup.check_smtp
-    password = typed or kept_password or ""
-    args = (values, bool(password)) if which == "imap" else (values, bool(password), True)
-    missing = {k: v for k, v in fields(*args).items() if k.split("_", 1)[1] in CONNECTION_FIELDS}
-    if missing:
-        return ConnectionResult(False, "Fill in first: " + " ".join(missing.values()))
-    tester = test_imap if which == "imap" else test_smtp
-    return tester(values, password)
-
-
-CONNECTION_FIELDS = ("host", "port", "security", "username", "password", "auth_method")
-
-
-def test_fragment(which: str, values: dict, kept_password: str | None):
-    typed = request.form.get(f"{which}_password", "")
-    values = {**values, **inbox_setup.read_section(request.form, which)}
-    result = run_test(which, values, kept_password, typed)
-    return render_template(
-        "inboxes/_test_result.html", which=which, result=result, values=values, oob=True
-    )
 
 
 @bp.post("/new/<draft_id>/test/<which>")
@@ -255,7 +172,3 @@ def wizard_test(draft_id: str, which: str):
     if which not in ("imap", "smtp"):
         abort(404)
     return test_fragment(which, draft.values, draft.password(which))
-
-
-# Step 7 (the test email) and the settings page live in blueprints/inbox_settings.py.
-from blueprints import inbox_settings  # noqa: E402, F401

@@ -1,0 +1,14 @@
+"""Admin inbox pages: the list (index.py), the setup wizard (wizard.py, steps.py), its test
+email step (test_mail.py), the settings (settings.py) and the connection tests both run
+(connection_tests.py). Each inbox's health page is the inbound log's (blueprints/inbound.py).
+
+`bp` lives in blueprint.py so that every view module imports it from there rather than from
+another view module; importing the views here, once, registers their routes on it.
+"""
+
+from __future__ import annotations
+
+from blueprints.inboxes import index, settings, shared, test_mail, wizard  # noqa: F401
+from blueprints.inboxes.blueprint import bp
+
+__all__ = ["bp"]
