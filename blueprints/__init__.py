@@ -22,6 +22,7 @@ def register_all(app: Flask) -> None:
     from blueprints.inbound import bp as inbound_bp
     from blueprints.inboxes import bp as inboxes_bp
     from blueprints.ingress import bp as ingress_bp
+    from blueprints.presentation import register as register_presentation
     from blueprints.profile import bp as profile_bp
     from blueprints.security_headers import register as register_security_headers
     from blueprints.two_factor import bp as two_factor_bp
@@ -42,6 +43,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(health_bp)
     register_error_pages(app)
     register_security_headers(app)
+    register_presentation(app)
 
 
 def register_error_pages(app: Flask) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Blueprint, Response, g, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +26,7 @@ from extensions import csrf, db, get_settings
 from models import Attachment, Contact, Conversation, Inbox, Message, User
 from models.conversations import STATUSES
 from models.users import hash_api_token
-from services.access import can_view_inbox, visible_inboxes_query
+from services.access import can_view_inbox, visible_conversation, visible_inboxes_query
 from services.conversations import (
     MAX_ID,
     ConversationError,
@@ -43,6 +43,7 @@ from services.labels import (
     set_labels,
 )
 from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
+from services.workspace import count_open
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens only: a browser's cookie never authenticates here
@@ -121,13 +122,7 @@ def openapi_document():
 @bp.get("/inboxes")
 def inboxes():
     rows = db.session.scalars(visible_inboxes_query(_user())).all()
-    open_counts = dict(
-        db.session.execute(
-            select(Conversation.inbox_id, func.count(Conversation.id))
-            .where(Conversation.status == "open", Conversation.inbox_id.in_([i.id for i in rows]))
-            .group_by(Conversation.inbox_id)
-        ).all()
-    )
+    open_counts = count_open(_user(), [i.id for i in rows])["per_inbox"]
     return json_response(
         {
             "inboxes": [
@@ -411,8 +406,9 @@ def _inbox_visible(inbox_id: int) -> bool:
 
 
 def _visible_conversation(conversation_id: int) -> Conversation:
-    conv = _find(Conversation, conversation_id)
-    if conv is None or not can_view_inbox(_user(), conv.inbox_id):
+    in_range = 0 < conversation_id <= MAX_ID  # past MAX_ID it cannot exist: not looked up
+    conv = visible_conversation(_user(), conversation_id) if in_range else None
+    if conv is None:
         raise ApiError(404, f"conversation {conversation_id}: no such conversation")
     return conv
 

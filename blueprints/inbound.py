@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 
-from blueprints.conversations import THREADING_REASONS
 from blueprints.downloads import content_disposition, safe_download_headers, stream_object
 from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
@@ -30,7 +29,6 @@ bp = Blueprint("inbound", __name__, url_prefix="/admin")
 @bp.context_processor
 def helpers():
     return {
-        "threading_reasons": THREADING_REASONS,
         "utc": lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S") + " UTC" if moment else "",
     }
 

@@ -3,7 +3,8 @@
 The policy allows only our own scripts and styles (htmx and static/app.js; no inline code,
 no eval), so an HTML injection that slipped past escaping still cannot run. A view that
 needs another policy sets its own and it is kept: attachments are sandboxed, the mail frame
-(blueprints/mail_frame.py) may be framed by our pages and allows the mail's inline styles.
+(blueprints/conversations/mail_frame.py) may be framed by our pages and allows the mail's
+inline styles.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 
 from extensions import db
-from models import Inbox, InboxMember, User
+from models import Conversation, Inbox, InboxMember, User
 
 
 def visible_inboxes_query(user: User) -> Select:
@@ -20,3 +20,12 @@ def can_view_inbox(user: User, inbox_id: int) -> bool:
         return True
     member = db.session.get(InboxMember, (inbox_id, user.id))
     return member is not None
+
+
+def visible_conversation(user: User, conversation_id: int) -> Conversation | None:
+    """The conversation if `user` may see it, else None: "not visible" and "not found" are
+    one answer, so callers cannot confirm that someone else's conversation exists."""
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or not can_view_inbox(user, conversation.inbox_id):
+        return None
+    return conversation

@@ -14,7 +14,8 @@ import re
 from flask import abort, request
 from flask_login import login_required
 
-from blueprints.conversations import bp, visible_conversation
+from blueprints.conversations.blueprint import bp
+from blueprints.conversations.pages import visible_conversation
 from extensions import db
 from models import Message
 

@@ -1,8 +1,10 @@
-"""Thread actions beyond reply/assign/status: labels, snooze and fixing wrong threading
-(move an email into another conversation, or split it off into a new one).
+"""Everything a thread's forms POST: reply, assign, status, a reply's delivery (send again,
+mark as sent), labels, snooze and fixing wrong threading (move an email into another
+conversation, or split it off into a new one).
 
-Routes live on the conversations blueprint; templates: _labels.html, _snooze.html and the
-"Wrong conversation?" form in _messages.html.
+POST only, CSRF via base.html's hx-headers or the form's hidden field. Templates:
+_composer.html, _controls.html, _labels.html, _snooze.html and the "Wrong conversation?" form
+and delivery buttons in _messages.html.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ from datetime import UTC, datetime, timedelta
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.conversations import after_action, bp, visible_conversation
+from blueprints.conversations.blueprint import bp
+from blueprints.conversations.pages import ACTION_STATUSES, thread_response, visible_conversation
 from blueprints.htmx import is_htmx
 from extensions import db
-from models import Message
+from models import Conversation, Message
 from services.conversations import ConversationError, update_conversation
 from services.labels import LabelError, conversation_labels, set_labels, split_names
 from services.message_moves import MoveError, find_target, move_message, split_message
+from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
+from services.reply_form import collisions, uploaded_attachments
 from services.timezones import user_zone
+from services.unread import mark_read
 
 SNOOZE_PRESETS = {
     "1h": timedelta(hours=1),
@@ -32,6 +38,107 @@ SNOOZE_PRESETS = {
 @bp.context_processor
 def label_helpers():
     return {"labels_of": conversation_labels, "snooze_presets": SNOOZE_PRESETS}
+
+
+def after_action(conversation: Conversation, status: int = 200, **extra):
+    """A plain form is redirected to the thread (no resubmit on reload); htmx gets the thread
+    back, with the form's errors when it failed."""
+    if not is_htmx() and status < 400:
+        return redirect(url_for(".show", conversation_id=conversation.id), 303)
+    mark_read(conversation, current_user.id)
+    return thread_response(conversation, "conversations/_thread.html", status, **extra)
+
+
+@bp.post("/conversations/<int:conversation_id>/reply")
+@login_required
+def reply(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    form = {
+        "text": request.form.get("text", ""),
+        "cc": request.form.get("cc", ""),
+        "bcc": request.form.get("bcc", ""),
+        "private": request.form.get("private") == "1",
+    }
+    try:
+        attachments = uploaded_attachments(request.files.getlist("attachments"))
+        newer = collisions(conversation.id, request.form.get("seen", ""))
+        if newer and request.form.get("confirm") != "1":  # ask before sending over news
+            return after_action(
+                conversation, 409, form=form, collision=newer, dropped_files=len(attachments)
+            )
+        create_reply(
+            conversation,
+            current_user,
+            form["text"],
+            private=form["private"],
+            cc=form["cc"],
+            bcc=form["bcc"],
+            attachments=attachments,
+        )
+    except ReplyError as exc:
+        return after_action(conversation, 422, form=form, errors={"reply": str(exc)})
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/assign")
+@login_required
+def assign(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    raw = request.form.get("assignee_id", "").strip()
+    if raw and not raw.isdigit():
+        return after_action(conversation, 422, errors={"assign": "Choose a person from the list."})
+    try:
+        update_conversation(conversation, current_user, assignee_id=int(raw) if raw else None)
+    except ConversationError as exc:
+        db.session.rollback()
+        return after_action(conversation, 422, errors={"assign": str(exc)})
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/status")
+@login_required
+def set_status(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    status = request.form.get("status", "")
+    if status not in ACTION_STATUSES:
+        message = f"Status must be one of {', '.join(ACTION_STATUSES)}."
+        return after_action(conversation, 422, errors={"status": message})
+    update_conversation(conversation, current_user, status=status)
+    return after_action(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
+@login_required
+def retry(conversation_id: int, message_id: int):
+    """Send a failed reply, or one of unknown fate, again."""
+    return _decide(conversation_id, message_id, retry_delivery)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/mark-sent")
+@login_required
+def mark_as_sent(conversation_id: int, message_id: int):
+    """A reply of unknown fate reached the customer: never send it again."""
+    return _decide(conversation_id, message_id, lambda message: mark_sent(message, current_user))
+
+
+def _decide(conversation_id: int, message_id: int, decision):
+    conversation = visible_conversation(conversation_id)
+    message = _message_in(conversation.id, message_id)
+    try:
+        decision(message)
+    except ReplyError as exc:
+        return after_action(conversation, 422, errors={"retry": str(exc)})
+    return after_action(conversation)
+
+
+def _message_in(conversation_id: int, message_id: int) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation_id:
+        abort(404, "No such message.")
+    return message
+
+
+# --- labels and snooze ----------------------------------------------------------------------
 
 
 @bp.post("/conversations/<int:conversation_id>/labels")
@@ -78,13 +185,6 @@ def snooze(conversation_id: int):
 
 
 # --- wrong threading ------------------------------------------------------------------------
-
-
-def _message_in(conversation_id: int, message_id: int) -> Message:
-    message = db.session.get(Message, message_id)
-    if message is None or message.conversation_id != conversation_id:
-        abort(404, "No such message.")
-    return message
 
 
 def _moved(source, target, verb: str):

@@ -1,0 +1,103 @@
+"""What every workspace response is made of: the list's filters from the query string, the
+list and thread contexts, and the full page around them. Shared by the list, the
+thread and the actions, which each answer with one region or the whole workspace."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+from flask_login import current_user
+
+from blueprints.htmx import is_htmx
+from models import Conversation
+from services import list_version, workspace
+from services.access import visible_conversation as find_visible
+from services.conversations import ConversationError
+
+LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
+ASSIGNEES = ("me", "unassigned", "all")
+ACTION_STATUSES = ("open", "pending", "resolved")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
+LIST_DEFAULTS = {"status": "open", "assignee": "all"}
+
+
+def list_filters() -> dict:
+    """The list's filters from the query string; unknown values fall back to the defaults."""
+    status = request.args.get("status", "open")
+    assignee = request.args.get("assignee", "all")
+    inbox_id = request.args.get("inbox_id", "")
+    return {
+        "status": status if status in LIST_STATUSES else "open",
+        "assignee": assignee if assignee in ASSIGNEES else "all",
+        "inbox_id": int(inbox_id) if inbox_id.isdigit() else None,
+        "q": request.args.get("q", "").strip()[:200],
+        "label": " ".join(request.args.get("label", "").split())[:40],
+    }
+
+
+def filter_args(filters: dict) -> dict:
+    """The filters worth keeping in a URL: set and not the defaults."""
+    return {k: v for k, v in filters.items() if v not in (None, "") and LIST_DEFAULTS.get(k) != v}
+
+
+def list_context(filters: dict, cursor: str | None = None) -> dict:
+    """One page of the list for these filters; a cursor that does not fit them is a 400."""
+    try:
+        rows = workspace.list_page(current_user, filters, cursor)
+    except ConversationError as exc:
+        abort(400, f"{exc} Go back to the first page of the list.")
+    return {
+        **rows,
+        "filters": filters,
+        "args": filter_args(filters),
+        "current_id": _open_conversation_id(),
+    }
+
+
+def _open_conversation_id() -> int | None:
+    """The thread open beside the list: its row stays highlighted (the poll sends `open`)."""
+    if request.view_args and "conversation_id" in request.view_args:
+        return request.view_args["conversation_id"]
+    raw = request.args.get("open", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def visible_conversation(conversation_id: int) -> Conversation:
+    conversation = find_visible(current_user, conversation_id)
+    if conversation is None:
+        abort(404, "No such conversation.")  # 404, not 403: do not confirm it exists
+    return conversation
+
+
+def thread_context(conversation: Conversation, **extra) -> dict:
+    return {
+        **workspace.thread(conversation),
+        "images": request.args.get("images") == "1",
+        "image_types": IMAGE_TYPES,
+        "statuses": ACTION_STATUSES,
+        "form": {},
+        "move_message_id": None,
+        "moved": None,
+        "errors": {},
+        **extra,
+    }
+
+
+def workspace_page(conversation: Conversation | None = None, status: int = 200, **extra):
+    """The full page: sidebar, list (filters from the query string) and the open thread."""
+    context = {
+        **list_context(list_filters(), request.args.get("cursor") or None),
+        **workspace.sidebar(current_user),
+        "list_version": list_version.current(),
+        "conversation": None,
+    }
+    if conversation is not None:
+        context.update(thread_context(conversation, **extra))
+    return render_template("conversations/index.html", **context), status, {"Vary": "HX-Request"}
+
+
+def thread_response(conversation: Conversation, partial: str, status: int = 200, **extra):
+    """The thread fragment for htmx; without htmx the whole workspace with the thread open."""
+    if not is_htmx():
+        return workspace_page(conversation, status, **extra)
+    body = render_template(partial, **thread_context(conversation, **extra))
+    return body, status, {"Vary": "HX-Request"}

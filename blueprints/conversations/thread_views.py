@@ -1,0 +1,55 @@
+"""One thread: the page, its message poll and who else is viewing it."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user, login_required
+
+from blueprints.conversations.blueprint import bp
+from blueprints.conversations.pages import thread_response, visible_conversation, workspace_page
+from blueprints.htmx import is_htmx
+from services import presence, workspace
+from services.timezones import local
+from services.unread import mark_read
+
+
+@bp.context_processor
+def thread_helpers():
+    return {
+        "local_time": lambda moment: local(moment, current_user),
+        "viewers_of": lambda cid: presence.viewers(cid, excluding=current_user),
+    }
+
+
+@bp.route("/conversations/<int:conversation_id>")
+@login_required
+def show(conversation_id: int):
+    conversation = visible_conversation(conversation_id)
+    presence.touch(conversation.id, current_user)
+    mark_read(conversation, current_user.id)
+    if not is_htmx():
+        return workspace_page(conversation)
+    return thread_response(conversation, "conversations/_thread.html")
+
+
+@bp.route("/conversations/<int:conversation_id>/messages")
+@login_required
+def messages(conversation_id: int):
+    """The polled message list. Polling rather than SSE or websockets: no extra server
+    processes, it works with gunicorn's sync workers (a held-open stream would pin a
+    worker per agent), and an idle agent costs one tiny indexed query every 5 s; when
+    nothing changed the answer is an empty 204, which htmx leaves alone."""
+    conversation = visible_conversation(conversation_id)
+    presence.touch(conversation.id, current_user)  # the poll is the presence heartbeat
+    if is_htmx() and request.args.get("fp") == workspace.thread_fingerprint(conversation.id):
+        return "", 204, {"Vary": "HX-Request"}
+    mark_read(conversation, current_user.id)  # the change is on the agent's screen now
+    return thread_response(conversation, "conversations/_poll.html")
+
+
+@bp.route("/conversations/<int:conversation_id>/viewers")
+@login_required
+def viewers(conversation_id: int):
+    """Who else has this thread open; polled every 10 s by `_viewers.html`."""
+    conversation = visible_conversation(conversation_id)
+    return thread_response(conversation, "conversations/_viewers.html")
