@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from extensions import db
 from mail.smtp import DeliveryRefused, describe_refusal, send_mime, smtp_session
-from models import Inbox, Message, utcnow
+from models import Message, utcnow
 from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from services.outbound import NoTransport, compose, store_mime, transport_for
 from services.replies import UNKNOWN_FATE
@@ -42,7 +42,7 @@ def send_message(message_pk: int) -> str:
 def _send(message: Message, number: int) -> str:
     outgoing = compose(message)
     raw = store_mime(message, outgoing)
-    inbox = db.session.get(Inbox, message.inbox_id)
+    inbox = message.conversation.inbox
 
     def hand_over() -> None:
         """Recorded before DATA: if this worker dies from here on, the server may have the

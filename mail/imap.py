@@ -15,9 +15,6 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mail.smtp import client_tls_context
 
-# What went wrong, for the admin: each kind has a different fix.
-FAILURE_KINDS = ("auth", "tls", "unreachable", "timeout", "protocol")
-
 
 @dataclass(frozen=True)
 class ImapTarget:
@@ -46,7 +43,8 @@ class ImapTarget:
 
 
 class ImapFailure(Exception):
-    """`kind` is one of FAILURE_KINDS; the message carries the server's words."""
+    """`kind` says what went wrong, for the admin, each with its own fix: auth, tls,
+    unreachable, timeout or protocol; the message carries the server's words."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)

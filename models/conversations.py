@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, utcnow
+from models.enums import ConversationStatus, Direction, checks_for, values
 
-STATUSES = ("open", "pending", "resolved", "snoozed")
-DIRECTIONS = ("incoming", "outgoing", "note", "activity")
-DELIVERY_STATES = ("received", "queued", "sending", "sent", "failed", "unknown")
-# How an incoming message found its conversation; shown to agents and used in tests.
-THREADED_BY = ("new", "reply_token", "in_reply_to", "references", "subject", "manual")
+if TYPE_CHECKING:
+    from models.contacts import Contact
+    from models.inboxes import Inbox
+    from models.users import User
+
+STATUSES = values(ConversationStatus)
 
 
 def new_conversation_token() -> str:
@@ -25,6 +28,7 @@ def new_conversation_token() -> str:
 class Conversation(TimestampMixin, Base):
     __tablename__ = "conversations"
     __table_args__ = (
+        *checks_for("conversations"),
         Index("ix_conversations_status_activity", "status", "last_activity_at"),
         Index("ix_conversations_inbox_status_activity", "inbox_id", "status", "last_activity_at"),
         Index("ix_conversations_contact", "contact_id", "last_activity_at"),
@@ -47,13 +51,36 @@ class Conversation(TimestampMixin, Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.id", cascade="all, delete-orphan"
     )
+    inbox: Mapped[Inbox] = relationship()
+    contact: Mapped[Contact] = relationship()
+    assignee: Mapped[User | None] = relationship()
+
+    # Its lifecycle: open ⇄ pending ⇄ resolved, or snoozed until a time; every change of
+    # status but a snooze ends a snooze.
+    def reopen(self) -> None:
+        """Back to open (a customer wrote, a message was moved here, a snooze ended)."""
+        self.move_to(ConversationStatus.OPEN)
+
+    def snooze(self, until: datetime) -> None:
+        self.status, self.snoozed_until = ConversationStatus.SNOOZED, until
+
+    def move_to(self, status: ConversationStatus | str) -> None:
+        """open, pending or resolved; use snooze() for snoozed."""
+        if status == ConversationStatus.SNOOZED:
+            raise ValueError("a snooze needs a time: use snooze(until)")
+        self.status, self.snoozed_until = ConversationStatus(status), None
+
+    @property
+    def waits_for_a_customer(self) -> bool:
+        """Resolved or snoozed: a customer's new message reopens it."""
+        return self.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED)
 
     def activity(self, text: str, actor_id: int | None = None) -> Message:
         """An activity line ("Ana assigned this to Bob") for this thread; the caller adds it."""
         return Message(
             conversation_id=self.id,
             inbox_id=self.inbox_id,
-            direction="activity",
+            direction=Direction.ACTIVITY,
             sender_user_id=actor_id,
             text_body=text,
         )
@@ -82,6 +109,7 @@ class Message(TimestampMixin, Base):
     # One message per (inbox, Message-ID): two forwarding rules or forwarding + IMAP never
     # duplicate. NULL Message-IDs (notes, activity) are distinct on SQLite and PostgreSQL.
     __table_args__ = (
+        *checks_for("messages"),
         UniqueConstraint("inbox_id", "message_id"),
         Index("ix_messages_conversation_id", "conversation_id", "id"),
     )
@@ -122,6 +150,7 @@ class Message(TimestampMixin, Base):
     mime_storage_key: Mapped[str | None] = mapped_column(String(1024))  # sent MIME
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    sender: Mapped[User | None] = relationship()  # the agent who wrote it (outgoing, note)
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", cascade="all, delete-orphan"
     )

@@ -8,14 +8,16 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TimestampMixin
+from models.enums import InboundStatus, checks_for, values
 
-INBOUND_STATUSES = ("pending", "processing", "delivered", "failed", "bounced")
+INBOUND_STATUSES = values(InboundStatus)
 
 
 class InboundEmail(TimestampMixin, Base):
     __tablename__ = "inbound_emails"
     # The same raw message received twice is stored once (Action Mailbox's identity).
     __table_args__ = (
+        *checks_for("inbound_emails"),
         UniqueConstraint("message_id", "checksum"),
         Index("ix_inbound_emails_status_created", "status", "created_at"),
         Index("ix_inbound_emails_inbox_created", "inbox_id", "created_at"),

@@ -9,12 +9,23 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, EncryptedText, TimestampMixin, utcnow
+from models.enums import (
+    AfterImport,
+    InboxMode,
+    ReplyToStyle,
+    Security,
+    SenderNameStyle,
+    SmtpAuth,
+    checks_for,
+    values,
+)
 
-MODES = ("forwarding", "imap")
-SENDER_NAME_STYLES = ("agent_from_inbox", "inbox")
-REPLY_TO_STYLES = ("continuity", "inbox")
-SECURITY = ("ssl", "starttls", "none")
-AFTER_IMPORT = ("leave", "mark", "move", "delete")  # what IMAP import does to the original
+MODES = values(InboxMode)
+SENDER_NAME_STYLES = values(SenderNameStyle)
+REPLY_TO_STYLES = values(ReplyToStyle)
+SECURITY = values(Security)
+AFTER_IMPORT = values(AfterImport)
+SMTP_AUTH = values(SmtpAuth)
 
 
 def new_forward_token() -> str:
@@ -24,6 +35,7 @@ def new_forward_token() -> str:
 
 class Inbox(TimestampMixin, Base):
     __tablename__ = "inboxes"
+    __table_args__ = checks_for("inboxes")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -73,6 +85,7 @@ class InboxMember(Base):
 
 class ImapSettings(TimestampMixin, Base):
     __tablename__ = "inbox_imap_settings"
+    __table_args__ = checks_for("inbox_imap_settings")
 
     inbox_id: Mapped[int] = mapped_column(
         ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
@@ -85,7 +98,7 @@ class ImapSettings(TimestampMixin, Base):
     folders: Mapped[str] = mapped_column(Text, default="INBOX")  # one folder per line
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
     use_idle: Mapped[bool] = mapped_column(default=False)
-    after_import: Mapped[str] = mapped_column(String(16), default="leave")  # AFTER_IMPORT
+    after_import: Mapped[str] = mapped_column(String(16), default="leave")
     move_to_folder: Mapped[str | None] = mapped_column(String(255))
     import_since: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(default=True)
@@ -106,6 +119,7 @@ class ImapSettings(TimestampMixin, Base):
 
 class SmtpSettings(TimestampMixin, Base):
     __tablename__ = "inbox_smtp_settings"
+    __table_args__ = checks_for("inbox_smtp_settings")
 
     inbox_id: Mapped[int] = mapped_column(
         ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
@@ -113,7 +127,7 @@ class SmtpSettings(TimestampMixin, Base):
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(default=587)
     security: Mapped[str] = mapped_column(String(16), default="starttls")
-    auth_method: Mapped[str] = mapped_column(String(16), default="login")  # plain|login|none
+    auth_method: Mapped[str] = mapped_column(String(16), default="login")
     username: Mapped[str | None] = mapped_column(String(320))
     password: Mapped[str | None] = mapped_column(EncryptedText)
     enabled: Mapped[bool] = mapped_column(default=True)

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.base import Base, EncryptedText, TimestampMixin, utcnow
+from models.enums import Role, checks_for, values
 
-ROLES = ("admin", "agent")
-AVAILABILITY = ("online", "busy", "offline")
+ROLES = values(Role)
 
 
 def hash_api_token(token: str) -> str:
@@ -24,6 +24,7 @@ def hash_api_token(token: str) -> str:
 
 class User(UserMixin, TimestampMixin, Base):
     __tablename__ = "users"
+    __table_args__ = checks_for("users")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -47,7 +48,7 @@ class User(UserMixin, TimestampMixin, Base):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses sign-in for deactivated users

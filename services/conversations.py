@@ -97,7 +97,7 @@ def update_conversation(
     if change_assignee and assignee_id is not None:
         assignee = _assignable_user(conversation, assignee_id)
     if change_assignee and conversation.assignee_id is not None:
-        current = db.session.get(User, conversation.assignee_id)
+        current = conversation.assignee
 
     lines = []
     if change_assignee:
@@ -110,13 +110,12 @@ def update_conversation(
     if status == "snoozed" and (
         conversation.status != "snoozed" or conversation.snoozed_until != snoozed_until
     ):
-        conversation.status, conversation.snoozed_until = "snoozed", snoozed_until
+        conversation.snooze(snoozed_until)
         lines.append(
             f"{actor.name} {STATUS_PHRASES['snoozed']} until {snooze_label(snoozed_until)}"
         )
     elif status is not None and status != conversation.status:
-        conversation.status = status
-        conversation.snoozed_until = None
+        conversation.move_to(status)
         lines.append(f"{actor.name} {STATUS_PHRASES[status]}")
 
     activity = [conversation.activity(line, actor.id) for line in lines]

@@ -20,7 +20,6 @@ from services.conversations import new_conversation
 from services.inbound_content import build_content, forget_attachments, store_attachments
 from services.routing import Route, conversation_by_subject, route
 
-REOPEN_STATUSES = ("resolved", "snoozed")
 DUPLICATE = "duplicate of a message already delivered"
 
 
@@ -75,9 +74,9 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     reopened_from = None
     if is_new:
         conversation = new_conversation(inbox.id, contact.id, parsed.subject)
-    elif conversation.status in REOPEN_STATUSES:
+    elif conversation.waits_for_a_customer:
         reopened_from = conversation.status
-        conversation.status, conversation.snoozed_until = "open", None
+        conversation.reopen()
     conversation.last_activity_at = now
     inbox.last_message_at = now
     message = Message(

@@ -16,10 +16,16 @@ from sqlalchemy import func, select
 
 from extensions import db, get_settings
 from models import ImapSettings, Inbox, InboxMember, SmtpSettings, User
-from models.inboxes import AFTER_IMPORT, MODES, REPLY_TO_STYLES, SECURITY, SENDER_NAME_STYLES
+from models.inboxes import (
+    AFTER_IMPORT,
+    MODES,
+    REPLY_TO_STYLES,
+    SECURITY,
+    SENDER_NAME_STYLES,
+    SMTP_AUTH,
+)
 from services.inbox_connections import ConnectionResult, test_imap, test_smtp
 
-SMTP_AUTH = ("login", "plain", "none")
 MIN_POLL, MAX_POLL = 30, 86400
 
 SECTIONS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Conversation, Message, User, utcnow
+from models.enums import ConversationStatus
 from services.access import can_view_inbox
 from services.conversations import ConversationError, new_conversation
 
@@ -42,8 +43,8 @@ def _relocate(message: Message, source: Conversation, target: Conversation) -> N
     now = utcnow()
     target.last_activity_at = now
     source.last_activity_at = max(source.last_activity_at, now)
-    if target.status != "open":  # the moved email needs an answer there now
-        target.status, target.snoozed_until = "open", None
+    if target.status != ConversationStatus.OPEN:  # the moved email needs an answer there now
+        target.reopen()
 
 
 def _remaining_incoming(conversation: Conversation) -> int:
@@ -84,7 +85,7 @@ def move_message(message: Message, source: Conversation, target: Conversation, a
     if emptied and source.status != "resolved":
         # Nothing from the customer is left to answer here (the usual "should have joined
         # #41" fix): resolve it rather than leave an empty open conversation behind.
-        source.status, source.snoozed_until = "resolved", None
+        source.move_to(ConversationStatus.RESOLVED)
         line += "; no customer email is left here, so it is resolved"
     db.session.add(source.activity(line, actor.id))
     db.session.add(

@@ -14,7 +14,7 @@ from extensions import db, get_settings, get_storage
 from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
 from mail.model import Person
 from mail.smtp import SmtpTarget
-from models import Contact, Conversation, Inbox, Message, User
+from models import Inbox, Message, User
 from services.replies import last_incoming
 
 
@@ -84,10 +84,8 @@ def compose(message: Message) -> OutgoingEmail:
     """The reply as an email: threaded under the customer's last message, with the inbox's
     signature, its Reply-To (the conversation's continuity address when configured) and the
     stored attachments."""
-    conversation = db.session.get(Conversation, message.conversation_id)
-    inbox = db.session.get(Inbox, conversation.inbox_id)
-    contact = db.session.get(Contact, conversation.contact_id)
-    author = db.session.get(User, message.sender_user_id) if message.sender_user_id else None
+    conversation = message.conversation
+    inbox, contact, author = conversation.inbox, conversation.contact, message.sender
     settings = get_settings()
     parent = last_incoming(conversation.id, message.id)
     references = (parent.references or "").split() if parent else []
@@ -133,8 +131,7 @@ def compose(message: Message) -> OutgoingEmail:
 def store_mime(message: Message, outgoing: OutgoingEmail) -> bytes:
     """Build the MIME and keep the exact bytes that will be sent (agents download them)."""
     raw = build_mime(outgoing)
-    token = db.session.get(Conversation, message.conversation_id).token
-    key = f"outgoing/{token}/{message.id}.eml"
+    key = f"outgoing/{message.conversation.token}/{message.id}.eml"
     get_storage().put(key, io.BytesIO(raw), len(raw), "message/rfc822")
     message.mime_storage_key = key
     db.session.commit()

@@ -89,7 +89,7 @@ def create_reply(
     db.session.add(message)
     db.session.flush()
     if not private:
-        inbox = db.session.get(Inbox, conversation.inbox_id)
+        inbox = conversation.inbox
         message.message_id = outgoing_message_id(
             conversation.token, message.id, message_domain(inbox)
         )

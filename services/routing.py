@@ -36,7 +36,7 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
         # Bounces may come back to a bare MAILER-DAEMON path: follow the original message.
         conversation = _conversation_by_message_id(None, bounced)
         if conversation is not None:
-            return Route(db.session.get(Inbox, conversation.inbox_id), conversation, "in_reply_to")
+            return Route(conversation.inbox, conversation, "in_reply_to")
     if inbox is None:
         return Route(None)
     replied_to = ([bounced] if bounced else []) + parsed.in_reply_to

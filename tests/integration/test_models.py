@@ -20,6 +20,7 @@ from models import (
     User,
     utcnow,
 )
+from models.enums import CHECKS
 
 
 def make_inbox(address="support@example.com", **kwargs) -> Inbox:
@@ -176,3 +177,24 @@ def test_storage_accessor_uses_configured_local_path(app, app_config):
     storage.put("probe/x", io.BytesIO(b"abc"), length=3)
     assert storage.get_bytes("probe/x") == b"abc"
     assert app_config["INSTANCE_PATH"] in storage.describe()
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(table, column) for table, columns in CHECKS.items() for column in columns],
+)
+def test_every_status_and_choice_column_refuses_a_value_outside_its_enum(app, table, column):
+    """The CHECK constraints of migration 0007, on the real schema: a raw UPDATE with a value
+    the enum does not have fails at the database (models/enums.py)."""
+    inbox = make_inbox()
+    conversation = make_conversation(inbox)
+    db.session.add(Message(inbox_id=inbox.id, conversation_id=conversation.id, direction="note"))
+    db.session.add(InboundEmail(message_id="m@x", checksum="0" * 40, source="relay"))
+    db.session.add(ImapSettings(inbox_id=inbox.id, host="i.example", username="u", password="p"))
+    db.session.add(SmtpSettings(inbox_id=inbox.id, host="s.example", username="u", password="p"))
+    db.session.add(User(email="u@example.com", name="U", password_hash="x"))
+    db.session.commit()
+    with pytest.raises(IntegrityError, match=rf"(?i)check|ck_{table}_{column}"):
+        db.session.execute(text(f"UPDATE {table} SET {column} = 'exploded'"))
+        db.session.commit()
+    db.session.rollback()

@@ -212,7 +212,10 @@ def test_the_document_needs_no_token_and_lists_every_api_route(app, client):
 
 def test_the_documents_lists_of_values_are_the_models(client):
     from mail.model import AUTO_FLAGS
-    from models.conversations import DELIVERY_STATES, DIRECTIONS, STATUSES, THREADED_BY
+    from models.enums import ConversationStatus as STATUSES
+    from models.enums import DeliveryStatus as DELIVERY_STATES
+    from models.enums import Direction as DIRECTIONS
+    from models.enums import ThreadedBy as THREADED_BY
     from models.inboxes import MODES
 
     schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
