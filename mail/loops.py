@@ -9,6 +9,7 @@ import re
 from email.message import Message
 
 from mail.addresses import (
+    clean_text,
     content_type,
     decode_bytes,
     header_values,
@@ -202,4 +203,5 @@ def parse_bounce(message: Message) -> BounceReport | None:
     status = status_match.group(1) if status_match else (fields.get("status") or None)
     diagnostic = _after_type(fields.get("diagnostic-code"))
     diagnostic = diagnostic or _summary(message, status_part is not None, action, status)
-    return BounceReport(original, recipient, action, status, diagnostic[:2000])
+    # The server's words are stored and shown: no NUL, no undecodable byte left in them.
+    return BounceReport(original, recipient, action, status, clean_text(diagnostic)[:2000])
