@@ -2,7 +2,7 @@
 
 `threadline serve`, `threadline doctor`, `threadline db upgrade`, `threadline admin ensure`...
 Every file it creates is owner-only (umask 077). Flask's own dotenv loading is off: settings
-come from the one env file config.py reads (ENV_FILE), never from a `.env` or `.flaskenv`
+come from the one env file config/settings.py reads (ENV_FILE), never from a `.env` or `.flaskenv`
 that happens to sit in the working folder.
 """
 

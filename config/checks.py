@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mail.addresses import is_email_address
 from services.passwords import password_problem
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ STORAGE_BACKENDS = ("local", "minio")
 LOG_FORMATS = ("text", "json")
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _check_core(s: Settings) -> list[Problem]:
                 "use text (lines for a terminal) or json (one JSON object per line)",
             )
         )
-    if s.admin_email and not _EMAIL.match(s.admin_email):
+    if s.admin_email and not is_email_address(s.admin_email):
         out.append(Problem("ADMIN_EMAIL", f"{s.admin_email!r} is not an email address", "fix it"))
     if s.admin_password and (weak := password_problem(s.admin_password, s.admin_email)):
         out.append(Problem("ADMIN_PASSWORD", weak, "choose another one, or leave it empty"))
@@ -247,7 +247,7 @@ def _check_smtp(s: Settings) -> list[Problem]:
         address = s.mailer_sender_email
         if "<" in address:
             address = address.rsplit("<", 1)[1].rstrip(">").strip()
-        if not _EMAIL.match(address):
+        if not is_email_address(address):
             out.append(
                 Problem(
                     "MAILER_SENDER_EMAIL",

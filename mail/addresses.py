@@ -14,6 +14,8 @@ import unicodedata
 from email.message import Message
 from email.utils import getaddresses
 
+from email_validator import EmailNotValidError, validate_email
+
 # Every header a recipient can hide in: forwarding rules and MTAs add the last four.
 RECIPIENT_HEADERS = (
     "To",
@@ -203,3 +205,13 @@ def message_ids(value: str, limit: int = 100) -> list[str]:
         ids = [t.strip("<>,;\"'()") for t in ids]
     unique = list(dict.fromkeys(i for i in ids if 0 < len(i) <= 900))
     return unique[-limit:]
+
+
+def is_email_address(text: str) -> bool:
+    """An address a person could have: email-validator's syntax rules (no DNS lookup), with
+    a dotted, globally usable domain (not localhost, .local, .test, ...)."""
+    try:
+        validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""What the `flask` command copied into the environment on its own, so config.py can undo it.
+"""What the `flask` command copied into the environment on its own, for config/ to undo.
 
 With python-dotenv installed, Flask's CLI reads `.flaskenv` and `.env` (each found by walking
 up from the working folder) into os.environ before it imports the app, setting only names

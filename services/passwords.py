@@ -1,6 +1,6 @@
 """What a new password must be: long enough and not one everybody tries first.
 
-No Flask and no database here: config.py checks ADMIN_PASSWORD with the same rule that
+No Flask and no database here: config/checks.py checks ADMIN_PASSWORD with the same rule that
 every form and the CLI use. Passwords chosen before the rule existed still sign in.
 """
 

@@ -10,13 +10,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from extensions import db, get_settings, get_storage
+from mail.addresses import is_email_address
 from mail.compose import OutgoingAttachment
 from mail.threading import outgoing_message_id
 from models import Attachment, Conversation, Inbox, Message, User, utcnow
 from services import background
 
 log = logging.getLogger(__name__)
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # Why a reply is `unknown` (jobs/send_message.py, jobs/sweeps.py) ends with what to do.
 UNKNOWN_FATE = (
     "It may have been sent: check the customer's copy or the mail server's log, then send it "
@@ -44,7 +44,7 @@ def clean_addresses(values: list[str] | str | None, field: str) -> list[str]:
         address = value.strip().strip("<>").strip()
         if not address:
             continue
-        if not _EMAIL.match(address):
+        if not is_email_address(address):
             raise ReplyError(f"{field}: {address!r} is not an email address")
         out.append(address.lower())
     return out

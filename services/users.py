@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from sqlalchemy import func, select
 
 from extensions import db
+from mail.addresses import is_email_address
 from models import User
 from models.users import ROLES
 from services.passwords import password_problem
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 
 
@@ -27,7 +26,7 @@ def find_user_by_email(email: str) -> User | None:
 def create_user(email: str, name: str, password: str, role: str = "agent") -> User:
     email = (email or "").strip().lower()
     problems = []
-    if not _EMAIL.match(email):
+    if not is_email_address(email):
         problems.append(f"{email or '(empty)'!r} is not an email address")
     if not (name or "").strip():
         problems.append("the name is empty")
