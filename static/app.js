@@ -3,18 +3,6 @@
 // on the document: it works for content htmx swaps in later without rebinding anything.
 "use strict";
 
-// htmx leaves 4xx answers unswapped. A container with data-swap-errors="409 422" says that
-// those statuses carry a page to show (a form re-rendered with its errors, a question).
-document.addEventListener("htmx:beforeSwap", (event) => {
-  const box = event.target.closest("[data-swap-errors]");
-  if (!box) return;
-  const statuses = box.dataset.swapErrors.split(/\s+/);
-  if (statuses.includes(String(event.detail.xhr.status))) {
-    event.detail.shouldSwap = true;
-    event.detail.isError = false;
-  }
-});
-
 document.addEventListener("click", (event) => {
   const copy = event.target.closest("[data-copy-target]");
   if (copy) {

@@ -255,6 +255,18 @@ def test_a_reply_of_unknown_fate_is_marked_as_sent_from_the_keyboard(
     assert marked.smtp_response == "marked as sent by Ana Agent"
 
 
+def test_a_422_answer_is_swapped_in_place_with_what_to_fix(app, page, sign_in, agent, live_server):
+    """htmx's responseHandling (templates/base.html) shows a form's errors without a reload."""
+    receive(app, customer_email("Anyone?"))
+    conversation = db.session.scalars(select(Conversation)).one()
+    sign_in(agent.email, agent.plain_password)
+    page.goto(f"/conversations/{conversation.id}")
+    page.evaluate("window.__marker = 1")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#composer [role=alert]")).to_contain_text("the reply is empty")
+    assert page.evaluate("window.__marker") == 1, "the page reloaded"
+
+
 def test_on_a_phone_the_list_and_the_thread_take_turns(app, browser, live_server, agent):
     receive(app, customer_email("Small screen, big problem."))
     context = browser.new_context(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
+from html import unescape
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -145,13 +147,23 @@ def test_no_collision_sends_at_once_and_without_htmx_too(app, client, team, brow
     assert [m.text_body for m in messages_of(conv, "outgoing")] == ["First", "Second"]
 
 
-def test_swap_handler_lets_409_through(app, client, team, browser):
+def test_htmx_swaps_409_and_422_answers_like_pages(app, client, team, browser):
+    """One responseHandling in the base template (not a handler per page): the first rule
+    whose code matches decides, as htmx reads them."""
     conv = deliver(app, client, "m1@customer.example", "Help!")
     browser.login(team.bob)
     html = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
-    # static/app.js swaps in the statuses a container lists in data-swap-errors.
-    statuses = re.search(r'data-swap-errors="([^"]+)"', html).group(1).split()
-    assert "409" in statuses and "422" in statuses
+    config = json.loads(
+        unescape(re.search(r'<meta name="htmx-config" content=\'([^\']+)\'', html).group(1))
+    )
+
+    def handling(status: str) -> dict:
+        return next(r for r in config["responseHandling"] if re.match(r["code"], status))
+
+    for status in ("409", "422"):
+        assert handling(status)["swap"] is True and not handling(status).get("error")
+    assert handling("404") == {"code": "[45]..", "swap": False, "error": True}
+    assert handling("204")["swap"] is False
 
 
 # --- who else is viewing --------------------------------------------------------------------
