@@ -13,7 +13,7 @@ from pathlib import Path
 
 from minio import Minio
 
-from storage import LocalStorage, S3Storage
+from storage import LocalStorage, MinioStorage
 from tests.support.s3_server import running_s3_server
 
 OBJECT_SIZE = 10 * 1024 * 1024
@@ -57,7 +57,7 @@ def _bench_local(work: Path, data: bytes) -> tuple[float, float]:
 
 
 def _bench_s3(server: dict[str, str], data: bytes) -> tuple[float, float]:
-    store = S3Storage(
+    store = MinioStorage(
         server["endpoint"], server["access_key"], server["secret_key"], server["bucket"]
     )
     raw = Minio(
@@ -108,7 +108,7 @@ def run() -> str:
         "| backend | ours (ms) | baseline (ms) | ratio |",
         "| --- | ---: | ---: | ---: |",
         _row("LocalStorage vs shutil.copyfileobj", *local),
-        _row(f"S3Storage vs raw minio SDK ({server_name} on 127.0.0.1)", *s3),
+        _row(f"MinioStorage vs raw minio SDK ({server_name} on 127.0.0.1)", *s3),
         "",
         (
             "LocalStorage fsyncs the file and its directory before the rename; the baseline "

@@ -6,14 +6,14 @@ from typing import Any
 
 from .base import MAX_KEY_LENGTH, DamagedObject, ObjectNotFound, Storage, StorageError, validate_key
 from .local import LocalStorage
-from .s3 import S3Storage
+from .minio import MinioStorage
 
 __all__ = [
     "MAX_KEY_LENGTH",
     "DamagedObject",
     "LocalStorage",
     "ObjectNotFound",
-    "S3Storage",
+    "MinioStorage",
     "Storage",
     "StorageError",
     "storage_from_settings",
@@ -27,7 +27,7 @@ def storage_from_settings(settings: Any) -> Storage:
     if backend == "local":
         return LocalStorage(settings.storage_local_path)
     if backend == "minio":
-        return S3Storage(
+        return MinioStorage(
             endpoint=settings.minio_endpoint,
             access_key=settings.minio_access_key,
             secret_key=settings.minio_secret_key,

@@ -139,7 +139,7 @@ def test_messages_are_stored_byte_for_byte_in_a_real_s3_bucket(configure, s3_ser
     from extensions import get_storage
 
     client = configure(**s3_settings(s3_server))
-    assert type(get_storage()).__name__ == "S3Storage"
+    assert type(get_storage()).__name__ == "MinioStorage"
 
     assert post_relay(client, ISO).status_code == 204
     assert post_relay(client, INLINE).status_code == 204
@@ -167,7 +167,7 @@ def test_refused_s3_credentials_are_503_and_leave_nothing(
     configure, s3_server, credentials, servers_words
 ):
     from ingress.receive import storage_key_for
-    from storage import S3Storage
+    from storage import MinioStorage
 
     client = configure(**{**s3_settings(s3_server), **credentials})
 
@@ -180,7 +180,7 @@ def test_refused_s3_credentials_are_503_and_leave_nothing(
     assert "not-the-s3-secret" not in body
     assert inbound_rows() == []
     assert inbound_job_ids() == []
-    real = S3Storage(
+    real = MinioStorage(
         s3_server["endpoint"], s3_server["access_key"], s3_server["secret_key"], s3_server["bucket"]
     )
     assert not real.exists(storage_key_for(hashlib.sha1(PLAIN).hexdigest()))

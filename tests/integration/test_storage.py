@@ -17,8 +17,8 @@ from minio import Minio
 
 from storage import (
     LocalStorage,
+    MinioStorage,
     ObjectNotFound,
-    S3Storage,
     Storage,
     StorageError,
     storage_from_settings,
@@ -80,8 +80,8 @@ def payload() -> bytes:
     return os.urandom(OBJECT_SIZE)
 
 
-def make_s3(server: dict[str, str], bucket: str | None = None) -> S3Storage:
-    return S3Storage(
+def make_s3(server: dict[str, str], bucket: str | None = None) -> MinioStorage:
+    return MinioStorage(
         server["endpoint"],
         server["access_key"],
         server["secret_key"],
@@ -218,9 +218,9 @@ def test_s3_endpoint_url_forms(s3_server: dict[str, str]) -> None:
     store = make_s3({**s3_server, "endpoint": f"http://{s3_server['endpoint']}/"})
     assert not store.secure
     store.check()
-    assert S3Storage("https://s3.example.com", "k", "s", "bkt").url == "https://s3.example.com"
+    assert MinioStorage("https://s3.example.com", "k", "s", "bkt").url == "https://s3.example.com"
     with pytest.raises(ValueError):
-        S3Storage("http://host:9000/some/path", "k", "s", "bkt")
+        MinioStorage("http://host:9000/some/path", "k", "s", "bkt")
 
 
 def test_s3_wrong_secret_fails_with_the_servers_words(s3_server: dict[str, str]) -> None:
@@ -295,7 +295,7 @@ def test_presigned_reads_work_and_a_tampered_url_is_refused(s3_server: dict[str,
 
 def test_s3_unreachable_endpoint_fails_fast() -> None:
     port = free_port()  # Nothing listens here once the probe socket is closed.
-    store = S3Storage(f"127.0.0.1:{port}", "key", "secret", "threadline")
+    store = MinioStorage(f"127.0.0.1:{port}", "key", "secret", "threadline")
     started = time.monotonic()
     with pytest.raises(StorageError) as err:
         store.check()
@@ -319,7 +319,7 @@ def test_storage_from_settings(s3_server: dict[str, str], tmp_path: Path) -> Non
     assert isinstance(local, LocalStorage) and local.root == tmp_path / "from-settings"
     Settings.storage_backend = "minio"
     s3 = storage_from_settings(Settings)
-    assert isinstance(s3, S3Storage)
+    assert isinstance(s3, MinioStorage)
     s3.check()
     Settings.storage_backend = "ftp"
     with pytest.raises(ValueError, match="ftp"):

@@ -89,7 +89,7 @@ class _CountingReader:
         return data
 
 
-class S3Storage(Storage):
+class MinioStorage(Storage):
     """Stores each key as an object in one bucket, created on first use."""
 
     hint = (
