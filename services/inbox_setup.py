@@ -1,5 +1,5 @@
-"""Inbox fields, their validation and saving: one set of rules for the setup wizard and the
-inbox settings page.
+"""Inbox fields and their validation: one set of rules for the setup wizard and the inbox
+settings page (services/inbox_saving.py writes the checked values to the inbox's rows).
 
 Values travel as a flat dict of form strings (lists for folders and members, bools for
 check boxes), so a draft can sit in Redis between wizard steps and a settings form can be
@@ -9,13 +9,13 @@ and a blank password field means "keep the stored one".
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from extensions import db, get_settings
-from models import ImapSettings, Inbox, InboxMember, SmtpSettings, User
+from models import Inbox, User
 from models.inboxes import (
     AFTER_IMPORT,
     MODES,
@@ -297,97 +297,3 @@ def check_connections(
 def smtp_required(values: dict) -> bool:
     """IMAP inboxes must be able to answer; forwarding ones may use the global SMTP."""
     return values["mode"] == "imap" and not get_settings().smtp_address
-
-
-# --- saving -------------------------------------------------------------------------------
-
-
-def _apply_basics(inbox: Inbox, values: dict) -> None:
-    inbox.name = values["name"]
-    inbox.support_address = values["support_address"]
-
-
-def _apply_identity(inbox: Inbox, values: dict) -> None:
-    inbox.sender_name_style = values["sender_name_style"]
-    inbox.signature = values["signature"].replace("\r\n", "\n")
-    inbox.reply_to_style = values["reply_to_style"]
-    inbox.subject_threading = bool(values["subject_threading"])
-    inbox.auto_assign = bool(values["auto_assign"])
-
-
-def _apply_agents(inbox: Inbox, values: dict) -> None:
-    wanted = {int(i) for i in values["member_ids"]}
-    inbox.members = [m for m in inbox.members if m.user_id in wanted]
-    have = {m.user_id for m in inbox.members}
-    inbox.members.extend(InboxMember(user_id=uid) for uid in sorted(wanted - have))
-
-
-def _apply_connection(
-    inbox: Inbox, values: dict, imap_password: str | None, smtp_password: str | None
-) -> None:
-    """Mode, IMAP and SMTP rows. A blank password keeps the stored one."""
-    inbox.mode = values["mode"]
-    if values["mode"] == "imap":
-        imap = inbox.imap or ImapSettings(inbox=inbox)
-        imap.host = values["imap_host"]
-        imap.port = int(values["imap_port"])
-        imap.security = values["imap_security"]
-        imap.username = values["imap_username"]
-        if imap_password:
-            imap.password = imap_password
-        imap.folders = "\n".join(values["imap_folders"])
-        imap.poll_interval_seconds = int(values["imap_poll_interval"])
-        imap.use_idle = bool(values["imap_use_idle"])
-        imap.after_import = values["imap_after_import"]
-        imap.move_to_folder = values["imap_move_to_folder"] or None
-        since = values["imap_import_since"]
-        imap.import_since = (
-            datetime.combine(date.fromisoformat(since), time(), UTC)
-            if since
-            else datetime.now(UTC) - timedelta(days=1)
-        )
-        imap.enabled = True
-        # New settings deserve a fresh try: the poller skips inboxes that need attention.
-        inbox.needs_attention = None
-        imap.consecutive_failures = 0
-        imap.next_poll_at = None
-    elif inbox.imap is not None:
-        inbox.imap.enabled = False
-    if values["smtp_host"]:
-        smtp = inbox.smtp or SmtpSettings(inbox=inbox)
-        smtp.host = values["smtp_host"]
-        smtp.port = int(values["smtp_port"])
-        smtp.security = values["smtp_security"]
-        smtp.auth_method = values["smtp_auth_method"]
-        if smtp.auth_method == "none":
-            smtp.username, smtp.password = None, None
-        else:
-            smtp.username = values["smtp_username"]
-            if smtp_password:
-                smtp.password = smtp_password
-        smtp.enabled = True
-    elif inbox.smtp is not None:
-        inbox.smtp = None  # back to the deployment's SMTP_* server
-
-
-def create_inbox(values: dict, passwords: dict, forward_token: str) -> Inbox:
-    inbox = Inbox(forward_token=forward_token)
-    _apply_basics(inbox, values)
-    _apply_identity(inbox, values)
-    _apply_connection(inbox, values, passwords.get("imap"), passwords.get("smtp"))
-    _apply_agents(inbox, values)
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
-
-
-def save_section(inbox: Inbox, section: str, values: dict, passwords: dict) -> None:
-    if section == "basics":
-        _apply_basics(inbox, values)
-    elif section == "connection":
-        _apply_connection(inbox, values, passwords.get("imap"), passwords.get("smtp"))
-    elif section == "identity":
-        _apply_identity(inbox, values)
-    elif section == "agents":
-        _apply_agents(inbox, values)
-    db.session.commit()

@@ -12,7 +12,7 @@ from blueprints.inboxes.connection_tests import run_test, test_fragment
 from blueprints.inboxes.shared import active_users, get_inbox
 from extensions import get_settings
 from models import Inbox
-from services import inbox_setup
+from services import inbox_saving, inbox_setup
 from services.inbox_forwarding import forwarding_instructions
 
 SETTINGS_SECTIONS = {
@@ -70,7 +70,7 @@ def edit(inbox_id: int):
                 status = 422
                 context.update(errors=errors, results=results)
             else:
-                inbox_setup.save_section(inbox, section, values, passwords)
+                inbox_saving.save_section(inbox, section, values, passwords)
                 values = inbox_setup.values_from_inbox(inbox)
                 context["saved"] = section
     context.update(

@@ -17,7 +17,7 @@ from blueprints.inboxes.shared import active_users
 from blueprints.inboxes.steps import STEP_SECTIONS, STEP_TITLES, steps_for
 from blueprints.inboxes.test_mail import render_test_page
 from extensions import get_settings
-from services import inbox_drafts, inbox_setup
+from services import inbox_drafts, inbox_saving, inbox_setup
 from services.inbox_forwarding import forwarding_instructions
 
 
@@ -159,7 +159,7 @@ def create_from_draft(draft: inbox_drafts.Draft, steps: list[str]):
             errors = {"imap_test": "Test the connections again before creating the inbox."}
         if errors:
             return render_step(draft, step, 422, errors=errors)
-    inbox = inbox_setup.create_inbox(draft.values, draft.passwords(), draft.forward_token)
+    inbox = inbox_saving.create_inbox(draft.values, draft.passwords(), draft.forward_token)
     inbox_drafts.discard(draft)
     url = url_for("inboxes.test_page", inbox_id=inbox.id)
     return go_to(url, lambda **kw: render_test_page(inbox, **kw))
