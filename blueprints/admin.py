@@ -11,7 +11,8 @@ from blueprints.guards import admin_required
 from extensions import get_queue, get_redis, get_settings
 from jobs.diagnostics import worker_ping
 from services.backlog import describe_age, gather_backlog
-from services.health import check_redis, check_workers
+from services.health import check_workers
+from services.health_servers import check_redis
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

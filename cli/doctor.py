@@ -9,7 +9,8 @@ import click
 from flask.cli import with_appcontext
 
 from extensions import get_settings
-from services.health import FAIL, run_all_checks
+from services.health import FAIL
+from services.health_servers import run_all_checks
 
 
 @click.command("doctor")

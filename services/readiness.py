@@ -17,7 +17,8 @@ from flask import Flask, current_app
 from redis import Redis
 
 from extensions import get_settings
-from services.health import FAIL, Check, check_database, check_redis, check_storage
+from services.health import FAIL, Check
+from services.health_servers import check_database, check_redis, check_storage
 
 TIMEOUT = 3.0  # seconds for the three together; load balancers commonly give up after 5
 READY_CHECKS = ("database", "redis", "storage")

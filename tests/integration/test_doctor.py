@@ -21,7 +21,7 @@ from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 from app import create_app
 from config import PROJECT_ROOT
 from runtime.file_modes import sqlite_path
-from services.health import describe_database
+from services.health_servers import describe_database
 from tests.support.smtp_server import SMTPServer, running_smtp_server
 
 SMTP_USER = "mailer@example.com"
