@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Contact, Inbox
-from services.conversations import contact_conversations
+from services.conversation_list import contact_conversations
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 

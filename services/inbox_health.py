@@ -22,7 +22,8 @@ from models import (
     Message,
     utcnow,
 )
-from services.conversations import ConversationError, before, encode_cursor
+from services.conversation_list import before, encode_cursor
+from services.conversations import ConversationError
 
 PAGE_SIZE = 50
 RECENT = 20

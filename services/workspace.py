@@ -17,7 +17,7 @@ from extensions import db
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
 from services import list_version
 from services.access import visible_inboxes_query
-from services.conversations import ConversationPage, list_conversations
+from services.conversation_list import ConversationPage, list_conversations
 from services.labels import labels_for, labels_visible_to
 from services.unread import unread_ids
 

@@ -16,7 +16,8 @@ from blueprints.api.inputs import (
 from blueprints.api.serialise import conversation_detail, conversation_json
 from extensions import db
 from models.conversations import STATUSES
-from services.conversations import ConversationError, list_conversations, update_conversation
+from services.conversation_list import list_conversations
+from services.conversations import ConversationError, update_conversation
 from services.labels import clean_names, labels_for, set_labels
 
 LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit", "label")

@@ -9,7 +9,7 @@ from blueprints.api.serialise import contact_json, conversation_json, iso
 from extensions import db
 from models import Contact
 from services.access import visible_inboxes_query
-from services.conversations import contact_conversations
+from services.conversation_list import contact_conversations
 from services.labels import labels_visible_to
 from services.workspace import count_open
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from extensions import db, get_settings
 from models import Attachment, Contact, Conversation, Message, User
-from services.conversations import ConversationRow
+from services.conversation_list import ConversationRow
 from services.labels import conversation_labels
 
 

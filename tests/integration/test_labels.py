@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import ConversationLabel, InboxMember, Label, utcnow
-from services.conversations import list_conversations
+from services.conversation_list import list_conversations
 from services.labels import LabelError, conversation_labels, labels_visible_to, set_labels
 from tests.support.workspace import Browser, activity, api, links_to, make_team, quick_conversation
 

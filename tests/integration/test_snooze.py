@@ -10,7 +10,8 @@ import pytest
 from extensions import db, get_queue
 from jobs.sweeps import wake_snoozed
 from models import Conversation, utcnow
-from services.conversations import ConversationError, list_conversations, update_conversation
+from services.conversation_list import list_conversations
+from services.conversations import ConversationError, update_conversation
 from tests.support.workspace import (
     Browser,
     activity,
