@@ -101,7 +101,6 @@ def set_role(user_id: int):
     try:
         agents.set_role(current_user, user, role)
     except UserError as exc:
-        db.session.rollback()
         return _agent_page(user, 422, errors={"role": f"Role not changed: {exc}."})
     return _after_change(user, f"{user.name} is now {'an admin' if user.is_admin else 'an agent'}.")
 
@@ -116,7 +115,6 @@ def set_active(user_id: int):
     try:
         agents.set_active(current_user, user, wanted == "1")
     except UserError as exc:
-        db.session.rollback()
         return _agent_page(user, 422, errors={"active": f"Not deactivated: {exc}."})
     if user.active:
         return _after_change(user, f"{user.name} can sign in again.")
@@ -134,7 +132,6 @@ def reset_password(user_id: int):
             revoke_api_token=request.form.get("revoke_api_token") == "1",
         )
     except UserError as exc:
-        db.session.rollback()
         return _agent_page(user, 422, errors={"password": f"Password not changed: {exc}."})
     if generated:  # rendered, not redirected: the only time anyone sees it
         return _agent_page(user, new_password=generated)
@@ -151,6 +148,5 @@ def set_inboxes(user_id: int):
     try:
         agents.set_memberships(user, {int(value) for value in values})
     except UserError as exc:
-        db.session.rollback()
         return _agent_page(user, 422, errors={"inboxes": f"Inboxes not changed: {exc}."})
     return _after_change(user, f"{user.name}'s inboxes are saved.")

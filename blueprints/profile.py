@@ -9,10 +9,11 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from extensions import db
+from services import account
 from services.access import visible_inboxes_query
-from services.passwords import MAX_LENGTH, password_problem
-from services.sessions import active_sessions, end_session_by_id, end_sessions
-from services.timezones import is_zone, zone_names
+from services.passwords import MAX_LENGTH
+from services.sessions import active_sessions, end_session_by_id
+from services.timezones import zone_names
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -62,9 +63,7 @@ def new_api_token():
     form = TokenForm()
     if not form.validate_on_submit():
         return _page(status=400)
-    token = current_user.issue_api_token()  # replaces the old hash: the old token stops working
-    db.session.commit()
-    return _page(new_token=token)
+    return _page(new_token=account.issue_api_token(current_user))
 
 
 @bp.post("/api-token/revoke")
@@ -72,8 +71,7 @@ def new_api_token():
 def revoke_api_token():
     form = TokenForm()
     if form.validate_on_submit():
-        current_user.api_token_hash = None
-        db.session.commit()
+        account.revoke_api_token(current_user)
         flash("Your API token is revoked. Scripts using it are refused from now on.")
     return redirect(url_for("profile.index"))
 
@@ -86,11 +84,10 @@ def set_timezone():
     if not form.validate_on_submit():
         return _page(status=400)
     name = request.form.get("timezone", "").strip()
-    if not is_zone(name):
-        message = f"“{name[:64]}” is not a time zone this server knows; pick one from the list."
-        return _page(status=422, errors={"timezone": message})
-    current_user.timezone = name
-    db.session.commit()
+    try:
+        account.set_time_zone(current_user, name)
+    except account.AccountError as exc:
+        return _page(status=422, errors={exc.field: str(exc)})
     flash(f"Times are now shown in {name}.")
     return redirect(url_for("profile.index"))
 
@@ -103,15 +100,11 @@ def change_password():
     if not form.validate_on_submit():
         return _page(status=422, password_form=form)
     user = current_user._get_current_object()
-    if not user.check_password(form.current.data):
-        form.current.errors.append("This is not your current password.")
+    try:
+        ended = account.change_password(user, form.current.data, form.password.data)
+    except account.AccountError as exc:
+        form[exc.field].errors.append(str(exc))
         return _page(status=422, password_form=form)
-    if weak := password_problem(form.password.data, user.email, user.name):
-        form.password.errors.append(f"Choose another password: {weak}.")
-        return _page(status=422, password_form=form)
-    user.set_password(form.password.data)
-    ended = end_sessions(user, keep_current=True)
-    db.session.commit()
     others = f" {ended} other session(s) signed out." if ended else ""
     flash(f"Your password is changed.{others}")
     return redirect(url_for("profile.index"))
@@ -143,8 +136,7 @@ def end_all_sessions():
     form = TokenForm()
     if not form.validate_on_submit():
         return _page(status=400)
-    end_sessions(current_user._get_current_object())
-    db.session.commit()
+    account.sign_out_everywhere(current_user._get_current_object())
     logout_user()
     flash("You are signed out everywhere, this browser included.")
     return redirect(url_for("auth.login"))

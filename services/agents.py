@@ -4,6 +4,8 @@ The rules that keep a deployment administrable live here, not in the views: nobo
 deactivates or demotes themself, and the last active admin stays an active admin.
 A change of password or role and a deactivation end every session of that user
 (services/sessions.py), so a browser signed in before never carries the old rights.
+Each change checks everything before it changes anything and commits itself: a UserError
+leaves nothing behind for the views to roll back.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ into a new one.
 The message keeps its Message-ID, so the customer's later replies (In-Reply-To/References
 name it) follow it to where it was moved. Attachments belong to the message and go with it.
 Both threads get an activity line saying who moved what where. Callers check that the user
-may see the source conversation's inbox first (services/access.py).
+may see the source conversation's inbox first (services/access.py). A MoveError is raised
+before anything changes, so the view that shows it has nothing to roll back.
 """
 
 from __future__ import annotations
