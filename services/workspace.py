@@ -9,6 +9,7 @@ rendering anything.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
@@ -124,8 +125,35 @@ def thread_fingerprint(conversation_id: int) -> str:
             Message.conversation_id == conversation_id
         )
     ).one()
+    return _fingerprint(count, last_id, changed)
+
+
+def _fingerprint(count: int, last_id: int | None, changed: datetime | None) -> str:
     stamp = changed.timestamp() if changed is not None else 0
     return f"{count}-{last_id or 0}-{stamp:.6f}"
+
+
+def _fingerprint_of(messages: list[Message]) -> str:
+    """thread_fingerprint of exactly these messages, without asking the database again."""
+    return _fingerprint(
+        len(messages),
+        max((m.id for m in messages), default=None),
+        max((m.updated_at for m in messages), default=None),
+    )
+
+
+def thread_news(messages: list[Message], page_fp: str) -> tuple[list[Message], str] | None:
+    """What a page drawn at `page_fp` lacks of `messages` (the thread as just read), and the
+    fingerprint it has once they are appended: typically the activity line of a change made
+    in the thread. None when appending is not enough (a message the page shows changed or
+    moved meanwhile, or `page_fp` is no fingerprint): the page needs the whole list again."""
+    try:
+        last_id = int(page_fp.split("-")[1])
+    except (IndexError, ValueError):
+        return None
+    if _fingerprint_of([m for m in messages if m.id <= last_id]) != page_fp:
+        return None
+    return [m for m in messages if m.id > last_id], _fingerprint_of(messages)
 
 
 def thread(conversation: Conversation) -> dict:

@@ -4,7 +4,7 @@ Not a srcdoc: a srcdoc frame inherits the page's CSP, which (rightly) forbids th
 styles every HTML mail relies on. Served by URL, the frame gets a policy of its own: the
 mail's inline styles, images from us (cid: parts are attachment URLs) and, only after "Load
 images", remote ones; never scripts (the iframe's sandbox has no allow-scripts either).
-Routes live on the conversations blueprint; the iframe is in _messages.html.
+Routes live on the conversations blueprint; the iframe is in _message.html.
 """
 
 from __future__ import annotations

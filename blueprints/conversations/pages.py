@@ -1,6 +1,7 @@
 """What every workspace response is made of: the list's filters from the query string, the
 list and thread contexts, and the full page around them. Shared by the list, the
-thread and the actions, which each answer with one region or the whole workspace."""
+thread and the actions, which each answer with one region, one thread component or the
+whole workspace."""
 
 from __future__ import annotations
 
@@ -100,4 +101,22 @@ def thread_response(conversation: Conversation, partial: str, status: int = 200,
     if not is_htmx():
         return workspace_page(conversation, status, **extra)
     body = render_template(partial, **thread_context(conversation, **extra))
+    return body, status, {"Vary": "HX-Request"}
+
+
+def component_response(
+    conversation: Conversation, partial: str, also: tuple[str, ...], status: int = 200, **extra
+):
+    """One thread component answering its own form (htmx): `partial` swaps itself; after a
+    change, the partials in `also` that show it too and the messages the page lacks (the
+    change's activity line) follow out of band. The rest of the thread, above all each HTML
+    message's frame, stays as it is. A refusal (4xx) is the component alone, with its error."""
+    context = thread_context(conversation, **extra)
+    if status >= 400:
+        also = ()
+    elif found := workspace.thread_news(context["messages"], request.form.get("fp", "")):
+        context["news"], context["fingerprint"] = found
+    else:
+        context["news"] = None  # the page missed a change: the whole list, out of band
+    body = render_template("conversations/_component.html", component=partial, also=also, **context)
     return body, status, {"Vary": "HX-Request"}

@@ -4,7 +4,10 @@ conversation, or split it off into a new one).
 
 POST only, CSRF via base.html's hx-headers or the form's hidden field. Templates:
 _composer.html, _controls.html, _labels.html, _snooze.html and the "Wrong conversation?" form
-and delivery buttons in _messages.html.
+and delivery buttons in _message.html. The controls (assign, status), labels and snooze are
+components that answer htmx with themselves (plus what the change also shows, out of band);
+the composer, delivery and move forms get the whole thread back, since what they change runs
+through it (the collision question, a message's state, the messages themselves).
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
-from blueprints.conversations.pages import ACTION_STATUSES, thread_response, visible_conversation
+from blueprints.conversations.pages import (
+    ACTION_STATUSES,
+    component_response,
+    thread_response,
+    visible_conversation,
+)
 from blueprints.htmx import is_htmx
 from extensions import db
 from models import Conversation, Message
@@ -26,6 +34,16 @@ from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
 from services.reply_form import collisions, uploaded_attachments
 from services.timezones import user_zone
 from services.unread import mark_read
+
+# Each component's partial, then the partials that also show what it changes: the status line
+# shows the assignee and the status; the status buttons, the snooze line and the label chips'
+# links (which keep the thread's status) show the status too.
+COMPONENTS = {
+    "assign": ("_controls", ("_meta",)),
+    "status": ("_controls", ("_meta", "_labels", "_snooze")),
+    "labels": ("_labels", ()),
+    "snooze": ("_snooze", ("_meta", "_controls", "_labels")),
+}
 
 SNOOZE_PRESETS = {
     "1h": timedelta(hours=1),
@@ -47,6 +65,21 @@ def after_action(conversation: Conversation, status: int = 200, **extra):
         return redirect(url_for(".show", conversation_id=conversation.id), 303)
     mark_read(conversation, current_user.id)
     return thread_response(conversation, "conversations/_thread.html", status, **extra)
+
+
+def after_change(conversation: Conversation, component: str, status: int = 200, **extra):
+    """As after_action, but htmx gets only the component whose form this was (COMPONENTS)."""
+    if not is_htmx():
+        return after_action(conversation, status, **extra)
+    mark_read(conversation, current_user.id)
+    partial, also = COMPONENTS[component]
+    return component_response(
+        conversation,
+        f"conversations/{partial}.html",
+        tuple(f"conversations/{name}.html" for name in also),
+        status,
+        **extra,
+    )
 
 
 @bp.post("/conversations/<int:conversation_id>/reply")
@@ -86,13 +119,14 @@ def assign(conversation_id: int):
     conversation = visible_conversation(conversation_id)
     raw = request.form.get("assignee_id", "").strip()
     if raw and not raw.isdigit():
-        return after_action(conversation, 422, errors={"assign": "Choose a person from the list."})
+        return after_change(
+            conversation, "assign", 422, errors={"assign": "Choose a person from the list."}
+        )
     try:
         update_conversation(conversation, current_user, assignee_id=int(raw) if raw else None)
     except ConversationError as exc:
-        db.session.rollback()
-        return after_action(conversation, 422, errors={"assign": str(exc)})
-    return after_action(conversation)
+        return after_change(conversation, "assign", 422, errors={"assign": str(exc)})
+    return after_change(conversation, "assign")
 
 
 @bp.post("/conversations/<int:conversation_id>/status")
@@ -102,9 +136,9 @@ def set_status(conversation_id: int):
     status = request.form.get("status", "")
     if status not in ACTION_STATUSES:
         message = f"Status must be one of {', '.join(ACTION_STATUSES)}."
-        return after_action(conversation, 422, errors={"status": message})
+        return after_change(conversation, "status", 422, errors={"status": message})
     update_conversation(conversation, current_user, status=status)
-    return after_action(conversation)
+    return after_change(conversation, "status")
 
 
 @bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
@@ -150,9 +184,10 @@ def labels(conversation_id: int):
     try:
         set_labels(conversation, current_user, split_names(text))
     except LabelError as exc:
-        db.session.rollback()
-        return after_action(conversation, 422, errors={"labels": str(exc)}, labels_text=text)
-    return after_action(conversation)
+        return after_change(
+            conversation, "labels", 422, errors={"labels": str(exc)}, labels_text=text
+        )
+    return after_change(conversation, "labels")
 
 
 @bp.post("/conversations/<int:conversation_id>/snooze")
@@ -170,18 +205,17 @@ def snooze(conversation_id: int):
             until = datetime.fromisoformat(raw)
         except ValueError:
             message = f"Give the date and time as YYYY-MM-DD HH:MM ({zone.key})."
-            return after_action(conversation, 422, errors={"snooze": message})
+            return after_change(conversation, "snooze", 422, errors={"snooze": message})
         until = until.replace(tzinfo=zone) if until.tzinfo is None else until
         until = until.astimezone(UTC)
     else:
         message = "Choose how long to snooze, or a date and time."
-        return after_action(conversation, 422, errors={"snooze": message})
+        return after_change(conversation, "snooze", 422, errors={"snooze": message})
     try:
         update_conversation(conversation, current_user, status="snoozed", snoozed_until=until)
     except ConversationError as exc:
-        db.session.rollback()
-        return after_action(conversation, 422, errors={"snooze": str(exc)})
-    return after_action(conversation)
+        return after_change(conversation, "snooze", 422, errors={"snooze": str(exc)})
+    return after_change(conversation, "snooze")
 
 
 # --- wrong threading ------------------------------------------------------------------------
@@ -206,7 +240,6 @@ def move(conversation_id: int, message_id: int):
         target = find_target(source, current_user, request.form.get("target", ""))
         move_message(message, source, target, current_user)
     except MoveError as exc:
-        db.session.rollback()
         return after_action(source, 422, errors={"move": str(exc)}, move_message_id=message.id)
     return _moved(source, target, "moved to")
 
@@ -220,6 +253,5 @@ def split(conversation_id: int, message_id: int):
     try:
         target = split_message(message, source, current_user)
     except MoveError as exc:
-        db.session.rollback()
         return after_action(source, 422, errors={"move": str(exc)}, move_message_id=message.id)
     return _moved(source, target, "split off into")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
 from pathlib import Path
@@ -253,6 +254,53 @@ def test_a_reply_of_unknown_fate_is_marked_as_sent_from_the_keyboard(
     marked = db.session.get(Message, reply.id)
     assert marked.delivery_status == "sent"
     assert marked.smtp_response == "marked as sent by Ana Agent"
+
+
+def test_labels_and_snooze_redraw_only_themselves(app, page, sign_in, agent, live_server):
+    """The labels and snooze forms swap their own component; what else shows the change (the
+    status line, the buttons, the new activity line) follows out of band, and no message is
+    drawn again: the HTML email's frame is the same element, never loaded twice."""
+    email = EmailMessage()
+    email["From"], email["To"] = "Carla <carla@customer.example>", "support@example.com"
+    email["Subject"], email["Message-ID"] = "Printer smoking", make_msgid(domain="customer.example")
+    email.set_content("Printer smoking")
+    email.add_alternative("<p>Printer <b>smoking</b></p>", subtype="html")
+    receive(app, email.as_bytes())
+    conversation = db.session.scalars(select(Conversation)).one()
+
+    sign_in(agent.email, agent.plain_password)
+    page.goto(f"/conversations/{conversation.id}")
+    expect(page.frame_locator("iframe.msg-html").locator("b")).to_have_text("smoking")
+    page.evaluate("window.__marker = 1")
+    page.evaluate("document.querySelector('iframe.msg-html').dataset.kept = '1'")
+    frame_loads = []
+    page.on("request", lambda r: frame_loads.append(r.url) if r.url.endswith("/body") else 0)
+
+    page.locator("#thread-labels input[name=labels]").fill("billing, Urgent")
+    with page.expect_response(lambda r: r.url.endswith("/labels")) as answer:
+        page.get_by_role("button", name="Save labels").click()
+    assert answer.value.status == 200 and "<iframe" not in answer.value.text()
+    chips = page.locator("#thread-labels .label-chips")
+    expect(chips).to_contain_text("billing")
+    expect(chips).to_contain_text("Urgent")
+    activity = page.locator("#thread-messages .msg-activity")
+    expect(activity.filter(has_text="Ana Agent labelled this billing, Urgent")).to_have_count(1)
+
+    page.locator("#thread-snooze").get_by_role("button", name="1 hour").click()
+    expect(page.locator("#thread-snooze")).to_contain_text("Snoozed until")
+    expect(page.locator(".thread-meta .badge")).to_have_text("snoozed")
+    expect(page.get_by_role("button", name="Reopen")).to_be_enabled()
+    expect(activity.filter(has_text="snoozed this conversation until")).to_have_count(1)
+    billing = page.locator("#thread-labels a", has_text="billing")
+    expect(billing).to_have_attribute("href", re.compile(r"status=snoozed"))
+
+    # The page is up to date: the next poll answers 204 and draws nothing either.
+    with page.expect_response(lambda r: "/messages?fp=" in r.url, timeout=POLL) as poll:
+        pass
+    assert poll.value.status == 204
+    assert page.locator("iframe.msg-html").get_attribute("data-kept") == "1"
+    assert frame_loads == [], frame_loads
+    assert page.evaluate("window.__marker") == 1, "the page reloaded"
 
 
 def test_a_422_answer_is_swapped_in_place_with_what_to_fix(app, page, sign_in, agent, live_server):

@@ -21,6 +21,7 @@ from tests.integration.test_workspace import (
     job_exists,
     messages_of,
 )
+from tests.support.workspace import messages_poll
 
 team = test_workspace.team  # the same people and inboxes as the workspace tests
 browser = test_workspace.browser
@@ -208,7 +209,7 @@ def test_the_204_poll_is_the_heartbeat(app, client, team, browser):
     conv = deliver(app, client, "m1@customer.example", "Help!")
     browser.login(team.ana)
     html = browser.get(f"/conversations/{conv.id}/messages", htmx=True).get_data(as_text=True)
-    poll = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = messages_poll(html)
     get_redis().delete(presence.key(conv.id))
 
     unchanged = browser.get(poll, htmx=True)

@@ -10,10 +10,20 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import db
-from models import ConversationLabel, InboxMember, Label, utcnow
+from models import ConversationLabel, InboxMember, Label, Message, utcnow
 from services.conversation_list import list_conversations
 from services.labels import LabelError, conversation_labels, labels_visible_to, set_labels
-from tests.support.workspace import Browser, activity, api, links_to, make_team, quick_conversation
+from tests.support.workspace import (
+    Browser,
+    activity,
+    api,
+    links_to,
+    make_team,
+    messages_of,
+    messages_poll,
+    poll_fingerprint,
+    quick_conversation,
+)
 
 
 @pytest.fixture
@@ -143,21 +153,84 @@ def test_deleting_a_conversation_drops_its_labels(team):
 # --- the web workspace -----------------------------------------------------------------------
 
 
-def test_labels_action_with_htmx_returns_the_thread_fragment(team, browser):
-    conv = quick_conversation(team.support, "Invoice wrong")
-    browser.login(team.bob)
+def html_conversation(inbox, subject="Invoice wrong"):
+    """A conversation whose email is HTML: the thread draws it in a frame."""
+    conversation = quick_conversation(inbox, subject)
+    (email,) = messages_of(conversation)
+    email.html_body = "<p>The <b>invoice</b> is wrong.</p>"
+    db.session.commit()
+    return conversation
 
-    response = browser.post(f"/conversations/{conv.id}/labels", {"labels": "billing, Urgent"})
+
+def test_labels_action_with_htmx_answers_with_the_labels_component_only(team, browser):
+    conv = html_conversation(team.support)
+    browser.login(team.bob)
+    page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    assert "<iframe" in page
+
+    response = browser.post(
+        f"/conversations/{conv.id}/labels",
+        {"labels": "billing, Urgent", "fp": poll_fingerprint(page)},
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "<html" not in html and 'id="thread"' in html
-    assert 'id="thread-labels"' in html and ">Urgent</a>" in html
-    assert 'value="billing, Urgent"' in html
-    assert "Bob Agent labelled this billing, Urgent" in html
+    assert html.lstrip().startswith('<div id="thread-labels"')
+    assert ">Urgent</a>" in html and 'value="billing, Urgent"' in html
+    # Nothing else of the thread is drawn again: no message, no frame, no other control.
+    assert "<html" not in html and 'id="thread"' not in html
+    assert "<iframe" not in html and 'class="msg ' not in html
+    for other in ("thread-messages", "thread-meta", "thread-controls", "thread-snooze", "composer"):
+        assert f'id="{other}"' not in html, other
+    # The activity line is appended to the messages out of band, and the poll learns the new
+    # fingerprint: the page is up to date, so the next poll changes nothing.
+    (line,) = re.findall(r'<div hx-swap-oob="beforeend:#thread-messages">(.*?)</div>', html, re.S)
+    assert "Bob Agent labelled this billing, Urgent" in line and 'class="msg-activity"' in line
+    assert 'hx-swap-oob="true"' in re.search(r'<input [^>]*id="thread-fp"[^>]*>', html).group(0)
+    assert browser.get(messages_poll(html), htmx=True).status_code == 204
     assert names(conv) == ["billing", "Urgent"]
 
+    # The page shows the same as after the change: the labels and the activity line.
     page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
     assert "<html" in page and 'id="thread-labels"' in page and ">billing</a>" in page
+    assert "Bob Agent labelled this billing, Urgent" in page and "<iframe" in page
+
+
+def test_a_label_change_brings_a_page_that_missed_something_up_to_date(team, browser):
+    """Only what the page lacks is appended (an email the poll had not fetched yet, too); when
+    a message it shows changed, the whole list is drawn again, as the poll would."""
+    conv = quick_conversation(team.support)
+    browser.login(team.bob)
+    page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    (first,) = messages_of(conv)
+    db.session.add(
+        Message(
+            conversation_id=conv.id,
+            inbox_id=conv.inbox_id,
+            direction="incoming",
+            contact_id=first.contact_id,
+            text_body="One more thing",
+            delivery_status="received",
+            threaded_by="in_reply_to",
+        )
+    )
+    db.session.commit()
+
+    form = {"labels": "vip", "fp": poll_fingerprint(page)}
+    html = browser.post(f"/conversations/{conv.id}/labels", form).get_data(as_text=True)
+    (news,) = re.findall(r'<div hx-swap-oob="beforeend:#thread-messages">(.*?)\n</div>', html, re.S)
+    assert "One more thing" in news and "Bob Agent labelled this vip" in news
+    assert 'id="thread-messages"' not in html
+    assert browser.get(messages_poll(html), htmx=True).status_code == 204
+
+    first.text_body = "Hello there (edited)"  # a message the page shows changes
+    db.session.commit()
+    form = {"labels": "", "fp": poll_fingerprint(html)}
+    html = browser.post(f"/conversations/{conv.id}/labels", form).get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="thread-labels"')
+    assert '<div id="thread-messages" class="thread-messages" hx-swap-oob="true">' in html
+    assert "Hello there (edited)" in html and "Bob Agent removed the label vip" in html
+    assert "beforeend:#thread-messages" not in html
+    assert browser.get(messages_poll(html), htmx=True).status_code == 204
 
 
 def test_labels_action_without_htmx_redirects_to_the_thread(team, browser):

@@ -3,6 +3,7 @@ periodic sweep that reopens a conversation when its snooze ends."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,8 @@ from tests.support.workspace import (
     api,
     links_to,
     make_team,
+    messages_poll,
+    poll_fingerprint,
     quick_conversation,
 )
 
@@ -164,16 +167,27 @@ def test_the_sweep_runs_as_an_rq_job(app, team):
 # --- the web workspace -----------------------------------------------------------------------
 
 
-def test_snooze_for_a_preset_with_htmx_returns_the_thread_fragment(team, browser):
+def test_snooze_for_a_preset_with_htmx_answers_with_the_snooze_component(team, browser):
     conv = quick_conversation(team.support)
     browser.login(team.bob)
+    page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
     before = utcnow()
 
-    response = browser.post(f"/conversations/{conv.id}/snooze", {"for": "4h"})
+    response = browser.post(
+        f"/conversations/{conv.id}/snooze", {"for": "4h", "fp": poll_fingerprint(page)}
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "<html" not in html and 'id="thread"' in html
-    assert "Snoozed until" in html and "status-snoozed" in html
+    assert html.lstrip().startswith('<div id="thread-snooze"') and "Snoozed until" in html
+    assert "<html" not in html and 'id="thread"' not in html and 'class="msg ' not in html
+    # Out of band: the status line, the status buttons and the label chips' links show the
+    # new status; the activity line is appended to the messages.
+    for part in ("thread-meta", "thread-controls", "thread-labels"):
+        assert re.search(rf'id="{part}"[^>]*hx-swap-oob="true"', html), part
+    assert "status-snoozed" in html and ">Reopen</button>" in html
+    assert 'hx-swap-oob="beforeend:#thread-messages"' in html
+    assert "Bob Agent snoozed this conversation until" in html
+    assert browser.get(messages_poll(html), htmx=True).status_code == 204
     conv = fresh(conv)
     assert conv.status == "snoozed"
     assert before + timedelta(hours=4) <= conv.snoozed_until <= utcnow() + timedelta(hours=4)
@@ -181,6 +195,7 @@ def test_snooze_for_a_preset_with_htmx_returns_the_thread_fragment(team, browser
 
     page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
     assert "<html" in page and 'id="thread-snooze"' in page and "Snoozed until" in page
+    assert "status-snoozed" in page and "Bob Agent snoozed this conversation until" in page
     listing = browser.get("/conversations?status=snoozed", htmx=True).get_data(as_text=True)
     assert links_to(listing, conv) is True
     assert links_to(browser.get("/conversations").get_data(as_text=True), conv) is False

@@ -12,7 +12,14 @@ from sqlalchemy import select
 
 from extensions import db, get_queue, get_redis
 from models import Conversation, Message, utcnow
-from tests.support.workspace import HX, Browser, deliver, make_team, messages_of
+from tests.support.workspace import (
+    HX,
+    Browser,
+    deliver,
+    make_team,
+    messages_of,
+    messages_poll,
+)
 from tests.support.workspace import quick_conversation as shared_quick_conversation
 
 
@@ -391,7 +398,7 @@ def test_polling_answers_204_until_something_changes(app, client, team, browser)
     conv = deliver(app, client, "m1@customer.example", "First message")
     browser.login(team.bob)
     html = browser.get(f"/conversations/{conv.id}/messages", htmx=True).get_data(as_text=True)
-    poll = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = messages_poll(html)
     assert "fp=" in poll
 
     unchanged = browser.get(poll, htmx=True)
@@ -400,16 +407,13 @@ def test_polling_answers_204_until_something_changes(app, client, team, browser)
     deliver(app, client, "m2@customer.example", "Second message", in_reply_to="m1@customer.example")
     changed = browser.get(poll, htmx=True)
     assert changed.status_code == 200 and "Second message" in changed.get_data(as_text=True)
-    new_poll = re.search(r'hx-get="([^"]+)"', changed.get_data(as_text=True)).group(1)
-    assert new_poll != poll.replace("&", "&amp;")
-    assert browser.get(new_poll.replace("&amp;", "&"), htmx=True).status_code == 204
+    new_poll = messages_poll(changed.get_data(as_text=True))
+    assert new_poll != poll
+    assert browser.get(new_poll, htmx=True).status_code == 204
 
     # A delivery state change also shows: the fingerprint covers updated_at.
     reply = browser.post(f"/conversations/{conv.id}/reply", {"text": "On it"})
-    poll = re.search(
-        r'id="thread-messages"[^>]*hx-get="([^"]+)"', reply.get_data(as_text=True), re.S
-    ).group(1)
-    poll = poll.replace("&amp;", "&")
+    poll = messages_poll(reply.get_data(as_text=True))
     assert browser.get(poll, htmx=True).status_code == 204
     (sent,) = messages_of(conv, "outgoing")
     sent.delivery_status, sent.sent_at = "sent", utcnow()

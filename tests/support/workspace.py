@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
+from html import unescape
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -162,3 +163,16 @@ def messages_of(conversation, direction=None):
 def links_to(html: str, conversation) -> bool:
     """Whether a page links to the conversation (list rows carry the list's filters)."""
     return bool(re.search(rf'href="/conversations/{conversation.id}[?"]', html))
+
+
+def poll_fingerprint(html: str) -> str:
+    """The fingerprint of what the page shows: the message poll's value, which the thread's
+    component forms send along too (_messages_poll.html)."""
+    return re.search(r'<input [^>]*id="thread-fp"[^>]*value="([^"]*)"', html).group(1)
+
+
+def messages_poll(html: str) -> str:
+    """The URL the thread's message poll requests next: its hx-get plus its fingerprint."""
+    tag = re.search(r'<input [^>]*id="thread-fp"[^>]*>', html).group(0)
+    url = unescape(re.search(r'hx-get="([^"]+)"', tag).group(1))
+    return f"{url}{'&' if '?' in url else '?'}fp={poll_fingerprint(html)}"
