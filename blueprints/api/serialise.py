@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import url_for
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from extensions import db, get_settings
 from models import Attachment, Contact, Conversation, Message, User
 from services.conversation_list import ConversationRow
 from services.labels import conversation_labels
+from services.workspace import thread_messages
 
 
 def iso(value) -> str | None:
@@ -47,12 +47,7 @@ def conversation_json(row: ConversationRow, labels: dict | None = None) -> dict:
 def conversation_detail(conv: Conversation) -> dict:
     contact = db.session.get(Contact, conv.contact_id)
     assignee = db.session.get(User, conv.assignee_id) if conv.assignee_id else None
-    messages = db.session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conv.id)
-        .order_by(Message.id)
-        .options(selectinload(Message.attachments))
-    ).all()
+    messages = thread_messages(conv.id)
     senders = load_senders(messages)
     return {
         **conversation_json(ConversationRow(conv, contact, assignee)),
