@@ -72,7 +72,9 @@ def visible_conversation(conversation_id: int) -> Conversation:
 def thread_context(conversation: Conversation, **extra) -> dict:
     return {
         **workspace.thread(conversation),
-        "images": request.args.get("images") == "1",
+        # Remote images, once the agent loaded them: a page's ?images=1, or a thread form's
+        # images=1 (_messages_poll.html), so an action's answer does not block them again.
+        "images": "1" in (request.args.get("images"), request.form.get("images")),
         "image_types": IMAGE_TYPES,
         "statuses": ACTION_STATUSES,
         "form": {},

@@ -195,6 +195,19 @@ def test_labels_action_with_htmx_answers_with_the_labels_component_only(team, br
     assert "Bob Agent labelled this billing, Urgent" in page and "<iframe" in page
 
 
+def test_a_label_change_keeps_remote_images_the_agent_loaded(team, browser):
+    conv = html_conversation(team.support)
+    browser.login(team.bob)
+    page = browser.get(f"/conversations/{conv.id}?images=1").get_data(as_text=True)
+    assert '<input type="hidden" id="thread-images" name="images" value="1"' in page
+    response = browser.post(
+        f"/conversations/{conv.id}/labels",
+        {"labels": "billing", "fp": poll_fingerprint(page), "images": "1"},
+    )
+    assert response.status_code == 200
+    assert "images=1" in messages_poll(response.get_data(as_text=True))
+
+
 def test_a_label_change_brings_a_page_that_missed_something_up_to_date(team, browser):
     """Only what the page lacks is appended (an email the poll had not fetched yet, too); when
     a message it shows changed, the whole list is drawn again, as the poll would."""
