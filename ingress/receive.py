@@ -23,12 +23,12 @@ from email.policy import compat32
 from typing import BinaryIO
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from extensions import db, get_storage
 from ingress import RawEmail
-from models import InboundEmail, utcnow
+from models import InboundEmail
 from services.background import enqueue_processing as enqueue_processing_job
 from services.background import job_is_waiting, processing_job_id
 from storage import DamagedObject, ObjectNotFound, Storage, StorageError
@@ -160,9 +160,7 @@ def _retry_after_repair(row: InboundEmail) -> None:
     """A row that failed on its damaged copy is pending again now the copy is whole."""
     try:
         repaired = db.session.execute(
-            update(InboundEmail)
-            .where(InboundEmail.id == row.id, InboundEmail.status == "failed")
-            .values(status="pending", reason=None, updated_at=utcnow())
+            InboundEmail.requeue(InboundEmail.id == row.id, InboundEmail.status == "failed")
         )
         db.session.commit()
     except SQLAlchemyError as exc:  # the bytes are whole: a retry or reprocess will do it

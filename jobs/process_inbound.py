@@ -116,9 +116,5 @@ def _record(
     processed: bool = False,
     inbox_id: int | None = None,
 ) -> None:
-    values = {"status": status, "reason": reason[:2000] if reason else None}
-    if processed:
-        values["processed_at"] = utcnow()
-    if inbox_id is not None:
-        values["inbox_id"] = inbox_id
-    finish(INBOUND, inbound_email_id, number, **values)
+    outcome = InboundEmail.outcome(status, reason, processed=processed, inbox_id=inbox_id)
+    finish(INBOUND, inbound_email_id, number, **outcome)

@@ -67,10 +67,7 @@ def recover_inbound() -> int:
     waits is left alone, and the job's claim (services/leases.py) makes a duplicate harmless."""
     now = utcnow()
     expired = db.session.execute(
-        update(InboundEmail)
-        .where(InboundEmail.status == "processing", lease_expired(INBOUND, now))
-        .values(status="pending", lease_expires_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
+        InboundEmail.requeue(InboundEmail.status == "processing", lease_expired(INBOUND, now))
     ).rowcount
     db.session.commit()
     if expired:

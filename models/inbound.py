@@ -1,13 +1,28 @@
-"""One InboundEmail per raw message received: it owns the raw bytes and their status."""
+"""One InboundEmail per raw message received: it owns the raw bytes and their status.
+
+Its lifecycle, like Action Mailbox's InboundEmail: pending → processing → delivered,
+bounced or failed; failed, or processing whose worker died, → pending again. Workers, the
+sweep and an admin can race on one row, so the transitions are written as conditional
+UPDATEs built here (the claim in services/leases.py adds its own condition), and the only
+in-memory transition is an admin's reprocess of a row nobody holds."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    Update,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, TimestampMixin
+from models.base import Base, TimestampMixin, utcnow
 from models.enums import InboundStatus, checks_for, values
 
 INBOUND_STATUSES = values(InboundStatus)
@@ -37,3 +52,40 @@ class InboundEmail(TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     incinerated_at: Mapped[datetime | None]
+
+    # --- transitions -------------------------------------------------------------------------
+
+    @staticmethod
+    def outcome(
+        status: InboundStatus,
+        reason: str | None = None,
+        *,
+        processed: bool = False,
+        inbox_id: int | None = None,
+    ) -> dict:
+        """The columns a processing job writes as it finishes: delivered or bounced
+        (`processed`, with the inbox routing chose), or failed (RQ will try again)."""
+        values: dict = {"status": InboundStatus(status), "reason": None}
+        if reason:
+            values["reason"] = reason[:2000]
+        if processed:
+            values["processed_at"] = utcnow()
+        if inbox_id is not None:
+            values["inbox_id"] = inbox_id
+        return values
+
+    @classmethod
+    def requeue(cls, *where: ColumnElement[bool]) -> Update:
+        """Back to pending, for the rows `where` selects: a failed one whose bytes were
+        repaired, or a processing one whose worker died (its lease ran out)."""
+        return (
+            update(cls)
+            .where(*where)
+            .values(status=InboundStatus.PENDING, reason=None, lease_expires_at=None)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    def reprocess(self) -> None:
+        """An admin's "process again": pending, with the last failure's reason cleared."""
+        self.status, self.reason, self.lease_expires_at = InboundStatus.PENDING, None, None

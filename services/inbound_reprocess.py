@@ -29,7 +29,7 @@ def reprocess(row: InboundEmail) -> None:
             f"inbound email #{row.id} is being processed right now: its worker's lease "
             f"{lease_text(row.lease_expires_at)}; look again then"
         )
-    row.status, row.reason, row.lease_expires_at = "pending", None, None
+    row.reprocess()
     db.session.commit()
     if not enqueue_processing(row):
         raise NotQueued(
