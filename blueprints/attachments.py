@@ -12,17 +12,17 @@ from blueprints.downloads import (
     stream_object,
 )
 from extensions import db
-from models import Attachment, Conversation, Message
+from models import Attachment, Message
 from services.access import can_view_inbox
 
 bp = Blueprint("attachments", __name__)
 
 
-@bp.route("/messages/<int:message_id>/sent.eml")
+@bp.route("/messages/<int:message_pk>/sent.eml")
 @login_required
-def sent_mime(message_id: int):
+def sent_mime(message_pk: int):
     """The exact bytes of a reply as it was handed to the SMTP server."""
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Message, message_pk)
     if message is None or not can_view_inbox(current_user, message.inbox_id):
         abort(404, "No such message.")
     if not message.mime_storage_key:
@@ -39,9 +39,7 @@ def download(attachment_id: int):
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404, "No such attachment.")
-    message = db.session.get(Message, attachment.message_id)
-    conversation = db.session.get(Conversation, message.conversation_id)
-    if not can_view_inbox(current_user, conversation.inbox_id):
+    if not can_view_inbox(current_user, attachment.message.inbox_id):
         abort(404, "No such attachment.")  # 404, not 403: do not confirm it exists
     if attachment.storage_key is None:
         reason = attachment.skipped_reason or "This attachment was not stored."

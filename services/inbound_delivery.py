@@ -27,7 +27,7 @@ DUPLICATE = "duplicate of a message already delivered"
 class Outcome:
     status: str  # delivered | bounced
     reason: str | None = None
-    message_id: int | None = None
+    message_pk: int | None = None
     inbox_id: int | None = None  # the inbox routing chose, recorded on the row with the outcome
 
 

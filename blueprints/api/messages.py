@@ -14,7 +14,6 @@ from blueprints.downloads import (
     safe_download_headers,
     stream_object,
 )
-from extensions import db
 from models import Attachment, Message
 from services.access import can_view_inbox
 from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
@@ -45,22 +44,22 @@ def reply(conversation_id: int):
     return response
 
 
-@bp.post("/messages/<int:message_id>/retry")
-def retry(message_id: int):
+@bp.post("/messages/<int:message_pk>/retry")
+def retry(message_pk: int):
     """Send a failed reply, or one of unknown fate, again."""
-    return _decide(message_id, retry_delivery)
+    return _decide(message_pk, retry_delivery)
 
 
-@bp.post("/messages/<int:message_id>/mark-sent")
-def mark_as_sent(message_id: int):
+@bp.post("/messages/<int:message_pk>/mark-sent")
+def mark_as_sent(message_pk: int):
     """A reply of unknown fate reached the customer: never send it again."""
-    return _decide(message_id, lambda message: mark_sent(message, api_user()))
+    return _decide(message_pk, lambda message: mark_sent(message, api_user()))
 
 
-def _decide(message_id: int, decision):
-    message = find(Message, message_id)
+def _decide(message_pk: int, decision):
+    message = find(Message, message_pk)
     if message is None or not can_view_inbox(api_user(), message.inbox_id):
-        raise ApiError(404, f"message {message_id}: no such message")
+        raise ApiError(404, f"message {message_pk}: no such message")
     try:
         decision(message)
     except ReplyError as exc:
@@ -72,7 +71,7 @@ def _decide(message_id: int, decision):
 def attachment(attachment_id: int):
     """The bytes of an attachment, with the same safe headers as the web download."""
     found = find(Attachment, attachment_id)
-    message = db.session.get(Message, found.message_id) if found is not None else None
+    message = found.message if found is not None else None
     if message is None or not can_view_inbox(api_user(), message.inbox_id):
         raise ApiError(404, f"attachment {attachment_id}: no such attachment")
     if found.storage_key is None:

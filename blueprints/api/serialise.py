@@ -100,7 +100,7 @@ def message_json(message: Message, senders: dict) -> dict:
         "sent_at": iso(message.sent_at),
         "smtp_response": message.smtp_response,
         "sent_mime_url": get_settings().app_url
-        + url_for("attachments.sent_mime", message_id=message.id)
+        + url_for("attachments.sent_mime", message_pk=message.id)
         if message.mime_storage_key
         else None,
         "threaded_by": message.threaded_by,

@@ -282,7 +282,7 @@ def test_reply_with_two_attachments_is_stored_and_queued(app, client, team, brow
     (reply,) = messages_of(conv, "outgoing")
     assert reply.delivery_status == "queued" and job_exists(reply.id)
     files = sorted(
-        db.session.scalars(db.select(Attachment).where(Attachment.message_id == reply.id)),
+        db.session.scalars(db.select(Attachment).where(Attachment.message_pk == reply.id)),
         key=lambda a: a.filename,
     )
     assert [(a.filename, a.content_type, a.size) for a in files] == [

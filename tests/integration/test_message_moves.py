@@ -45,7 +45,7 @@ def test_split_moves_the_email_and_its_attachments_and_replies_follow(app, clien
     )
     assert same.id == first.id
     stray = db.session.scalar(select(Message).where(Message.message_id == "q2@customer.example"))
-    db.session.add(Attachment(message_id=stray.id, filename="invoice.pdf", size=3))
+    db.session.add(Attachment(message_pk=stray.id, filename="invoice.pdf", size=3))
     db.session.commit()
 
     page = bob.get(f"/conversations/{first.id}").get_data(as_text=True)

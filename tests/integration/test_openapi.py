@@ -120,7 +120,7 @@ def api_schema(app, client, seeded):
     ids = {
         "conversation_id": seeded.conversations,
         "contact_id": seeded.contacts,
-        "message_id": seeded.messages,
+        "message_pk": seeded.messages,
         "attachment_id": seeded.attachments,
     }
     for item in document["paths"].values():
