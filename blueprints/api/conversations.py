@@ -14,7 +14,6 @@ from blueprints.api.inputs import (
     json_body,
 )
 from blueprints.api.serialise import conversation_detail, conversation_json
-from extensions import db
 from models.conversations import STATUSES
 from services.conversation_list import list_conversations
 from services.conversations import ConversationError, update_conversation
@@ -90,7 +89,6 @@ def update(conversation_id: int):
             update_conversation(conv, api_user(), **changes)
         if names is not None:
             set_labels(conv, api_user(), names)
-    except ConversationError as exc:
-        db.session.rollback()
+    except ConversationError as exc:  # raised before anything changes: nothing to undo
         raise ApiError(422, str(exc)) from None
     return json_response(conversation_detail(conv))
