@@ -26,8 +26,9 @@ from redis import Redis
 
 from bench.corpus.mime import sized_messages
 from bench.ingress_server import BARE_PATH, PASSWORD, THREADS, WORKERS, running_server
+from ingress.paths import PATHS
 
-INGRESS_PATH = "/rails/action_mailbox/relay/inbound_emails"
+INGRESS_PATH = PATHS["relay"]
 CLIENTS = 8
 WARMUP = 16  # 5 KB messages to each endpoint before measuring
 # (label, target size in bytes, messages per endpoint, alternating rounds)

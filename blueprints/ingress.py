@@ -6,9 +6,10 @@ from flask import Blueprint, Response, abort, request
 
 from extensions import csrf, get_settings
 from ingress import IngressError, mailgun, mandrill, postmark, relay, sendgrid
+from ingress.paths import PREFIX, ROUTES
 from ingress.receive import IngressUnavailable, receive
 
-bp = Blueprint("ingress", __name__, url_prefix="/rails/action_mailbox")
+bp = Blueprint("ingress", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)  # providers authenticate with Basic auth or signatures, not sessions
 
 PROVIDERS = {
@@ -46,33 +47,33 @@ def _ingest(name: str, success_status: int) -> Response:
     return _plain(success_status)
 
 
-@bp.post("/relay/inbound_emails")
+@bp.post(ROUTES["relay"])
 def relay_inbound():
     return _ingest("relay", 204)
 
 
-@bp.post("/postmark/inbound_emails")
+@bp.post(ROUTES["postmark"])
 def postmark_inbound():
     return _ingest("postmark", 204)
 
 
-@bp.post("/sendgrid/inbound_emails")
+@bp.post(ROUTES["sendgrid"])
 def sendgrid_inbound():
     return _ingest("sendgrid", 204)
 
 
-@bp.post("/mailgun/inbound_emails/mime")
+@bp.post(ROUTES["mailgun"])
 def mailgun_inbound():
     return _ingest("mailgun", 204)
 
 
-@bp.route("/mandrill/inbound_emails", methods=["GET", "HEAD"])
+@bp.route(ROUTES["mandrill"], methods=["GET", "HEAD"])
 def mandrill_health():
     if "mandrill" not in get_settings().inbound_services:
         abort(404, "the mandrill ingress is not enabled (INBOUND_EMAIL_SERVICE)")
     return _plain(200)
 
 
-@bp.post("/mandrill/inbound_emails")
+@bp.post(ROUTES["mandrill"])
 def mandrill_inbound():
     return _ingest("mandrill", 200)

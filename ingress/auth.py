@@ -7,8 +7,8 @@ import hmac
 from flask import Request
 
 from ingress import IngressError
+from ingress.paths import BASIC_USER
 
-BASIC_USER = "actionmailbox"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Action Mailbox"'}
 
 

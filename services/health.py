@@ -12,6 +12,7 @@ from redis import Redis
 from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 
 from config import Settings
+from ingress.paths import PATHS
 from runtime.file_modes import loose_paths, private_paths
 from services.backlog import (
     START_WORKERS,
@@ -22,13 +23,6 @@ from services.backlog import (
 )
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-INGRESS_PATHS = {
-    "relay": "/rails/action_mailbox/relay/inbound_emails",
-    "postmark": "/rails/action_mailbox/postmark/inbound_emails",
-    "sendgrid": "/rails/action_mailbox/sendgrid/inbound_emails",
-    "mailgun": "/rails/action_mailbox/mailgun/inbound_emails/mime",
-    "mandrill": "/rails/action_mailbox/mandrill/inbound_emails",
-}
 
 
 @dataclass(frozen=True)
@@ -161,7 +155,7 @@ def check_file_modes(settings: Settings) -> Check:
 def check_ingresses(settings: Settings) -> list[Check]:
     out = []
     for name in settings.inbound_services:
-        url = settings.app_url + INGRESS_PATHS[name]
+        url = settings.app_url + PATHS[name]
         secret = "signing key set" if name in ("mailgun", "mandrill") else "password set"
         out.append(Check(f"ingress {name}", OK, f"{url} ({secret})"))
     if not settings.inbound_domain:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from config import Settings
-from services.health import INGRESS_PATHS
+from ingress.paths import PATHS
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1")
 
@@ -38,7 +38,7 @@ def _with_password(url: str, password: str) -> str:
 
 
 def _provider(name: str, settings: Settings, domain: str) -> Provider:
-    url = settings.app_url + INGRESS_PATHS[name]
+    url = settings.app_url + PATHS[name]
     where = domain or "your inbound domain"
     password = settings.inbound_email_password
     if name == "relay":
