@@ -43,9 +43,20 @@ class Draft:
     def passwords(self) -> dict:
         return {"imap": self.password("imap"), "smtp": self.password("smtp")}
 
+    def update(self, values: dict) -> None:
+        """What a step posted, valid or not, so back and forth lose nothing."""
+        previous_mode = self.values["mode"]
+        self.values.update(values)
+        if self.values["mode"] != previous_mode:
+            # Forwarding inboxes answer from the continuity address; IMAP ones from their own.
+            imap = self.values["mode"] == "imap"
+            self.values["reply_to_style"] = "inbox" if imap else "continuity"
 
-def new_draft(user_id: int) -> Draft:
+
+def new_draft(user_id: int, values: dict) -> Draft:
+    """Made by the wizard's first POST (opening the wizard writes nothing)."""
     draft = Draft(secrets.token_urlsafe(16), user_id, new_forward_token())
+    draft.update(values)
     save(draft)
     return draft
 

@@ -1,5 +1,6 @@
-"""Saving checked inbox fields (services/inbox_setup.py) to the inbox and its IMAP, SMTP and
-member rows: the wizard creates an inbox at once, the settings page saves one section.
+"""Saving checked inbox values (the forms in blueprints/inboxes/forms/ check them) to the
+inbox and its IMAP, SMTP and member rows: the wizard creates an inbox at once, the settings
+page saves one section. A blank password keeps the stored one.
 """
 
 from __future__ import annotations

@@ -1,32 +1,18 @@
-"""The IMAP and SMTP connection tests, run from the wizard and from the settings page alike
-(a test button per server, by htmx or as a plain form submit)."""
+"""The IMAP and SMTP connection tests' answer, run from the wizard and from the settings page
+alike (a test button per server, by htmx; without JavaScript the page renders the result)."""
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import render_template
 
-from services import inbox_setup
-from services.inbox_connections import ConnectionResult, test_imap, test_smtp
-
-CONNECTION_FIELDS = ("host", "port", "security", "username", "password", "auth_method")
+from blueprints.inboxes.forms import ImapForm, connection_test
 
 
-def run_test(which: str, values: dict, kept_password: str | None, typed: str = ""):
-    """One connection test; a blank password field uses the kept one."""
-    fields = inbox_setup.check_imap if which == "imap" else inbox_setup.check_smtp
-    password = typed or kept_password or ""
-    args = (values, bool(password)) if which == "imap" else (values, bool(password), True)
-    missing = {k: v for k, v in fields(*args).items() if k.split("_", 1)[1] in CONNECTION_FIELDS}
-    if missing:
-        return ConnectionResult(False, "Fill in first: " + " ".join(missing.values()))
-    tester = test_imap if which == "imap" else test_smtp
-    return tester(values, password)
-
-
-def test_fragment(which: str, values: dict, kept_password: str | None):
-    typed = request.form.get(f"{which}_password", "")
-    values = {**values, **inbox_setup.read_section(request.form, which)}
-    result = run_test(which, values, kept_password, typed)
-    return render_template(
-        "inboxes/_test_result.html", which=which, result=result, values=values, oob=True
-    )
+def test_fragment(which: str, kept_password: str | None):
+    """The server's words; after a good IMAP test, the folder choice too (out of band)."""
+    result = connection_test(which, kept_password)
+    folders = None
+    if which == "imap" and result.ok:
+        folders = ImapForm(kept_password=kept_password).imap_folders
+        folders.offer(result.folders)
+    return render_template("inboxes/_test_result.html", result=result, folders=folders, oob=True)

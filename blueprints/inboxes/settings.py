@@ -1,5 +1,5 @@
-"""An inbox's settings page: one form per section, editing the fields the wizard set, with
-the same validation (services/inbox_setup.py); connection changes are tested before saving."""
+"""An inbox's settings page: a card per section, each its own HTML form with the wizard's
+forms and rules (forms.py); connection changes are tested before saving."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from flask import abort, render_template, request, url_for
 from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx
 from blueprints.inboxes.blueprint import bp
-from blueprints.inboxes.connection_tests import run_test, test_fragment
-from blueprints.inboxes.shared import active_users, get_inbox
+from blueprints.inboxes.connection_tests import test_fragment
+from blueprints.inboxes.forms import (
+    check_sections,
+    connection_test,
+    make_forms,
+    show_results,
+    typed_passwords,
+    values_of,
+)
+from blueprints.inboxes.shared import get_inbox
 from extensions import get_settings
 from models import Inbox
 from services import inbox_saving, inbox_setup
@@ -21,66 +29,54 @@ SETTINGS_SECTIONS = {
     "identity": ("identity",),
     "agents": ("agents",),
 }
+ALL_SECTIONS = ("basics", "mode", "imap", "smtp", "identity", "agents")
 
 
-def settings_errors(inbox: Inbox, section: str, values: dict, passwords: dict):
-    if section == "basics":
-        return inbox_setup.check_basics(values, inbox.id), {}
-    if section == "identity":
-        return inbox_setup.check_identity(values), {}
-    if section == "agents":
-        return inbox_setup.check_agents(values, inbox.auto_assign), {}
-    errors = inbox_setup.check_mode(values)
-    kept_imap = inbox.imap.password if inbox.imap else None
-    kept_smtp = inbox.smtp.password if inbox.smtp else None
-    imap_password = passwords["imap"] or kept_imap
-    smtp_password = passwords["smtp"] or kept_smtp
-    if values["mode"] == "imap":
-        errors |= inbox_setup.check_imap(values, bool(imap_password))
-    required = inbox_setup.smtp_required(values)
-    errors |= inbox_setup.check_smtp(values, bool(smtp_password), required)
-    if errors:
-        return errors, {}
-    return inbox_setup.check_connections(values, imap_password, smtp_password)
+def stored_forms(inbox: Inbox, posted=()) -> dict:
+    """Every section's form showing the stored values; the posted ones read the request."""
+    values = inbox_setup.values_from_inbox(inbox)
+    kept = inbox_setup.stored_passwords(inbox)
+    return make_forms(ALL_SECTIONS, values, posted=posted, kept=kept, inbox_id=inbox.id)
 
 
 @bp.route("/<int:inbox_id>/settings", methods=["GET", "POST"])
 @admin_required
 def edit(inbox_id: int):
     inbox = get_inbox(inbox_id)
-    values = inbox_setup.values_from_inbox(inbox)
-    context = {"inbox": inbox, "errors": {}, "results": {}, "saved": None}
-    status = 200
     section = request.form.get("section", "")
+    posted = ()
     if request.method == "POST":
         if section not in SETTINGS_SECTIONS:
             abort(400, "Unknown settings section.")
-        for part in SETTINGS_SECTIONS[section]:
-            values.update(inbox_setup.read_section(request.form, part))
-        passwords = {k: request.form.get(f"{k}_password", "") for k in ("imap", "smtp")}
-        go = request.form.get("go", "save")
-        if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
-            which = go.removeprefix("test_")
-            row = inbox.imap if which == "imap" else inbox.smtp
-            kept = row.password if row else None
-            context["results"] = {which: run_test(which, values, kept, passwords[which])}
+        posted = SETTINGS_SECTIONS[section]
+    forms = stored_forms(inbox, posted)
+    values = values_of(forms, {})
+    context = {"inbox": inbox, "results": {}, "saved": None}
+    status = 200
+    go = request.form.get("go", "save")
+    if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
+        which = go.removeprefix("test_")
+        kept = inbox_setup.stored_passwords(inbox)[which]
+        context["results"] = {which: connection_test(which, kept)}
+        show_results(forms, context["results"])
+    elif posted:
+        section_forms = {name: forms[name] for name in posted}
+        valid, context["results"] = check_sections(section_forms, values)
+        if valid:
+            values = values_of(section_forms, values)
+            passwords = typed_passwords(section_forms)
+            inbox_saving.save_section(inbox, section, values, passwords)
+            forms = stored_forms(inbox)
+            values = values_of(forms, {})
+            context["saved"] = section
         else:
-            errors, results = settings_errors(inbox, section, values, passwords)
-            if errors:
-                status = 422
-                context.update(errors=errors, results=results)
-            else:
-                inbox_saving.save_section(inbox, section, values, passwords)
-                values = inbox_setup.values_from_inbox(inbox)
-                context["saved"] = section
+            status = 422
     context.update(
+        forms=forms,
         values=values,
         section=section,
-        users=active_users(),
-        has_password={
-            "imap": bool(inbox.imap and inbox.imap.password),
-            "smtp": bool(inbox.smtp and inbox.smtp.password),
-        },
+        error_count=sum(forms[name].error_count() for name in posted),
+        has_password={k: bool(v) for k, v in inbox_setup.stored_passwords(inbox).items()},
         test_urls={
             k: url_for("inboxes.settings_test", inbox_id=inbox.id, which=k)
             for k in ("imap", "smtp")
@@ -101,6 +97,4 @@ def settings_test(inbox_id: int, which: str):
     inbox = get_inbox(inbox_id)
     if which not in ("imap", "smtp"):
         abort(404)
-    row = inbox.imap if which == "imap" else inbox.smtp
-    values = inbox_setup.values_from_inbox(inbox)
-    return test_fragment(which, values, row.password if row else None)
+    return test_fragment(which, inbox_setup.stored_passwords(inbox)[which])

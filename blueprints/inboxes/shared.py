@@ -1,14 +1,13 @@
-"""What every inbox page uses: the template helpers, and the inbox and agent lookups."""
+"""What every inbox page uses: the template helpers and the inbox lookup."""
 
 from __future__ import annotations
 
 from flask import abort, url_for
-from sqlalchemy import select
 
 from blueprints.inboxes.blueprint import bp
 from blueprints.inboxes.steps import STEP_TITLES, TOTAL_STEPS
 from extensions import db, get_settings
-from models import Inbox, User
+from models import Inbox
 
 
 def health_url(inbox: Inbox) -> str:
@@ -23,10 +22,6 @@ def helpers():
         "total_steps": TOTAL_STEPS,
         "forwarding_domain": get_settings().inbound_domain,
     }
-
-
-def active_users() -> list[User]:
-    return db.session.scalars(select(User).where(User.active).order_by(User.name)).all()
 
 
 def get_inbox(inbox_id: int) -> Inbox:

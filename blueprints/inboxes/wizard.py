@@ -1,7 +1,8 @@
 """The inbox setup wizard: one step per screen (htmx), then the test email (test_mail.py).
 
-The wizard keeps its draft in Redis (services/inbox_drafts.py) and creates the inbox only
-after the last form step, so nothing is saved half-broken.
+Opening the wizard writes nothing; its first POST starts a draft in Redis
+(services/inbox_drafts.py), and the inbox is created only after the last form step, so
+nothing is saved half-broken. Each step shows the forms of its sections (forms.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from flask_login import current_user
 from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
 from blueprints.inboxes.blueprint import bp
-from blueprints.inboxes.connection_tests import run_test, test_fragment
-from blueprints.inboxes.shared import active_users
+from blueprints.inboxes.connection_tests import test_fragment
+from blueprints.inboxes.forms import (
+    check_sections,
+    connection_test,
+    make_forms,
+    show_results,
+    typed_passwords,
+    values_of,
+)
 from blueprints.inboxes.steps import STEP_SECTIONS, STEP_TITLES, steps_for
 from blueprints.inboxes.test_mail import render_test_page
 from extensions import get_settings
@@ -28,22 +36,26 @@ def load_draft(draft_id: str) -> inbox_drafts.Draft:
     return draft
 
 
-def step_context(draft: inbox_drafts.Draft, step: str, **extra) -> dict:
-    steps = steps_for(draft.values["mode"])
+def step_context(draft: inbox_drafts.Draft | None, step: str, forms: dict, **extra) -> dict:
+    values = draft.values if draft else inbox_setup.DEFAULTS
+    steps = steps_for(values["mode"])
+    secrets = draft.secrets if draft else {}
     context = {
-        "draft": draft,
         "step": step,
         "number": steps.index(step) + 1 if step in steps else 3,
-        "values": draft.values,
-        "errors": {},
+        "values": values,
+        "forms": forms,
+        "error_count": sum(form.error_count() for form in forms.values()),
         "results": {},
-        "step_url": url_for("inboxes.wizard_step", draft_id=draft.id, step=step),
-        "has_password": {k: bool(draft.secrets.get(k)) for k in ("imap", "smtp")},
+        "step_url": url_for("inboxes.wizard_step", draft_id=draft.id, step=step)
+        if draft
+        else url_for("inboxes.new"),
+        "has_password": {k: bool(secrets.get(k)) for k in ("imap", "smtp")},
         "test_urls": {
-            k: url_for("inboxes.wizard_test", draft_id=draft.id, which=k) for k in ("imap", "smtp")
+            k: url_for("inboxes.wizard_test", draft_id=draft.id, which=k) if draft else ""
+            for k in ("imap", "smtp")
         },
-        "users": active_users() if step == "agents" else [],
-        "smtp_required": inbox_setup.smtp_required(draft.values),
+        "smtp_required": inbox_setup.smtp_required(values),
         "global_smtp": get_settings().smtp_address,
     }
     if step == "forwarding":
@@ -52,23 +64,39 @@ def step_context(draft: inbox_drafts.Draft, step: str, **extra) -> dict:
     return context
 
 
-def render_step(draft, step: str, status: int = 200, headers=None, **extra):
-    context = step_context(draft, step, **extra)
+def render_step(draft, step: str, forms: dict | None = None, status=200, headers=None, **extra):
+    if forms is None:  # what the draft holds
+        kept = draft.passwords() if draft else {}
+        values = draft.values if draft else inbox_setup.DEFAULTS
+        forms = make_forms(STEP_SECTIONS[step], values, kept=kept)
+    context = step_context(draft, step, forms, **extra)
     return respond("inboxes/wizard.html", "inboxes/_wizard.html", status, headers, **context)
 
 
-def go_to(url: str, render):
+def go_to(draft: inbox_drafts.Draft, step: str):
     """htmx swaps the next screen in and updates the address bar; plain forms redirect."""
+    url = url_for("inboxes.wizard_step", draft_id=draft.id, step=step)
     if is_htmx():
-        return render(headers={"HX-Push-Url": url})
+        return render_step(draft, step, headers={"HX-Push-Url": url})
     return redirect(url, 303)
 
 
 @bp.route("/new")
 @admin_required
 def new():
-    draft = inbox_drafts.new_draft(current_user.id)
-    return redirect(url_for("inboxes.wizard_step", draft_id=draft.id, step="name"))
+    return render_step(None, "name")
+
+
+@bp.post("/new")
+@admin_required
+def start():
+    """Step 1 posted: the draft starts once the name and address are right."""
+    forms = make_forms(STEP_SECTIONS["name"], inbox_setup.DEFAULTS, posted=("basics",))
+    valid, _ = check_sections(forms, inbox_setup.DEFAULTS)
+    if not valid:
+        return render_step(None, "name", forms, 422)
+    draft = inbox_drafts.new_draft(current_user.id, values_of(forms, {}))
+    return go_to(draft, steps_for(draft.values["mode"])[1])
 
 
 @bp.route("/new/<draft_id>/<step>")
@@ -80,36 +108,16 @@ def wizard_step(draft_id: str, step: str):
     return render_step(draft, step)
 
 
-def step_errors(draft: inbox_drafts.Draft, step: str) -> dict[str, str]:
-    values = draft.values
-    if step == "name":
-        return inbox_setup.check_basics(values)
-    if step == "mode":
-        return inbox_setup.check_mode(values)
+def read_step(draft: inbox_drafts.Draft, step: str) -> dict:
+    """This step's forms from the request; the draft keeps what was typed, valid or not."""
+    sections = STEP_SECTIONS[step]
+    forms = make_forms(sections, draft.values, posted=sections, kept=draft.passwords())
+    draft.update(values_of(forms, {}))
     if step == "connection":
-        errors = inbox_setup.check_imap(values, bool(draft.secrets.get("imap")))
-        required = inbox_setup.smtp_required(values)
-        errors |= inbox_setup.check_smtp(values, bool(draft.secrets.get("smtp")), required)
-        return errors
-    if step == "identity":
-        return inbox_setup.check_identity(values)
-    if step == "agents":
-        return inbox_setup.check_agents(values, values["auto_assign"])
-    return {}
-
-
-def read_step(draft: inbox_drafts.Draft, step: str) -> None:
-    """Keep what was typed on this step, valid or not, so back and forth lose nothing."""
-    previous_mode = draft.values["mode"]
-    for section in STEP_SECTIONS[step]:
-        draft.values.update(inbox_setup.read_section(request.form, section))
-    if step == "mode" and draft.values["mode"] != previous_mode:
-        # Forwarding inboxes answer from the continuity address; IMAP ones from their own.
-        draft.values["reply_to_style"] = "inbox" if draft.values["mode"] == "imap" else "continuity"
-    if step == "connection":
-        draft.set_password("imap", request.form.get("imap_password", ""))
-        draft.set_password("smtp", request.form.get("smtp_password", ""))
+        for which, typed in typed_passwords(forms).items():
+            draft.set_password(which, typed)
         draft.connection_checked = False
+    return forms
 
 
 @bp.post("/new/<draft_id>/<step>")
@@ -118,51 +126,49 @@ def wizard_submit(draft_id: str, step: str):
     draft = load_draft(draft_id)
     if step not in STEP_TITLES:
         abort(404, "There is no such step in the inbox wizard.")
-    read_step(draft, step)
+    forms = read_step(draft, step)
     steps = steps_for(draft.values["mode"])
     position = steps.index(step) if step in steps else 2
     go = request.form.get("go", "next")
     if go == "back":
         inbox_drafts.save(draft)
-        back = steps[max(position - 1, 0)]
-        url = url_for("inboxes.wizard_step", draft_id=draft.id, step=back)
-        return go_to(url, lambda **kw: render_step(draft, back, **kw))
+        return go_to(draft, steps[max(position - 1, 0)])
     if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
         inbox_drafts.save(draft)
         which = go.removeprefix("test_")
-        result = run_test(which, draft.values, draft.password(which))
-        return render_step(draft, step, results={which: result})
-    errors = step_errors(draft, step)
-    results = {}
-    if step == "connection" and not errors:
-        errors, results = inbox_setup.check_connections(draft.values, *draft_passwords(draft))
-        draft.connection_checked = not errors
+        results = {which: connection_test(which, draft.password(which))}
+        show_results(forms, results)
+        return render_step(draft, step, forms, results=results)
+    valid, results = check_sections(forms, draft.values)
+    draft.update(values_of(forms, {}))  # as checked: the address normalised
+    if step == "connection":
+        draft.connection_checked = valid
     inbox_drafts.save(draft)
-    if errors:
-        return render_step(draft, step, 422, errors=errors, results=results)
+    if not valid:
+        return render_step(draft, step, forms, 422, results=results)
     if step != steps[-1]:
-        following = steps[position + 1]
-        url = url_for("inboxes.wizard_step", draft_id=draft.id, step=following)
-        return go_to(url, lambda **kw: render_step(draft, following, **kw))
+        return go_to(draft, steps[position + 1])
     return create_from_draft(draft, steps)
-
-
-def draft_passwords(draft: inbox_drafts.Draft) -> tuple[str | None, str | None]:
-    return draft.password("imap"), draft.password("smtp")
 
 
 def create_from_draft(draft: inbox_drafts.Draft, steps: list[str]):
     """Every step is checked again: the draft may have been edited in another tab."""
     for step in steps:
-        errors = step_errors(draft, step)
-        if step == "connection" and not errors and not draft.connection_checked:
-            errors = {"imap_test": "Test the connections again before creating the inbox."}
-        if errors:
-            return render_step(draft, step, 422, errors=errors)
+        forms = make_forms(STEP_SECTIONS[step], draft.values, kept=draft.passwords())
+        valid = all([form.validate() for form in forms.values()])
+        if step == "connection" and valid and not draft.connection_checked:
+            forms["imap"].form_errors.append(
+                "Test the connections again before creating the inbox."
+            )
+            valid = False
+        if not valid:
+            return render_step(draft, step, forms, 422)
     inbox = inbox_saving.create_inbox(draft.values, draft.passwords(), draft.forward_token)
     inbox_drafts.discard(draft)
     url = url_for("inboxes.test_page", inbox_id=inbox.id)
-    return go_to(url, lambda **kw: render_test_page(inbox, **kw))
+    if is_htmx():
+        return render_test_page(inbox, headers={"HX-Push-Url": url})
+    return redirect(url, 303)
 
 
 @bp.post("/new/<draft_id>/test/<which>")
@@ -171,4 +177,4 @@ def wizard_test(draft_id: str, which: str):
     draft = load_draft(draft_id)
     if which not in ("imap", "smtp"):
         abort(404)
-    return test_fragment(which, draft.values, draft.password(which))
+    return test_fragment(which, draft.password(which))
