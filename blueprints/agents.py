@@ -7,15 +7,21 @@ flash would sit in the session cookie) and never cached.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from blueprints.agent_forms import (
+    ActiveForm,
+    AgentForm,
+    InboxesForm,
+    PasswordResetForm,
+    RoleForm,
+)
 from blueprints.guards import admin_required
 from blueprints.htmx import is_htmx, respond
 from extensions import db
 from models import Inbox, User
-from models.users import ROLES
 from services import agents
 from services.users import UserError
 
@@ -26,31 +32,41 @@ def _render(full: str, partial: str, status: int, **context):
     return respond(full, partial, status, {"Cache-Control": "no-store"}, **context)
 
 
-def _list_page(status: int = 200, form: dict | None = None, error: str = "", created=None):
+def _list_page(status: int = 200, form: AgentForm | None = None, created=None):
     return _render(
         "agents/index.html",
         "agents/_agents.html",
         status,
         rows=agents.list_agents(),
-        roles=ROLES,
-        form=form or {"role": "agent"},
-        error=error,
+        form=form or AgentForm(formdata=None),
         created=created,
     )
 
 
-def _agent_page(user: User, status: int = 200, **extra):
-    context = {
-        "agent": user,
-        "roles": ROLES,
-        "inboxes": db.session.scalars(select(Inbox).order_by(Inbox.name)).all(),
-        "member_of": agents.member_inbox_ids(user),
-        "errors": {},
-        "notice": "",
-        "new_password": None,
-        **extra,
+def _inboxes() -> list[Inbox]:
+    return db.session.scalars(select(Inbox).order_by(Inbox.name)).all()
+
+
+def _agent_page(user: User, status: int = 200, notice: str = "", new_password=None, **posted):
+    """The agent's panel: each form filled from the user, or the posted one with its errors."""
+    forms = {
+        "role_form": RoleForm(formdata=None, obj=user),
+        "active_form": ActiveForm(formdata=None, active="0" if user.active else "1"),
+        "password_form": PasswordResetForm(user, formdata=None),
+        "inboxes_form": InboxesForm(
+            _inboxes(), formdata=None, inbox_ids=sorted(agents.member_inbox_ids(user))
+        ),
+        **posted,
     }
-    return _render("agents/show.html", "agents/_agent.html", status, **context)
+    return _render(
+        "agents/show.html",
+        "agents/_agent.html",
+        status,
+        agent=user,
+        notice=notice,
+        new_password=new_password,
+        **forms,
+    )
 
 
 def _after_change(user: User, notice: str):
@@ -77,14 +93,19 @@ def index():
 @bp.post("")
 @admin_required
 def create():
-    form = {key: request.form.get(key, "") for key in ("name", "email", "role")}
-    try:
-        user, generated = agents.create_agent(
-            form["name"], form["email"], form["role"], request.form.get("password", "")
-        )
-    except UserError as exc:
-        return _list_page(422, form=form, error=f"Could not create the account: {exc}.")
-    return _list_page(201, created={"user": user, "password": generated})
+    form = AgentForm()
+    if form.validate():
+        try:
+            user, generated = agents.create_agent(
+                form.name.data, form.email.data, form.role.data, form.password.data
+            )
+        except UserError as exc:
+            form.form_errors.append(f"Could not create the account: {exc}.")
+        else:
+            return _list_page(201, created={"user": user, "password": generated})
+    else:
+        form.form_errors.append("Could not create the account: fix what is marked below.")
+    return _list_page(422, form)
 
 
 @bp.get("/<int:user_id>")
@@ -97,56 +118,64 @@ def show(user_id: int):
 @admin_required
 def set_role(user_id: int):
     user = _get_user(user_id)
-    role = request.form.get("role", "")
-    try:
-        agents.set_role(current_user, user, role)
-    except UserError as exc:
-        return _agent_page(user, 422, errors={"role": f"Role not changed: {exc}."})
-    return _after_change(user, f"{user.name} is now {'an admin' if user.is_admin else 'an agent'}.")
+    form = RoleForm()
+    if form.validate():
+        try:
+            agents.set_role(current_user, user, form.role.data)
+        except UserError as exc:
+            form.role.errors.append(f"Role not changed: {exc}.")
+        else:
+            role = "an admin" if user.is_admin else "an agent"
+            return _after_change(user, f"{user.name} is now {role}.")
+    return _agent_page(user, 422, role_form=form)
 
 
 @bp.post("/<int:user_id>/active")
 @admin_required
 def set_active(user_id: int):
     user = _get_user(user_id)
-    wanted = request.form.get("active", "")
-    if wanted not in ("0", "1"):
-        return _agent_page(user, 422, errors={"active": "Use the Deactivate or Reactivate button."})
-    try:
-        agents.set_active(current_user, user, wanted == "1")
-    except UserError as exc:
-        return _agent_page(user, 422, errors={"active": f"Not deactivated: {exc}."})
-    if user.active:
-        return _after_change(user, f"{user.name} can sign in again.")
-    return _after_change(user, f"{user.name} is deactivated and can no longer sign in.")
+    form = ActiveForm()
+    if form.validate():
+        try:
+            agents.set_active(current_user, user, form.active.data == "1")
+        except UserError as exc:
+            form.active.errors.append(f"Not deactivated: {exc}.")
+        else:
+            if user.active:
+                return _after_change(user, f"{user.name} can sign in again.")
+            return _after_change(user, f"{user.name} is deactivated and can no longer sign in.")
+    return _agent_page(user, 422, active_form=form)
 
 
 @bp.post("/<int:user_id>/password")
 @admin_required
 def reset_password(user_id: int):
     user = _get_user(user_id)
-    try:
-        generated = agents.reset_password(
-            user,
-            request.form.get("password", ""),
-            revoke_api_token=request.form.get("revoke_api_token") == "1",
-        )
-    except UserError as exc:
-        return _agent_page(user, 422, errors={"password": f"Password not changed: {exc}."})
-    if generated:  # rendered, not redirected: the only time anyone sees it
-        return _agent_page(user, new_password=generated)
-    return _after_change(user, f"{user.name}'s password is changed.")
+    form = PasswordResetForm(user)
+    if form.validate():
+        try:
+            generated = agents.reset_password(
+                user, form.password.data, revoke_api_token=form.revoke_api_token.data
+            )
+        except UserError as exc:
+            form.password.errors.append(f"Password not changed: {exc}.")
+        else:
+            if generated:  # rendered, not redirected: the only time anyone sees it
+                return _agent_page(user, new_password=generated)
+            return _after_change(user, f"{user.name}'s password is changed.")
+    return _agent_page(user, 422, password_form=form)
 
 
 @bp.post("/<int:user_id>/inboxes")
 @admin_required
 def set_inboxes(user_id: int):
     user = _get_user(user_id)
-    values = request.form.getlist("inbox_ids")
-    if not all(value.isdigit() for value in values):
-        return _agent_page(user, 422, errors={"inboxes": "Tick inboxes from the list."})
-    try:
-        agents.set_memberships(user, {int(value) for value in values})
-    except UserError as exc:
-        return _agent_page(user, 422, errors={"inboxes": f"Inboxes not changed: {exc}."})
-    return _after_change(user, f"{user.name}'s inboxes are saved.")
+    form = InboxesForm(_inboxes())
+    if form.validate():
+        try:
+            agents.set_memberships(user, set(form.inbox_ids.data or ()))
+        except UserError as exc:
+            form.inbox_ids.errors.append(f"Inboxes not changed: {exc}.")
+        else:
+            return _after_change(user, f"{user.name}'s inboxes are saved.")
+    return _agent_page(user, 422, inboxes_form=form)

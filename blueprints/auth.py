@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from blueprints.form_fields import strip
 from blueprints.sign_in import finish_sign_in, is_known_device, safe_next
 from blueprints.two_factor import begin_second_factor
 from extensions import login_manager
@@ -51,13 +52,9 @@ def sign_in_first():
 RESET_REQUESTS_PER_HOUR = 5  # per address typed and per client address
 
 
-def _strip(value):
-    return value.strip() if value else value
-
-
 class LoginForm(FlaskForm):
     email = EmailField(
-        "Email", validators=[DataRequired(), Email(), Length(max=320)], filters=[_strip]
+        "Email", validators=[DataRequired(), Email(), Length(max=320)], filters=[strip]
     )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_LENGTH)])
     remember = BooleanField("Keep me signed in on this device")
@@ -65,7 +62,7 @@ class LoginForm(FlaskForm):
 
 class ForgotForm(FlaskForm):
     email = EmailField(
-        "Email", validators=[DataRequired(), Email(), Length(max=320)], filters=[_strip]
+        "Email", validators=[DataRequired(), Email(), Length(max=320)], filters=[strip]
     )
 
 

@@ -4,6 +4,8 @@ inbox's health page. Unroutable mail is found and fixed here, never lost."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
 
 from blueprints.downloads import content_disposition, safe_download_headers, stream_object
 from blueprints.guards import admin_required
@@ -33,8 +35,21 @@ def helpers():
     }
 
 
+class ReprocessForm(FlaskForm):
+    """The Reprocess button of a row: the page to come back to without htmx (a local admin
+    path only, checked by redirects.local_path when it is used)."""
+
+    return_to = HiddenField()
+
+
+def _reprocess_form(return_to: str) -> ReprocessForm:
+    return ReprocessForm(formdata=None, return_to=return_to)
+
+
 def log_filters() -> dict:
-    """Filters from the query string; unknown values fall back to "all"."""
+    """Filters from the query string; unknown values fall back to "all". A GET link a person
+    can bookmark and share, read leniently, so no form class: a wrong value shows everything
+    instead of an error."""
     status = request.args.get("status", "")
     inbox = request.args.get("inbox_id", "")
     return {
@@ -57,7 +72,7 @@ def log():
         "filters": filters,
         "args": {k: v for k, v in filters.items() if v != ""},
         "inboxes": inbox_names(),
-        "return_to": request.full_path,
+        "reprocess_form": _reprocess_form(request.full_path),
     }
     if is_htmx() and cursor:  # "load more": the next rows, appended in place
         return respond("inbound/log.html", "inbound/_rows.html", **context)
@@ -100,6 +115,7 @@ def raw(inbound_id: int):
 @admin_required
 def reprocess_email(inbound_id: int):
     row = _get_row(inbound_id)
+    form = ReprocessForm()
     status, notice, error = 200, "", ""
     try:
         reprocess(row)
@@ -111,7 +127,7 @@ def reprocess_email(inbound_id: int):
     if not is_htmx():
         flash(error or notice)
         # Back to the admin page the form was on, never anywhere else.
-        back = local_path(request.form.get("return_to"), "/admin/") or url_for(".log")
+        back = local_path(form.return_to.data, "/admin/") or url_for(".log")
         return redirect(back, 303)
     db.session.refresh(row)
     return respond(
@@ -123,7 +139,7 @@ def reprocess_email(inbound_id: int):
         inboxes=inbox_names(),
         notice=notice,
         error=error,
-        return_to=request.form.get("return_to", ""),
+        reprocess_form=_reprocess_form(form.return_to.data or ""),
     )
 
 
@@ -136,6 +152,6 @@ def health(inbox_id: int):
     context = {
         "health": inbox_health(inbox),
         "inboxes": inbox_names(),
-        "return_to": request.full_path,
+        "reprocess_form": _reprocess_form(request.full_path),
     }
     return respond("inbound/health.html", "inbound/_health.html", **context)

@@ -2,49 +2,73 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import PasswordField, SelectField
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from extensions import db
 from services import account
 from services.access import visible_inboxes_query
 from services.passwords import MAX_LENGTH
 from services.sessions import active_sessions, end_session_by_id
-from services.timezones import zone_names
+from services.timezones import is_zone, zone_names
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-class TokenForm(FlaskForm):
+class ActionForm(FlaskForm):
     """Only the CSRF token: the button itself is the whole request."""
 
 
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_LENGTH)])
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=MAX_LENGTH)])
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(max=MAX_LENGTH)],
+        description="At least 12 characters. Changing it signs you out of every other browser.",
+    )
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
     )
 
 
+class TimezoneForm(FlaskForm):
+    """Filled from the user (`obj=`): their zone is the selected one."""
+
+    timezone = SelectField(
+        "Snooze times are typed and shown in",
+        validate_choice=False,  # validate_timezone says what to do instead
+        filters=[lambda value: value.strip() if value else ""],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = zone_names()
+
+    def validate_timezone(self, field):
+        if not is_zone(field.data):
+            raise ValidationError(
+                f"“{field.data[:64]}” is not a time zone this server knows; pick one from the list."
+            )
+
+
 def _page(
     new_token: str | None = None,
     status: int = 200,
-    errors: dict | None = None,
     password_form: PasswordForm | None = None,
+    timezone_form: TimezoneForm | None = None,
 ):
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
     response = render_template(
         "profile/index.html",
         inboxes=inboxes,
         new_token=new_token,
-        zones=zone_names(),
-        errors=errors or {},
         password_form=password_form or PasswordForm(formdata=None),
+        timezone_form=timezone_form or TimezoneForm(formdata=None, obj=current_user),
+        action_form=ActionForm(formdata=None),
         sessions=active_sessions(current_user),
     )
     headers = {"Cache-Control": "no-store"}  # a token page must never be cached or restored
@@ -60,7 +84,7 @@ def index():
 @bp.post("/api-token")
 @login_required
 def new_api_token():
-    form = TokenForm()
+    form = ActionForm()
     if not form.validate_on_submit():
         return _page(status=400)
     return _page(new_token=account.issue_api_token(current_user))
@@ -69,7 +93,7 @@ def new_api_token():
 @bp.post("/api-token/revoke")
 @login_required
 def revoke_api_token():
-    form = TokenForm()
+    form = ActionForm()
     if form.validate_on_submit():
         account.revoke_api_token(current_user)
         flash("Your API token is revoked. Scripts using it are refused from now on.")
@@ -80,16 +104,16 @@ def revoke_api_token():
 @login_required
 def set_timezone():
     """The zone snooze times are typed and shown in."""
-    form = TokenForm()
-    if not form.validate_on_submit():
-        return _page(status=400)
-    name = request.form.get("timezone", "").strip()
-    try:
-        account.set_time_zone(current_user, name)
-    except account.AccountError as exc:
-        return _page(status=422, errors={exc.field: str(exc)})
-    flash(f"Times are now shown in {name}.")
-    return redirect(url_for("profile.index"))
+    form = TimezoneForm()
+    if form.validate_on_submit():
+        try:
+            account.set_time_zone(current_user, form.timezone.data)
+        except account.AccountError as exc:
+            form.timezone.errors.append(str(exc))
+        else:
+            flash(f"Times are now shown in {form.timezone.data}.")
+            return redirect(url_for("profile.index"))
+    return _page(status=422, timezone_form=form)
 
 
 @bp.post("/password")
@@ -113,7 +137,7 @@ def change_password():
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
 def end_session(session_id: int):
-    form = TokenForm()
+    form = ActionForm()
     if not form.validate_on_submit():
         return _page(status=400)
     user = current_user._get_current_object()
@@ -133,7 +157,7 @@ def end_session(session_id: int):
 @login_required
 def end_all_sessions():
     """ "Sign out everywhere": every browser and remember-me cookie, this one included."""
-    form = TokenForm()
+    form = ActionForm()
     if not form.validate_on_submit():
         return _page(status=400)
     account.sign_out_everywhere(current_user._get_current_object())

@@ -47,6 +47,12 @@ def two_factor_status(user: User) -> TwoFactorStatus:
     )
 
 
+@bp.app_template_global()
+def two_factor_setup_form() -> ActionForm:
+    """The profile card's "set up" button: a form of only the CSRF token."""
+    return ActionForm(formdata=None)
+
+
 def _user() -> User:
     return current_user._get_current_object()
 
@@ -59,6 +65,7 @@ def _page(status: int = 200, **forms):
         "disable_form": forms.get("disable_form") or PasswordForm(prefix="disable", formdata=None),
         "codes_form": forms.get("codes_form") or PasswordForm(prefix="codes", formdata=None),
         "throttled": forms.get("throttled"),
+        "action_form": ActionForm(formdata=None),
     }
     if two_factor_status(user).setting_up:
         context["secret"] = two_factor.enrolment_secret(user)

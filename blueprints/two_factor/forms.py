@@ -6,11 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from blueprints.form_fields import strip
 from services.passwords import MAX_LENGTH
-
-
-def _strip(value):
-    return value.strip() if value else value
 
 
 class SignInCodeForm(FlaskForm):
@@ -22,7 +19,7 @@ class SignInCodeForm(FlaskForm):
             DataRequired("Type the 6-digit code from your authenticator app, or a recovery code."),
             Length(max=40, message="That is too long for a code; type the 6 digits."),
         ],
-        filters=[_strip],
+        filters=[strip],
     )
 
 
@@ -35,7 +32,7 @@ class ConfirmCodeForm(FlaskForm):
             DataRequired("Type the 6-digit code your app shows for Threadline."),
             Length(max=40, message="That is too long for a code; type the 6 digits."),
         ],
-        filters=[_strip],
+        filters=[strip],
     )
 
 
