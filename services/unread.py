@@ -1,7 +1,8 @@
 """Unread markers: a conversation is unread for an agent until they open it, and again
 whenever its last activity moves past the moment they last saw it: a new email, or a
 colleague's reply or note (status and assignment changes do not count as new).
-One row per (user, conversation), upserted on view."""
+One row per (user, conversation), upserted when the thread on an agent's screen asks for
+it (a POST from the page, never the GET that drew it) or when they act on the thread."""
 
 from __future__ import annotations
 

@@ -23,3 +23,17 @@ document.addEventListener("click", (event) => {
     row.classList.add("current");
   }
 });
+
+// The thread on screen was marked read (its POST, _messages.html): its row in the list, drawn
+// by the same page before that POST, drops the unread marker too.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const rowId = event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.readRow;
+  if (!rowId || !event.detail.successful) {
+    return;
+  }
+  const row = document.getElementById(rowId);
+  if (row) {
+    row.classList.remove("unread");
+    row.querySelectorAll(".unread-dot").forEach((dot) => dot.remove());
+  }
+});

@@ -43,11 +43,11 @@ def html_document(html: str, images: bool) -> str:
     )
 
 
-@bp.route("/conversations/<int:conversation_id>/messages/<int:message_id>/body")
+@bp.route("/conversations/<int:conversation_id>/messages/<int:message_pk>/body")
 @login_required
-def message_body(conversation_id: int, message_id: int):
+def message_body(conversation_id: int, message_pk: int):
     conversation = visible_conversation(conversation_id)  # 404 outside the user's inboxes
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Message, message_pk)
     if message is None or message.conversation_id != conversation.id or not message.html_body:
         abort(404, "No such message.")
     images = request.args.get("images") == "1"

@@ -8,15 +8,16 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from flask_login import current_user
 
+from blueprints.conversations.forms import ACTION_STATUSES, SNOOZE_LABELS, thread_forms
 from blueprints.htmx import is_htmx
 from models import Conversation
 from services import list_version, workspace
 from services.access import visible_conversation as find_visible
 from services.conversations import ConversationError
+from services.labels import conversation_labels
 
 LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
 ASSIGNEES = ("me", "unassigned", "all")
-ACTION_STATUSES = ("open", "pending", "resolved")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
 LIST_DEFAULTS = {"status": "open", "assignee": "all"}
 
@@ -69,18 +70,29 @@ def visible_conversation(conversation_id: int) -> Conversation:
     return conversation
 
 
-def thread_context(conversation: Conversation, **extra) -> dict:
+def thread_context(conversation: Conversation, forms: dict | None = None, **extra) -> dict:
+    """What the thread's templates draw; `forms` are the posted forms that failed (by name, as
+    in forms.thread_forms), drawn with what the agent typed and what to fix."""
+    thread = workspace.thread(conversation)
+    labels = conversation_labels(conversation.id)
+    blank = thread_forms(conversation, thread["members"], labels, current_user.id)
+    forms = {**blank, **(forms or {})}
+    forms["assign"].assignee_id.choices = blank["assign"].assignee_id.choices
     return {
-        **workspace.thread(conversation),
+        **thread,
+        "thread_labels": labels,
+        # The posted forms that failed are drawn instead of the blank ones; the blank ones
+        # stay at hand for the forms drawn once per email (move, split).
+        "forms": forms,
+        "blank_forms": blank,
         # Remote images, once the agent loaded them: a page's ?images=1, or a thread form's
         # images=1 (_messages_poll.html), so an action's answer does not block them again.
         "images": "1" in (request.args.get("images"), request.form.get("images")),
         "image_types": IMAGE_TYPES,
         "statuses": ACTION_STATUSES,
-        "form": {},
-        "move_message_id": None,
+        "snooze_presets": SNOOZE_LABELS,
+        "move_message_pk": None,
         "moved": None,
-        "errors": {},
         **extra,
     }
 

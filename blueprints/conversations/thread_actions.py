@@ -1,7 +1,9 @@
 """Everything a thread's forms POST: reply, assign, status, a reply's delivery (send again,
-mark as sent), labels, snooze and fixing wrong threading (move an email into another
-conversation, or split it off into a new one).
+mark as sent), labels, snooze, fixing wrong threading (move an email into another
+conversation, or split it off into a new one) and marking the thread read.
 
+Each view parses its form (forms.py: `validate_on_submit`), calls a service and renders; a
+service's refusal is added to the form's errors and the form is drawn again with a 4xx.
 POST only, CSRF via base.html's hx-headers or the form's hidden field. Templates:
 _composer.html, _controls.html, _labels.html, _snooze.html and the "Wrong conversation?" form
 and delivery buttons in _message.html. The controls (assign, status), labels and snooze are
@@ -12,26 +14,28 @@ through it (the collision question, a message's state, the messages themselves).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
-from blueprints.conversations.pages import (
-    ACTION_STATUSES,
-    component_response,
-    thread_response,
-    visible_conversation,
+from blueprints.conversations.forms import (
+    ActionForm,
+    AssignForm,
+    ComposerForm,
+    LabelsForm,
+    MoveForm,
+    SnoozeForm,
+    StatusForm,
 )
+from blueprints.conversations.pages import component_response, thread_response, visible_conversation
 from blueprints.htmx import is_htmx
 from extensions import db
 from models import Conversation, Message
 from services.conversations import ConversationError, update_conversation
-from services.labels import LabelError, conversation_labels, set_labels, split_names
+from services.labels import LabelError, set_labels
 from services.message_moves import MoveError, find_target, move_message, split_message
 from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
-from services.reply_form import collisions, uploaded_attachments
+from services.reply_form import collisions
 from services.timezones import user_zone
 from services.unread import mark_read
 
@@ -45,22 +49,11 @@ COMPONENTS = {
     "snooze": ("_snooze", ("_meta", "_controls", "_labels")),
 }
 
-SNOOZE_PRESETS = {
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "1d": timedelta(days=1),
-    "1w": timedelta(weeks=1),
-}
-
-
-@bp.context_processor
-def label_helpers():
-    return {"labels_of": conversation_labels, "snooze_presets": SNOOZE_PRESETS}
-
 
 def after_action(conversation: Conversation, status: int = 200, **extra):
     """A plain form is redirected to the thread (no resubmit on reload); htmx gets the thread
-    back, with the form's errors when it failed."""
+    back, with the failed form (`forms`) showing what to fix. The agent acted on the thread
+    as it is now: it is read for them (an explicit POST, like `read`)."""
     if not is_htmx() and status < 400:
         return redirect(url_for(".show", conversation_id=conversation.id), 303)
     mark_read(conversation, current_user.id)
@@ -82,34 +75,45 @@ def after_change(conversation: Conversation, component: str, status: int = 200, 
     )
 
 
+@bp.post("/conversations/<int:conversation_id>/read")
+@login_required
+def read(conversation_id: int):
+    """The thread is on the agent's screen: the page and a poll that brought news ask for
+    this themselves (_messages.html), since a GET never writes."""
+    conversation = visible_conversation(conversation_id)
+    mark_read(conversation, current_user.id)
+    return "", 204
+
+
 @bp.post("/conversations/<int:conversation_id>/reply")
 @login_required
 def reply(conversation_id: int):
     conversation = visible_conversation(conversation_id)
-    form = {
-        "text": request.form.get("text", ""),
-        "cc": request.form.get("cc", ""),
-        "bcc": request.form.get("bcc", ""),
-        "private": request.form.get("private") == "1",
-    }
+    form = ComposerForm()
+    if not form.validate_on_submit():  # an attachment over the limit
+        return after_action(conversation, 422, forms={"composer": form})
+    newer = collisions(conversation.id, form.seen.data)
+    if newer and not form.confirmed:  # ask before sending over news
+        return after_action(
+            conversation,
+            409,
+            forms={"composer": form},
+            collision=newer,
+            dropped_files=len(form.uploads),
+        )
     try:
-        attachments = uploaded_attachments(request.files.getlist("attachments"))
-        newer = collisions(conversation.id, request.form.get("seen", ""))
-        if newer and request.form.get("confirm") != "1":  # ask before sending over news
-            return after_action(
-                conversation, 409, form=form, collision=newer, dropped_files=len(attachments)
-            )
         create_reply(
             conversation,
             current_user,
-            form["text"],
-            private=form["private"],
-            cc=form["cc"],
-            bcc=form["bcc"],
-            attachments=attachments,
+            form.text.data,
+            private=form.private.data,
+            cc=form.cc.data,
+            bcc=form.bcc.data,
+            attachments=form.uploads,
         )
     except ReplyError as exc:
-        return after_action(conversation, 422, form=form, errors={"reply": str(exc)})
+        form.form_errors.append(str(exc))
+        return after_action(conversation, 422, forms={"composer": form})
     return after_action(conversation)
 
 
@@ -117,15 +121,14 @@ def reply(conversation_id: int):
 @login_required
 def assign(conversation_id: int):
     conversation = visible_conversation(conversation_id)
-    raw = request.form.get("assignee_id", "").strip()
-    if raw and not raw.isdigit():
-        return after_change(
-            conversation, "assign", 422, errors={"assign": "Choose a person from the list."}
-        )
+    form = AssignForm()
+    if not form.validate_on_submit():
+        return after_change(conversation, "assign", 422, forms={"assign": form})
     try:
-        update_conversation(conversation, current_user, assignee_id=int(raw) if raw else None)
+        update_conversation(conversation, current_user, assignee_id=form.assignee)
     except ConversationError as exc:
-        return after_change(conversation, "assign", 422, errors={"assign": str(exc)})
+        form.assignee_id.errors.append(str(exc))
+        return after_change(conversation, "assign", 422, forms={"assign": form})
     return after_change(conversation, "assign")
 
 
@@ -133,40 +136,41 @@ def assign(conversation_id: int):
 @login_required
 def set_status(conversation_id: int):
     conversation = visible_conversation(conversation_id)
-    status = request.form.get("status", "")
-    if status not in ACTION_STATUSES:
-        message = f"Status must be one of {', '.join(ACTION_STATUSES)}."
-        return after_change(conversation, "status", 422, errors={"status": message})
-    update_conversation(conversation, current_user, status=status)
+    form = StatusForm()
+    if not form.validate_on_submit():
+        return after_change(conversation, "status", 422, forms={"status": form})
+    update_conversation(conversation, current_user, status=form.status.data)
     return after_change(conversation, "status")
 
 
-@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_pk>/retry")
 @login_required
-def retry(conversation_id: int, message_id: int):
+def retry(conversation_id: int, message_pk: int):
     """Send a failed reply, or one of unknown fate, again."""
-    return _decide(conversation_id, message_id, retry_delivery)
+    return _decide(conversation_id, message_pk, retry_delivery)
 
 
-@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/mark-sent")
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_pk>/mark-sent")
 @login_required
-def mark_as_sent(conversation_id: int, message_id: int):
+def mark_as_sent(conversation_id: int, message_pk: int):
     """A reply of unknown fate reached the customer: never send it again."""
-    return _decide(conversation_id, message_id, lambda message: mark_sent(message, current_user))
+    return _decide(conversation_id, message_pk, lambda message: mark_sent(message, current_user))
 
 
-def _decide(conversation_id: int, message_id: int, decision):
+def _decide(conversation_id: int, message_pk: int, decision):
     conversation = visible_conversation(conversation_id)
-    message = _message_in(conversation.id, message_id)
+    message = _message_in(conversation.id, message_pk)
     try:
         decision(message)
     except ReplyError as exc:
-        return after_action(conversation, 422, errors={"retry": str(exc)})
+        form = ActionForm()
+        form.form_errors.append(str(exc))
+        return after_action(conversation, 422, forms={"delivery": form})
     return after_action(conversation)
 
 
-def _message_in(conversation_id: int, message_id: int) -> Message:
-    message = db.session.get(Message, message_id)
+def _message_in(conversation_id: int, message_pk: int) -> Message:
+    message = db.session.get(Message, message_pk)
     if message is None or message.conversation_id != conversation_id:
         abort(404, "No such message.")
     return message
@@ -180,41 +184,31 @@ def _message_in(conversation_id: int, message_id: int) -> Message:
 def labels(conversation_id: int):
     """Replace the thread's labels with the comma-separated `labels` field."""
     conversation = visible_conversation(conversation_id)
-    text = request.form.get("labels", "")
+    form = LabelsForm()
+    if not form.validate_on_submit():
+        return after_change(conversation, "labels", 422, forms={"labels": form})
     try:
-        set_labels(conversation, current_user, split_names(text))
+        set_labels(conversation, current_user, form.names)
     except LabelError as exc:
-        return after_change(
-            conversation, "labels", 422, errors={"labels": str(exc)}, labels_text=text
-        )
+        form.labels.errors.append(str(exc))
+        return after_change(conversation, "labels", 422, forms={"labels": form})
     return after_change(conversation, "labels")
 
 
 @bp.post("/conversations/<int:conversation_id>/snooze")
 @login_required
 def snooze(conversation_id: int):
-    """Snooze for a preset (`for`: 1h, 4h, 1d, 1w) or until `until`, a date and time in the
-    agent's own time zone (their profile; UTC until they set one)."""
+    """Snooze for a preset or until a date and time in the agent's own time zone (their
+    profile; UTC until they set one): forms.SnoozeForm."""
     conversation = visible_conversation(conversation_id)
-    preset, raw = request.form.get("for", ""), request.form.get("until", "").strip()
-    zone = user_zone(current_user)
-    if preset in SNOOZE_PRESETS:
-        until = datetime.now(UTC) + SNOOZE_PRESETS[preset]
-    elif raw:
-        try:
-            until = datetime.fromisoformat(raw)
-        except ValueError:
-            message = f"Give the date and time as YYYY-MM-DD HH:MM ({zone.key})."
-            return after_change(conversation, "snooze", 422, errors={"snooze": message})
-        until = until.replace(tzinfo=zone) if until.tzinfo is None else until
-        until = until.astimezone(UTC)
-    else:
-        message = "Choose how long to snooze, or a date and time."
-        return after_change(conversation, "snooze", 422, errors={"snooze": message})
+    form = SnoozeForm(zone=user_zone(current_user))
+    if not form.validate_on_submit():
+        return after_change(conversation, "snooze", 422, forms={"snooze": form})
     try:
-        update_conversation(conversation, current_user, status="snoozed", snoozed_until=until)
+        update_conversation(conversation, current_user, status="snoozed", snoozed_until=form.moment)
     except ConversationError as exc:
-        return after_change(conversation, "snooze", 422, errors={"snooze": str(exc)})
+        form.until.errors.append(str(exc))
+        return after_change(conversation, "snooze", 422, forms={"snooze": form})
     return after_change(conversation, "snooze")
 
 
@@ -230,28 +224,32 @@ def _moved(source, target, verb: str):
     return redirect(url_for(".show", conversation_id=source.id), 303)
 
 
-@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/move")
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_pk>/move")
 @login_required
-def move(conversation_id: int, message_id: int):
+def move(conversation_id: int, message_pk: int):
     """Move an email into the conversation numbered `target` ("#42") of the same inbox."""
     source = visible_conversation(conversation_id)
-    message = _message_in(source.id, message_id)
+    message = _message_in(source.id, message_pk)
+    form = MoveForm()
     try:
-        target = find_target(source, current_user, request.form.get("target", ""))
+        target = find_target(source, current_user, form.target.data or "")
         move_message(message, source, target, current_user)
     except MoveError as exc:
-        return after_action(source, 422, errors={"move": str(exc)}, move_message_id=message.id)
+        form.form_errors.append(str(exc))
+        return after_action(source, 422, forms={"move": form}, move_message_pk=message.id)
     return _moved(source, target, "moved to")
 
 
-@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/split")
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_pk>/split")
 @login_required
-def split(conversation_id: int, message_id: int):
+def split(conversation_id: int, message_pk: int):
     """Split an email off into a new conversation of its own."""
     source = visible_conversation(conversation_id)
-    message = _message_in(source.id, message_id)
+    message = _message_in(source.id, message_pk)
     try:
         target = split_message(message, source, current_user)
     except MoveError as exc:
-        return after_action(source, 422, errors={"move": str(exc)}, move_message_id=message.id)
+        form = ActionForm()
+        form.form_errors.append(str(exc))
+        return after_action(source, 422, forms={"split": form}, move_message_pk=message.id)
     return _moved(source, target, "split off into")

@@ -1,4 +1,5 @@
-"""One thread: the page, its message poll and who else is viewing it."""
+"""One thread: the page, its message poll and who else is viewing it. None of them writes:
+the thread drawn on the agent's screen marks itself read with a POST (thread_actions.read)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from blueprints.conversations.pages import thread_response, visible_conversation
 from blueprints.htmx import is_htmx
 from services import presence, workspace
 from services.timezones import local
-from services.unread import mark_read
 
 
 @bp.context_processor
@@ -25,8 +25,7 @@ def thread_helpers():
 @login_required
 def show(conversation_id: int):
     conversation = visible_conversation(conversation_id)
-    presence.touch(conversation.id, current_user)
-    mark_read(conversation, current_user.id)
+    presence.touch(conversation.id, current_user)  # Redis, not the database: a GET never writes
     if not is_htmx():
         return workspace_page(conversation)
     return thread_response(conversation, "conversations/_thread.html")
@@ -43,7 +42,7 @@ def messages(conversation_id: int):
     presence.touch(conversation.id, current_user)  # the poll is the presence heartbeat
     if is_htmx() and request.args.get("fp") == workspace.thread_fingerprint(conversation.id):
         return "", 204, {"Vary": "HX-Request"}
-    mark_read(conversation, current_user.id)  # the change is on the agent's screen now
+    # The change is on the agent's screen now: _messages.html asks to mark it read (a POST).
     return thread_response(conversation, "conversations/_poll.html")
 
 

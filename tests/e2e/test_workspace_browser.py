@@ -303,6 +303,39 @@ def test_labels_and_snooze_redraw_only_themselves(app, page, sign_in, agent, liv
     assert page.evaluate("window.__marker") == 1, "the page reloaded"
 
 
+def test_the_thread_on_screen_marks_itself_read_with_a_post(app, page, sign_in, agent, live_server):
+    """GETs never write: the thread drawn on the page, and a poll that brought news, ask for
+    POST /conversations/<id>/read themselves; what the agent has seen is read for them."""
+    from services.unread import unread_ids
+
+    def unread_for_agent(conversation) -> bool:
+        db.session.expire_all()
+        return bool(unread_ids(agent.id, [db.session.get(Conversation, conversation.id)]))
+
+    receive(app, customer_email("Are you there?"))
+    conversation = db.session.scalars(select(Conversation)).one()
+    assert unread_for_agent(conversation)
+    sign_in(agent.email, agent.plain_password)
+    read = f"/conversations/{conversation.id}/read"
+    with page.expect_response(lambda r: r.url.endswith(read)) as answer:
+        page.goto(f"/conversations/{conversation.id}")
+    assert answer.value.request.method == "POST" and answer.value.status == 204
+    assert not unread_for_agent(conversation)
+    # The list beside it was drawn before that POST: its row drops the marker as well.
+    row = page.locator(f"#row-{conversation.id}")
+    expect(row).to_have_class(re.compile(r"\bcurrent\b"))
+    expect(row).not_to_have_class(re.compile(r"\bunread\b"))
+
+    receive(app, customer_email("Hello??", Subject="Re: Printer on fire"))
+    conversation = db.session.scalars(select(Conversation)).one()  # threaded into the same
+    assert unread_for_agent(conversation)
+    with page.expect_response(lambda r: r.url.endswith(read), timeout=POLL) as answer:
+        pass  # the poll draws the news, which asks to be marked read
+    assert answer.value.status == 204
+    expect(page.locator("#thread-messages .msg-incoming")).to_have_count(2)
+    assert not unread_for_agent(conversation)
+
+
 def test_a_422_answer_is_swapped_in_place_with_what_to_fix(app, page, sign_in, agent, live_server):
     """htmx's responseHandling (templates/base.html) shows a form's errors without a reload."""
     receive(app, customer_email("Anyone?"))

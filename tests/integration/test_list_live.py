@@ -50,13 +50,15 @@ def test_unread_until_opened_and_again_after_new_activity(app, client, team, bob
     assert unread(row(listing, conv)) and 'aria-label="Unread"' in listing
 
     assert bob.get(f"/conversations/{conv.id}", htmx=True).status_code == 200
+    bob.post(f"/conversations/{conv.id}/read")  # what the thread on screen asks for
     listing = bob.get("/conversations").get_data(as_text=True)
     assert not unread(row(listing, conv))
 
     # The customer writes again: unread for Bob once more.
     deliver(app, client, "u2@customer.example", "Anyone?", in_reply_to="u1@customer.example")
     assert unread(row(bob.get("/conversations").get_data(as_text=True), conv))
-    bob.get(f"/conversations/{conv.id}")  # the full page marks it read too
+    bob.get(f"/conversations/{conv.id}")  # the full page asks to be marked read too
+    bob.post(f"/conversations/{conv.id}/read")
     assert not unread(row(bob.get("/conversations").get_data(as_text=True), conv))
 
     # Bob's own actions do not make it unread for him; a colleague's does.
@@ -67,6 +69,26 @@ def test_unread_until_opened_and_again_after_new_activity(app, client, team, bob
     ana.post(f"/conversations/{conv.id}/reply", {"text": "Bob, check the invoice", "private": "1"})
     bob = ana.login(team.bob)
     assert unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+
+
+def test_reading_a_thread_is_a_post_and_a_get_never_writes(app, client, team, bob):
+    conv = deliver(app, client, "r1@customer.example", "Read me")
+    for path, htmx in [
+        (f"/conversations/{conv.id}", False),
+        (f"/conversations/{conv.id}", True),
+        (f"/conversations/{conv.id}/messages", True),
+    ]:
+        html = bob.get(path, htmx=htmx).get_data(as_text=True)
+        # The thread on screen asks for the POST itself (htmx, on load) ...
+        assert f'hx-post="/conversations/{conv.id}/read" hx-trigger="load"' in html, path
+        # ... and the GET changed nothing.
+        assert unread(row(bob.get("/conversations").get_data(as_text=True), conv)), path
+    assert bob.post(f"/conversations/{conv.id}/read", csrf=False).status_code == 400
+    assert unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+    assert bob.post(f"/conversations/{conv.id}/read").status_code == 204
+    assert not unread(row(bob.get("/conversations").get_data(as_text=True), conv))
+    olga = bob.login(team.olga)  # not a member of Support: 404, as everywhere
+    assert olga.post(f"/conversations/{conv.id}/read").status_code == 404
 
 
 def test_idle_poll_is_204_and_touches_no_database(app, team, bob):

@@ -1,0 +1,246 @@
+"""One Flask-WTF form per thread action: the composer, assign, status, labels, snooze, and
+fixing wrong threading (move, split); ActionForm is the CSRF token alone, for buttons that are
+the whole request (send again, mark as sent, mark as read).
+
+A form parses and checks what the request says (`validate_<field>`); what needs the database
+or is shared with the API (addresses, who may be assigned, labels' limits, the move's target)
+is the service's to refuse, and the view adds that refusal to `form.form_errors`. The HTML
+field names are the ones the API, the tests and old tabs post: `for` (a snooze preset),
+`until`, `assignee_id`, `labels`, `target`, `text`, `cc`, `bcc`, `private`, `seen`, `confirm`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    MultipleFileField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import ValidationError
+from wtforms.widgets import DateTimeLocalInput, html_params
+
+from services.labels import LabelError, clean_names, split_names
+from services.replies import ReplyError
+from services.reply_form import uploaded_attachments
+
+ACTION_STATUSES = ("open", "pending", "resolved")
+SNOOZE_PRESETS = {
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+    "1w": timedelta(weeks=1),
+}
+SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "1d": "1 day", "1w": "1 week"}
+
+
+# --- widgets: the attributes in the order the page has always had them --------------------
+# WTForms sorts attributes and opens a textarea with a newline; these keep the markup the
+# workspace's tests and stylesheets know (`name="private" value="1" checked`, `>text</textarea>`).
+
+
+def _attributes(first: dict, rest: dict) -> str:
+    """`first` in its own order, then the caller's keywords (id, aria-*, class, ...)."""
+    merged = {**first, **{k: v for k, v in rest.items() if k not in first}}
+    return " ".join(p for p in (html_params(**{k: v}) for k, v in merged.items()) if p)
+
+
+class PlainTextArea:
+    def __call__(self, field, **kwargs):
+        kwargs.setdefault("id", field.id)
+        attrs = _attributes({"id": kwargs.pop("id"), "name": field.name}, kwargs)
+        return Markup(f"<textarea {attrs}>{escape(field._value())}</textarea>")
+
+
+class OrderedCheckbox:
+    def __call__(self, field, **kwargs):
+        first = {
+            "type": "checkbox",
+            "id": kwargs.pop("id", field.id),
+            "name": field.name,
+            "value": kwargs.pop("value", "1"),
+            "checked": bool(field.data),
+        }
+        return Markup(f"<input {_attributes(first, kwargs)}>")
+
+
+class OrderedFileInput:
+    def __call__(self, field, **kwargs):
+        first = {"type": "file", "name": field.name, "multiple": True}
+        kwargs.setdefault("id", field.id)
+        return Markup(f"<input {_attributes(first, kwargs)}>")
+
+
+class OrderedHidden:
+    def __call__(self, field, **kwargs):
+        first = {"type": "hidden", "id": kwargs.pop("id", field.id), "name": field.name}
+        first["value"] = kwargs.pop("value", field._value())
+        return Markup(f"<input {_attributes(first, kwargs)}>")
+
+
+class OrderedSelect:
+    """`<option value="3" selected>`: value first, as the page always had it."""
+
+    def __call__(self, field, **kwargs):
+        kwargs.setdefault("id", field.id)
+        options = "".join(
+            f"<option {_attributes({'value': value, 'selected': selected}, {})}>"
+            f"{escape(label)}</option>"
+            for value, label, selected, _ in field.iter_choices()
+        )
+        attrs = _attributes({"id": kwargs.pop("id"), "name": field.name}, kwargs)
+        return Markup(f"<select {attrs}>{options}</select>")
+
+
+# --- the forms ------------------------------------------------------------------------------
+
+
+class ThreadForm(FlaskForm):
+    """A thread form: its CSRF token drawn as the page always had it (type, name, value),
+    which scripts that read the composer's hidden fields rely on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "csrf_token" in self:
+            self.csrf_token.widget = OrderedHidden()
+
+
+class ActionForm(ThreadForm):
+    """Only the CSRF token: the button is the whole request."""
+
+
+class ComposerForm(ThreadForm):
+    """A reply or a private note. `seen` is the newest message the composer was drawn with
+    (collision safety), `confirm` the "Send anyway" button."""
+
+    text = TextAreaField("Reply", widget=PlainTextArea(), render_kw={"rows": 6})
+    cc = StringField("CC", render_kw={"placeholder": "a@example.com, b@example.com"})
+    bcc = StringField("BCC")
+    private = BooleanField("Private note (never emailed)", widget=OrderedCheckbox())
+    attachments = MultipleFileField("Attachments", widget=OrderedFileInput())
+    seen = HiddenField(widget=OrderedHidden())
+    confirm = HiddenField()
+
+    uploads: list = []
+
+    def validate_attachments(self, field):
+        """Each upload within ATTACHMENT_MAX_BYTES (the error names the file)."""
+        try:
+            self.uploads = uploaded_attachments(field.data or [])
+        except ReplyError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "1"
+
+
+def _choice(value) -> str:
+    return "" if value is None else str(value)
+
+
+class AssignForm(ThreadForm):
+    """`assignee_id`: a member's id, or empty for nobody. Whether that person may take the
+    conversation is the service's question."""
+
+    assignee_id = SelectField(
+        "Assignee", coerce=_choice, validate_choice=False, widget=OrderedSelect()
+    )
+
+    def validate_assignee_id(self, field):
+        if field.data.strip() and not field.data.strip().isdigit():
+            raise ValidationError("Choose a person from the list.")
+
+    @property
+    def assignee(self) -> int | None:
+        raw = self.assignee_id.data.strip()
+        return int(raw) if raw else None
+
+
+class StatusForm(ThreadForm):
+    """`status`: the button pressed (open, pending, resolved)."""
+
+    status = HiddenField()
+
+    def validate_status(self, field):
+        if field.data not in ACTION_STATUSES:
+            raise ValidationError(f"Status must be one of {', '.join(ACTION_STATUSES)}.")
+
+
+class LabelsForm(ThreadForm):
+    """`labels`: comma-separated names; the whole set replaces the thread's labels."""
+
+    labels = StringField("Labels", render_kw={"placeholder": "billing, urgent", "maxlength": 500})
+    names: list[str] = []
+
+    def validate_labels(self, field):
+        try:
+            self.names = clean_names(split_names(field.data))
+        except LabelError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class SnoozeForm(ThreadForm):
+    """A preset (`for`: 1h, 4h, 1d, 1w, one button each) or `until`, a date and time in the
+    agent's own time zone (`zone`: their profile's, UTC until they set one)."""
+
+    snooze_for = HiddenField(name="for")
+    until = StringField("or until", widget=DateTimeLocalInput())
+    moment: datetime | None = None
+
+    def __init__(self, *args, zone: tzinfo = UTC, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def validate_until(self, field):
+        raw = (field.data or "").strip()
+        if self.snooze_for.data in SNOOZE_PRESETS:
+            self.moment = datetime.now(UTC) + SNOOZE_PRESETS[self.snooze_for.data]
+            return
+        if not raw:
+            raise ValidationError("Choose how long to snooze, or a date and time.")
+        try:
+            until = datetime.fromisoformat(raw)
+        except ValueError:
+            zone = getattr(self.zone, "key", str(self.zone))
+            raise ValidationError(f"Give the date and time as YYYY-MM-DD HH:MM ({zone}).") from None
+        until = until.replace(tzinfo=self.zone) if until.tzinfo is None else until
+        self.moment = until.astimezone(UTC)
+
+
+class MoveForm(ThreadForm):
+    """`target`: the conversation to move the email into, as "#42" or "42" (the service
+    finds it, among the agent's inboxes)."""
+
+    target = StringField(
+        "Move this email to conversation",
+        render_kw={"placeholder": "#42", "size": 8, "required": True},
+    )
+
+
+def thread_forms(conversation, members: list, labels: list, agent_id: int) -> dict[str, FlaskForm]:
+    """The thread's forms as the page draws them: empty, or showing what the conversation is
+    now (its assignee among `members`, its `labels`)."""
+    forms = {
+        "composer": ComposerForm(formdata=None),
+        "assign": AssignForm(formdata=None, assignee_id=conversation.assignee_id),
+        "status": StatusForm(formdata=None),
+        "labels": LabelsForm(
+            formdata=None, labels=", ".join(label.display_name for label in labels)
+        ),
+        "snooze": SnoozeForm(formdata=None),
+        "move": MoveForm(formdata=None),
+        "split": ActionForm(formdata=None),
+        "delivery": ActionForm(formdata=None),
+    }
+    forms["assign"].assignee_id.choices = [("", "Unassigned")] + [
+        (str(member.id), member.name + (" (me)" if member.id == agent_id else ""))
+        for member in members
+    ]
+    return forms
