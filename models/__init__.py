@@ -7,6 +7,7 @@ from models.inbound import InboundEmail
 from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
 from models.labels import ConversationLabel, Label
 from models.users import User, UserSession
+from models.workspace import ReplyDraft, SavedReply
 
 __all__ = [
     "Attachment",
@@ -22,6 +23,8 @@ __all__ = [
     "InboxMember",
     "Label",
     "Message",
+    "ReplyDraft",
+    "SavedReply",
     "SmtpSettings",
     "User",
     "UserSession",

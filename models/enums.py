@@ -87,6 +87,11 @@ class SmtpAuth(StrEnum):
     NONE = "none"
 
 
+class DraftKind(StrEnum):
+    REPLY = "reply"  # emailed to the customer when sent
+    NOTE = "note"  # private to the team, never emailed
+
+
 class Role(StrEnum):
     ADMIN = "admin"
     AGENT = "agent"
@@ -127,6 +132,7 @@ CHECKS: dict[str, dict[str, type[StrEnum]]] = {
     "inbox_imap_settings": {"security": Security, "after_import": AfterImport},
     "inbox_smtp_settings": {"security": Security, "auth_method": SmtpAuth},
     "users": {"role": Role, "availability": Availability},
+    "reply_drafts": {"kind": DraftKind},  # added with its table by migration 0008
 }
 
 

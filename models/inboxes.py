@@ -49,6 +49,8 @@ class Inbox(TimestampMixin, Base):
     subject_threading: Mapped[bool] = mapped_column(default=True)
     needs_attention: Mapped[str | None] = mapped_column(Text)
     last_message_at: Mapped[datetime | None]
+    # Archived: receives nothing more (ingress and IMAP skip it) and keeps its history.
+    archived_at: Mapped[datetime | None]
 
     members: Mapped[list[InboxMember]] = relationship(
         back_populates="inbox", cascade="all, delete-orphan"

@@ -16,6 +16,7 @@ from models import (
     Inbox,
     InboxMember,
     Message,
+    ReplyDraft,
     SmtpSettings,
     User,
     utcnow,
@@ -192,7 +193,10 @@ def test_every_status_and_choice_column_refuses_a_value_outside_its_enum(app, ta
     db.session.add(InboundEmail(message_id="m@x", checksum="0" * 40, source="relay"))
     db.session.add(ImapSettings(inbox_id=inbox.id, host="i.example", username="u", password="p"))
     db.session.add(SmtpSettings(inbox_id=inbox.id, host="s.example", username="u", password="p"))
-    db.session.add(User(email="u@example.com", name="U", password_hash="x"))
+    user = User(email="u@example.com", name="U", password_hash="x")
+    db.session.add(user)
+    db.session.flush()
+    db.session.add(ReplyDraft(conversation_id=conversation.id, user_id=user.id, text="Hi"))
     db.session.commit()
     with pytest.raises(IntegrityError, match=rf"(?i)check|ck_{table}_{column}"):
         db.session.execute(text(f"UPDATE {table} SET {column} = 'exploded'"))
