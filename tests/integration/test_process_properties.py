@@ -20,7 +20,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 
 from extensions import db
 from ingress import RawEmail
@@ -142,12 +142,12 @@ def assert_fits(stored) -> None:
     so this catches on SQLite what would fail the job on PostgreSQL."""
     if stored is None:
         return
-    for column in stored.__table__.columns:
-        value = getattr(stored, column.key)
+    for attribute in inspect(stored).mapper.column_attrs:  # attribute names, not column names
+        value = getattr(stored, attribute.key)
         if isinstance(value, str):
-            width = getattr(column.type, "length", None)
-            assert width is None or len(value) <= width, (column.key, len(value), width)
-            assert "\x00" not in value, column.key
+            width = getattr(attribute.columns[0].type, "length", None)
+            assert width is None or len(value) <= width, (attribute.key, len(value), width)
+            assert "\x00" not in value, attribute.key
 
 
 def settle_twice(raw: bytes) -> None:
