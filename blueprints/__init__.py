@@ -24,6 +24,7 @@ def register_all(app: Flask) -> None:
     from blueprints.ingress import bp as ingress_bp
     from blueprints.presentation import register as register_presentation
     from blueprints.profile import bp as profile_bp
+    from blueprints.saved_replies import bp as saved_replies_bp
     from blueprints.security_headers import register as register_security_headers
     from blueprints.two_factor import bp as two_factor_bp
 
@@ -39,6 +40,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(saved_replies_bp)
     app.register_blueprint(two_factor_bp)
     app.register_blueprint(health_bp)
     register_error_pages(app)

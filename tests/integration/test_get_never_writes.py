@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, select
 
 from extensions import db
-from models import Attachment, InboundEmail, Message
+from models import Attachment, InboundEmail, Message, SavedReply
 from services.replies import create_reply
 from tests.conftest import csrf_token_from
 from tests.support.inbound import post_relay, work_inbound
@@ -51,6 +51,9 @@ def urls(app, client, auth, inbox, make_user):
     )
     assert started.status_code == 303, "the wizard's first step creates the draft"
     draft_id = started.headers["Location"].rstrip("/").split("/")[-2]
+    saved = SavedReply(name="Thanks", body="Thanks, {{contact.first_name}}!")
+    db.session.add(saved)
+    db.session.commit()
     values = {
         "conversation_id": mail.conversation_id,
         "message_pk": reply.id,
@@ -63,6 +66,7 @@ def urls(app, client, auth, inbox, make_user):
         "step": "mode",
         "token": "no-such-token",
         "job_id": "no-such-job",
+        "reply_id": saved.id,
     }
     found = []
     for rule in app.url_map.iter_rules():
