@@ -37,3 +37,62 @@ document.addEventListener("htmx:afterRequest", (event) => {
     row.querySelectorAll(".unread-dot").forEach((dot) => dot.remove());
   }
 });
+
+// The top bar's menu on a phone (base.html): the button opens and closes the sections;
+// Escape or a click elsewhere closes it, and focus goes back to the button on Escape.
+function setNavOpen(toggle, open) {
+  toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  toggle.closest(".topbar").classList.toggle("nav-open", open);
+}
+
+document.addEventListener("click", (event) => {
+  const toggle = document.querySelector("[data-nav-toggle]");
+  if (!toggle) {
+    return;
+  }
+  if (toggle.contains(event.target)) {
+    setNavOpen(toggle, toggle.getAttribute("aria-expanded") !== "true");
+  } else if (!event.target.closest("#topbar-nav")) {
+    setNavOpen(toggle, false);
+  }
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") {
+    return;
+  }
+  const toggle = document.querySelector("[data-nav-toggle]");
+  if (toggle && toggle.getAttribute("aria-expanded") === "true") {
+    setNavOpen(toggle, false);
+    toggle.focus();
+  }
+  // An open <details class="menu"> closes on Escape too, focus back on its summary.
+  const menu = document.activeElement && document.activeElement.closest("details.menu[open]");
+  if (menu) {
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  }
+});
+
+// Opening one <details class="menu"> closes the others; a click outside closes them all.
+document.addEventListener("click", (event) => {
+  document.querySelectorAll("details.menu[open]").forEach((menu) => {
+    if (!menu.contains(event.target)) {
+      menu.open = false;
+    }
+  });
+});
+
+// A contact renamed in the panel beside a thread (_contact_panel.html): the thread's header
+// says the new name at once, as the panel does.
+document.addEventListener("htmx:afterSettle", (event) => {
+  const identity = event.detail.elt;
+  if (!identity || identity.id !== "contact-identity" || !identity.querySelector("[role=status]")) {
+    return;
+  }
+  const name = identity.querySelector(".contact-name");
+  const header = document.querySelector("#thread .thread-contact");
+  if (name && header) {
+    header.textContent = name.textContent;
+  }
+});

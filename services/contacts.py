@@ -1,0 +1,142 @@
+"""Who the customer is: the contact panel beside a thread (name, address, the other people on
+the conversation, earlier conversations, the team's notes) and editing a contact's name and
+notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from extensions import db, get_settings
+from mail.addresses import normalise, parse_addresses
+from models import Contact, Conversation, Inbox, Message, User
+from services.access import visible_inboxes_query
+
+NAME_MAX = 255  # Contact.name's column
+NOTES_MAX = 10_000
+PANEL_CONVERSATIONS = 5  # earlier conversations listed beside a thread; the contact page has all
+
+
+class ContactError(ValueError):
+    """A change the service refused; `field` names the form field to show it beside."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Participant:
+    name: str
+    address: str
+
+
+@dataclass
+class ContactPanel:
+    contact: Contact
+    participants: list[Participant] = field(default_factory=list)
+    earlier: list[Conversation] = field(default_factory=list)  # newest first, at most 5
+    earlier_total: int = 0  # every other conversation the user may see
+    inbox_names: dict[int, str] = field(default_factory=dict)
+
+
+def contact_panel(user: User, conversation: Conversation) -> ContactPanel:
+    """What the panel beside `conversation` shows to `user` (three queries, whatever the
+    thread's or the contact's size)."""
+    contact = conversation.contact
+    return ContactPanel(
+        contact=contact,
+        participants=participants(conversation, contact),
+        **_earlier_conversations(user, conversation),
+    )
+
+
+def participants(conversation: Conversation, contact: Contact) -> list[Participant]:
+    """Everyone else on the conversation's emails (From, To, Cc of every email in and out),
+    less the contact and the inbox's own addresses, in order of first appearance."""
+    # Each distinct header triple once (a long thread repeats the same few), first seen first.
+    headers = (Message.from_address, Message.to_addresses, Message.cc_addresses)
+    rows = db.session.execute(
+        select(*headers)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction.in_(("incoming", "outgoing")),
+        )
+        .group_by(*headers)
+        .order_by(func.min(Message.id))
+    ).all()
+    skip = {normalise(contact.email)} | _our_addresses(conversation)
+    domain = (get_settings().inbound_domain or "").lower()
+    found: dict[str, Participant] = {}
+    for row in rows:
+        for name, address in parse_addresses(
+            [row.from_address, row.to_addresses, row.cc_addresses]
+        ):
+            if normalise(address) in skip or (domain and address.endswith("@" + domain)):
+                continue
+            known = found.get(address)
+            if known is None:
+                found[address] = Participant(name=name, address=address)
+            elif name and not known.name:
+                known.name = name
+    return list(found.values())
+
+
+def _our_addresses(conversation: Conversation) -> set[str]:
+    """Every inbox's support address: a colleague's inbox on Cc is not a participant."""
+    return {normalise(a) for a in db.session.scalars(select(Inbox.support_address)) if a}
+
+
+def _earlier_conversations(user: User, conversation: Conversation) -> dict:
+    visible = (
+        visible_inboxes_query(user).with_only_columns(Inbox.id).order_by(None).scalar_subquery()
+    )
+    where = (
+        Conversation.contact_id == conversation.contact_id,
+        Conversation.id != conversation.id,
+        Conversation.inbox_id.in_(visible),
+    )
+    rows = db.session.execute(
+        select(Conversation, Inbox.name, func.count().over())
+        .join(Inbox, Inbox.id == Conversation.inbox_id)
+        .where(*where)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(PANEL_CONVERSATIONS)
+    ).all()
+    return {
+        "earlier": [row[0] for row in rows],
+        "earlier_total": rows[0][2] if rows else 0,
+        "inbox_names": {row[0].inbox_id: row[1] for row in rows},
+    }
+
+
+def update_contact(contact: Contact, *, name: str | None = None, notes: str | None = None) -> None:
+    """Change the name and/or the notes (None: leave as is); whitespace is tidied, an empty
+    name means "show the address"."""
+    if name is not None:
+        name = " ".join(name.split())
+        if len(name) > NAME_MAX:
+            raise ContactError("name", f"A name has at most {NAME_MAX} characters.")
+        contact.name = name
+    if notes is not None:
+        notes = notes.replace("\r\n", "\n").strip()
+        if len(notes) > NOTES_MAX:
+            raise ContactError("notes", f"Notes have at most {NOTES_MAX:,} characters.")
+        contact.notes = notes
+    db.session.commit()
+
+
+def can_see_contact(user: User, contact: Contact) -> bool:
+    """Admins see every contact; an agent one with a conversation in an inbox of theirs."""
+    if user.is_admin:
+        return True
+    visible = (
+        visible_inboxes_query(user).with_only_columns(Inbox.id).order_by(None).scalar_subquery()
+    )
+    found = db.session.scalar(
+        select(Conversation.id)
+        .where(Conversation.contact_id == contact.id, Conversation.inbox_id.in_(visible))
+        .limit(1)
+    )
+    return found is not None
