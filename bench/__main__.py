@@ -11,6 +11,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench import ingress, process, queue_bench, storage_bench, ui
 
@@ -21,6 +22,7 @@ SECTIONS = {
     "ingress": ingress,
     "process": process,
     "ui": ui,
+    "thread": SimpleNamespace(run=ui.run_thread),  # the thread page, earlier messages folded
 }
 
 

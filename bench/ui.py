@@ -58,12 +58,72 @@ def bench_session(user_id: int) -> str:
     return token
 
 
-def bench_backend(database_url: str, redis_url: str, work: Path) -> tuple[dict, dict]:
+def list_and_thread_pages(seeded: dict) -> dict:
+    """The agent UI section's pages: name -> (url, main-query marker[, htmx[, before]])."""
+    from services import list_version
+
+    big = seeded["big_id"]
+    return {
+        "first list page": ("/conversations", "JOIN contacts"),
+        "first list page right after any change (sidebar counts recounted)": (
+            "/conversations",
+            "JOIN contacts",
+            False,
+            list_version.bump,
+        ),
+        "filtered list page": (
+            f"/conversations?status=open&assignee=unassigned&inbox_id={seeded['filter_inbox']}",
+            "JOIN contacts",
+        ),
+        "search": (f"/conversations?q={SEARCH_WORD}", "JOIN contacts"),
+        f"{BIG_THREAD}-message thread, full page with the list": (
+            f"/conversations/{big}",
+            "WHERE messages.conversation_id = ",
+        ),
+        f"{BIG_THREAD}-message thread, htmx fragment (a click in the list)": (
+            f"/conversations/{big}",
+            "WHERE messages.conversation_id = ",
+            True,
+        ),
+    }
+
+
+def thread_pages(seeded: dict) -> dict:
+    """The thread section's pages: the big thread folded to its latest messages, as a click
+    in the list (htmx) and as a full page, and its earlier messages loaded on demand."""
+    from services import workspace
+
+    big = seeded["big_id"]
+    before = workspace.earlier_start(big)
+    return {
+        "thread, htmx fragment (a click in the list)": (
+            f"/conversations/{big}",
+            "WHERE messages.conversation_id = ",
+            True,
+        ),
+        "thread, full page with the list": (
+            f"/conversations/{big}",
+            "WHERE messages.conversation_id = ",
+        ),
+        "its earlier messages, loaded on demand (htmx)": (
+            f"/conversations/{big}/messages/earlier?before={before}",
+            "WHERE messages.conversation_id = ",
+            True,
+        ),
+    }
+
+
+def bench_backend(
+    database_url: str,
+    redis_url: str,
+    work: Path,
+    pages_for=list_and_thread_pages,
+    idle_poll: bool = True,
+) -> tuple[dict, dict]:
     from flask_migrate import upgrade
 
     from app import create_app
     from extensions import db
-    from services import list_version
 
     app = create_app(
         {
@@ -84,39 +144,54 @@ def bench_backend(database_url: str, redis_url: str, work: Path) -> tuple[dict, 
                 # The admin (sees every inbox), signed in through a server-side session.
                 session["_user_id"] = bench_session(user_id=1)
                 session["_fresh"] = True
-            pages = {
-                "first list page": ("/conversations", "JOIN contacts"),
-                "first list page right after any change (sidebar counts recounted)": (
-                    "/conversations",
-                    "JOIN contacts",
-                    False,
-                    list_version.bump,
-                ),
-                "filtered list page": (
-                    f"/conversations?status=open&assignee=unassigned"
-                    f"&inbox_id={seeded['filter_inbox']}",
-                    "JOIN contacts",
-                ),
-                "search": (f"/conversations?q={SEARCH_WORD}", "JOIN contacts"),
-                f"{BIG_THREAD}-message thread, full page with the list": (
-                    f"/conversations/{seeded['big_id']}",
-                    "WHERE messages.conversation_id = ",
-                ),
-                f"{BIG_THREAD}-message thread, htmx fragment (a click in the list)": (
-                    f"/conversations/{seeded['big_id']}",
-                    "WHERE messages.conversation_id = ",
-                    True,
-                ),
-            }
+            pages = pages_for(seeded)
+            db.session.remove()
             results = {
                 name: {"url": spec[0], **time_page(app, client, engine, *spec)}
                 for name, spec in pages.items()
             }
-            results["idle list poll"] = time_idle_poll(app, client, engine)
+            if idle_poll:
+                results["idle list poll"] = time_idle_poll(app, client, engine)
         finally:
             db.session.remove()
             db.engine.dispose()
     return seeded, results
+
+
+def _on_every_backend(label_rows, pages_for=list_and_thread_pages, idle_poll=True) -> list[str]:
+    """SQLite (temp file), then PostgreSQL (a fresh database, dropped afterwards) when a server
+    answers at BENCH_POSTGRES_URL: each one's section, drawn by `label_rows(label, seeded,
+    results)`."""
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="threadline-bench-ui-") as tmp:
+        work = Path(tmp)
+        from runtime.embedded_redis import EmbeddedRedis
+
+        with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
+            sqlite_url = "sqlite:///" + str(work / "bench.db")
+            sections += label_rows(
+                "SQLite",
+                *bench_backend(sqlite_url, redis_server.url, work, pages_for, idle_poll),
+            )
+            found = _postgres_database()
+            if found is None:
+                sections += ["### PostgreSQL", "", "Skipped: no server at BENCH_POSTGRES_URL.", ""]
+                return sections
+            base_url, admin = found
+            name = f"threadline_bench_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+                sections += label_rows(
+                    f"PostgreSQL {_server_version(admin)}",
+                    *bench_backend(url, redis_server.url, work, pages_for, idle_poll),
+                )
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+    return sections
 
 
 def _postgres_database() -> tuple[str, Engine] | None:
@@ -163,34 +238,7 @@ def _section(label: str, seeded: dict, results: dict) -> list[str]:
 
 def run() -> str:
     os.environ["ENV_FILE"] = os.devnull  # measure defaults, not the developer's .env
-    sections = []
-    with tempfile.TemporaryDirectory(prefix="threadline-bench-ui-") as tmp:
-        work = Path(tmp)
-        from runtime.embedded_redis import EmbeddedRedis
-
-        with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-            sqlite_url = "sqlite:///" + str(work / "bench.db")
-            sections += _section("SQLite", *bench_backend(sqlite_url, redis_server.url, work))
-            found = _postgres_database()
-            if found is None:
-                sections += ["### PostgreSQL", "", "Skipped: no server at BENCH_POSTGRES_URL.", ""]
-            else:
-                base_url, admin = found
-                name = f"threadline_bench_{uuid.uuid4().hex[:10]}"
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                try:
-                    url = make_url(base_url).set(database=name)
-                    sections += _section(
-                        f"PostgreSQL {_server_version(admin)}",
-                        *bench_backend(
-                            url.render_as_string(hide_password=False), redis_server.url, work
-                        ),
-                    )
-                finally:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    admin.dispose()
+    sections = _on_every_backend(_section)
     header = [
         "## Agent UI on a big mailbox",
         "",
@@ -214,10 +262,61 @@ def run() -> str:
     return "\n".join(header + sections)
 
 
+THREAD_TARGET = 3.0  # the thread page's p95 at most 3x the p95 of the SQL it issues
+
+
+def _thread_rows(label: str, seeded: dict, results: dict) -> list[str]:
+    lines = [
+        f"### {label}",
+        "",
+        f"Thread #{seeded['big_id']}: {seeded['big_count']} messages in a mailbox of "
+        f"{seeded['rows']['messages']:,}.",
+        "",
+        "| page | SQL stmts | KB | ours p50 | ours p95 | its SQL p50 | its SQL p95 "
+        "| ours p95 / SQL p95 | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, r in results.items():
+        o50, o95 = _pct(r["ours"], 0.5), _pct(r["ours"], 0.95)
+        a50, a95 = _pct(r["all"], 0.5), _pct(r["all"], 0.95)
+        folded = "earlier" not in name
+        verdict = ("met" if o95 <= THREAD_TARGET * a95 else "missed") if folded else "-"
+        lines.append(
+            f"| {name} (`{r['url']}`) | {r['queries']} | {r['bytes'] / 1024:.0f} | {o50:.1f} "
+            f"| {o95:.1f} | {a50:.1f} | {a95:.1f} | {o95 / a95:.1f}x | {verdict} |"
+        )
+    lines.append("")
+    return lines
+
+
+def run_thread() -> str:
+    """The section "Thread page, earlier messages folded" (`python -m bench.ui thread`)."""
+    os.environ["ENV_FILE"] = os.devnull
+    sections = _on_every_backend(_thread_rows, thread_pages, idle_poll=False)
+    from services.workspace import LATEST
+
+    header = [
+        "## Thread page, earlier messages folded",
+        "",
+        f"The {BIG_THREAD}-message thread of the agent UI mailbox ({CONVERSATIONS:,} "
+        f"conversations, {MESSAGES:,} messages) as the workspace draws it: the latest {LATEST} "
+        "emails, replies and notes (with the activity lines among them) and an "
+        '"N earlier messages" button that loads the rest on demand. Same client and loop as '
+        f"the agent UI section: ms per request, p50/p95 of {N} requests after {WARMUPS} "
+        "warm-ups, each beside a bare replay (one connection, same loop) of every SQL "
+        f"statement the request issued. Target: the folded thread's p95 at most "
+        f"{THREAD_TARGET:.0f}x its SQL's p95; the earlier messages (all but the latest, "
+        "drawn at once) are shown for scale. KB: the answer's size. Command: "
+        "`python -m bench.ui thread`.",
+        "",
+    ]
+    return "\n".join(header + sections)
+
+
 def _server_version(admin: Engine) -> str:
     with admin.connect() as conn:
         return str(conn.scalar(text("SHOW server_version"))).split()[0]
 
 
 if __name__ == "__main__":
-    print(run())
+    print(run_thread() if sys.argv[1:] == ["thread"] else run())

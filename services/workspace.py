@@ -117,6 +117,9 @@ def list_fingerprint(page: ConversationPage, unread: set[int]) -> str:
     return hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+LATEST = 10  # a long thread shows its latest emails, replies and notes
+
+
 def thread_fingerprint(conversation_id: int) -> str:
     """Changes when a message arrives or any message changes (delivery state); one
     aggregate over the (conversation_id, id) index."""
@@ -133,47 +136,77 @@ def _fingerprint(count: int, last_id: int | None, changed: datetime | None) -> s
     return f"{count}-{last_id or 0}-{stamp:.6f}"
 
 
-def _fingerprint_of(messages: list[Message]) -> str:
-    """thread_fingerprint of exactly these messages, without asking the database again."""
-    return _fingerprint(
-        len(messages),
-        max((m.id for m in messages), default=None),
-        max((m.updated_at for m in messages), default=None),
-    )
-
-
-def thread_news(messages: list[Message], page_fp: str) -> tuple[list[Message], str] | None:
-    """What a page drawn at `page_fp` lacks of `messages` (the thread as just read), and the
-    fingerprint it has once they are appended: typically the activity line of a change made
-    in the thread. None when appending is not enough (a message the page shows changed or
-    moved meanwhile, or `page_fp` is no fingerprint): the page needs the whole list again."""
+def thread_news(
+    conversation_id: int, shown: list[Message], page_fp: str, thread_fp: str
+) -> tuple[list[Message], str] | None:
+    """What a page drawn at `page_fp` lacks (typically the activity line of a change made in
+    the thread), and the fingerprint it has once they are appended (`thread_fp`, the thread's
+    as just read). `shown` is the thread's latest messages as just read: a long thread's
+    earlier ones are not read, so what the page had is checked with one aggregate. None when
+    appending is not enough (a message the page shows changed or moved meanwhile, more arrived
+    than `shown` holds, or `page_fp` is no fingerprint): the page needs the whole list."""
     try:
         last_id = int(page_fp.split("-")[1])
+        total = int(thread_fp.split("-")[0])
     except (IndexError, ValueError):
         return None
-    if _fingerprint_of([m for m in messages if m.id <= last_id]) != page_fp:
-        return None
-    return [m for m in messages if m.id > last_id], _fingerprint_of(messages)
-
-
-def thread_messages(conversation_id: int) -> list[Message]:
-    """Every message of a thread in order, with their attachments in one query, not one per
-    message (a 500-message thread made 479 queries); the pages and the API read it alike."""
-    return list(
-        db.session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.id)
-            .options(selectinload(Message.attachments))
+    count, top, changed = db.session.execute(
+        select(func.count(Message.id), func.max(Message.id), func.max(Message.updated_at)).where(
+            Message.conversation_id == conversation_id, Message.id <= last_id
         )
+    ).one()
+    news = [m for m in shown if m.id > last_id]
+    if _fingerprint(count, top, changed) != page_fp or count + len(news) != total:
+        return None
+    return news, thread_fp
+
+
+def thread_messages(conversation_id: int, before: int | None = None) -> list[Message]:
+    """Every message of a thread in order (or those older than message `before`), with their
+    attachments in one query, not one per message (a 500-message thread made 479 queries);
+    the pages and the API read it alike."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    return list(
+        db.session.scalars(query.order_by(Message.id).options(selectinload(Message.attachments)))
     )
 
 
-def thread(conversation: Conversation) -> dict:
-    """A thread's messages, their senders, the contact and who it can be assigned to."""
-    messages = thread_messages(conversation.id)
-    user_ids = {m.sender_user_id for m in messages if m.sender_user_id}
-    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+def earlier_start(conversation_id: int, latest: int = LATEST) -> int | None:
+    """The first message a long thread shows: after the newest email, reply or note beyond
+    the `latest` ones (activity lines do not count). None when the thread shows everything."""
+    hidden = db.session.scalar(
+        select(Message.id)
+        .where(Message.conversation_id == conversation_id, Message.direction != "activity")
+        .order_by(Message.id.desc())
+        .offset(latest)
+        .limit(1)
+    )
+    return None if hidden is None else hidden + 1
+
+
+def thread(conversation: Conversation, show_all: bool = False) -> dict:
+    """A thread's latest messages (all with `show_all`), how many earlier ones are folded
+    away, their senders, the contact and who it can be assigned to."""
+    start = None if show_all else earlier_start(conversation.id)
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if start is not None:
+        query = query.where(Message.id >= start)
+    messages = list(
+        db.session.scalars(query.order_by(Message.id).options(selectinload(Message.attachments)))
+    )
+    count, last_id, changed, earlier = db.session.execute(
+        select(
+            func.count(Message.id),
+            func.max(Message.id),
+            func.max(Message.updated_at),
+            func.sum(
+                case(((Message.id < (start or 0)) & (Message.direction != "activity"), 1), else_=0)
+            ),
+        ).where(Message.conversation_id == conversation.id)
+    ).one()
+    users = senders(messages)
     contact = db.session.get(Contact, conversation.contact_id)
     members = db.session.scalars(
         select(User)
@@ -193,5 +226,16 @@ def thread(conversation: Conversation) -> dict:
         "members": members,
         "assignee": users.get(conversation.assignee_id)
         or (db.session.get(User, conversation.assignee_id) if conversation.assignee_id else None),
-        "fingerprint": thread_fingerprint(conversation.id),
+        "fingerprint": _fingerprint(count, last_id, changed),
+        # The earlier emails, replies and notes folded away (their activity lines too), for
+        # "N earlier messages": thread_messages(before=start) loads them on demand.
+        "earlier": {"count": earlier, "before": start} if earlier else None,
     }
+
+
+def senders(messages: list[Message]) -> dict[int, User]:
+    """The agents who wrote these replies and notes, by id, in one query."""
+    user_ids = {m.sender_user_id for m in messages if m.sender_user_id}
+    if not user_ids:
+        return {}
+    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}

@@ -32,13 +32,15 @@ def frame_policy(images: bool) -> str:
 
 def html_document(html: str, images: bool) -> str:
     """The sanitiser parked remote image URLs in data-remote-src; `images` turns them on for
-    this response only."""
+    this response only. The page sizes the frame to this document's height (static/thread.js),
+    so long words and preformatted lines wrap rather than widen it."""
     if images:
         html = _DEFERRED_IMAGE.sub(r"\1src=", html)
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         '<base target="_blank"><style>body{font:14px/1.5 system-ui,sans-serif;margin:.4rem;'
-        "color:#1d2430}img{max-width:100%;height:auto}</style></head><body>"
+        "color:#1d2430;overflow-wrap:anywhere}img{max-width:100%;height:auto}"
+        "pre{white-space:pre-wrap}</style></head><body>"
         f"{html}</body></html>"
     )
 

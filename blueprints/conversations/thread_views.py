@@ -1,14 +1,23 @@
-"""One thread: the page, its message poll and who else is viewing it. None of them writes:
-the thread drawn on the agent's screen marks itself read with a POST (thread_actions.read)."""
+"""One thread: the page, its message poll, a long thread's earlier messages and who else is
+viewing it. None of them writes: the thread drawn on the agent's screen marks itself read with
+a POST (thread_actions.read)."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
-from blueprints.conversations.pages import thread_response, visible_conversation, workspace_page
+from blueprints.conversations.forms import ActionForm, MoveForm
+from blueprints.conversations.pages import (
+    IMAGE_TYPES,
+    thread_response,
+    visible_conversation,
+    workspace_page,
+)
 from blueprints.htmx import is_htmx
+from extensions import db
+from models import Contact
 from services import presence, workspace
 from services.timezones import local
 
@@ -44,6 +53,38 @@ def messages(conversation_id: int):
         return "", 204, {"Vary": "HX-Request"}
     # The change is on the agent's screen now: _messages.html asks to mark it read (a POST).
     return thread_response(conversation, "conversations/_poll.html")
+
+
+@bp.route("/conversations/<int:conversation_id>/messages/earlier")
+@login_required
+def earlier(conversation_id: int):
+    """A long thread's earlier messages, which the page folds into "N earlier messages"
+    (`before`: the first message it shows). With htmx they replace that button, and the
+    message poll, out of band, asks for the whole thread from now on (`all=1`), keeping the
+    fingerprint the page sent (`fp`); without htmx, the page with the whole thread."""
+    conversation = visible_conversation(conversation_id)
+    if not is_htmx():
+        return redirect(url_for(".show", conversation_id=conversation.id, all=1))
+    raw = request.args.get("before", "")
+    before = int(raw) if raw.isdigit() else workspace.earlier_start(conversation.id)
+    messages = workspace.thread_messages(conversation.id, before) if before else []
+    forms = {"delivery": ActionForm(formdata=None), "move": MoveForm(formdata=None)}
+    forms["split"] = ActionForm(formdata=None)
+    body = render_template(
+        "conversations/_earlier.html",
+        conversation=conversation,
+        contact=db.session.get(Contact, conversation.contact_id),
+        messages=messages,
+        users=workspace.senders(messages),
+        forms=forms,
+        blank_forms=forms,
+        move_message_pk=None,
+        images=request.args.get("images") == "1",
+        image_types=IMAGE_TYPES,
+        fingerprint=request.args.get("fp", ""),
+        show_all=True,
+    )
+    return body, 200, {"Vary": "HX-Request"}
 
 
 @bp.route("/conversations/<int:conversation_id>/viewers")

@@ -124,7 +124,7 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
 
     # Reply: an htmx POST (CSRF from <body hx-headers>) that re-renders the thread, queued.
     page.get_by_label("Reply to Carla Customer").fill("We are sending a fire crew.")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()  # not "Send and resolve"
     outgoing = page.locator("#thread-messages .msg-outgoing", has_text="We are sending a fire")
     expect(outgoing).to_have_count(1)
     expect(outgoing.locator(".delivery")).to_have_text("queued")
@@ -142,8 +142,8 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
 
     # A private note: styled as one, never emailed.
     page.get_by_label("Reply to Carla Customer").fill("Customer sounds stressed, call her.")
-    page.get_by_label("Private note (never emailed)").check()
-    page.get_by_role("button", name="Send").click()
+    page.locator("#composer").get_by_text("Internal note", exact=True).click()  # the Note tab
+    page.get_by_role("button", name="Add note", exact=True).click()
     note = page.locator("#thread-messages .msg-note", has_text="call her")
     expect(note).to_have_count(1)
     expect(note.locator(".note-label")).to_have_text("Private note")
@@ -151,17 +151,19 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     expect(note.locator(".delivery")).to_have_count(0)
 
     # Assign to themself.
-    page.locator("#thread-controls select[name=assignee_id]").select_option(str(agent.id))
-    page.get_by_role("button", name="Assign").click()
+    page.locator("#menu-assign summary").click()  # the assign menu opens
+    page.locator(f"#menu-assign button[value='{agent.id}']").click()
     activity = page.locator("#thread-messages .msg-activity")
     expect(activity.filter(has_text="Ana Agent assigned this to Ana Agent")).to_have_count(1)
     expect(page.locator(".thread-meta")).to_contain_text("Ana Agent")
 
     # Resolve.
-    page.get_by_role("button", name="Resolve").click()
+    page.get_by_role("button", name="Resolve", exact=True).click()
     expect(page.locator(".thread-meta .badge")).to_have_text("resolved")
     expect(activity.filter(has_text="Ana Agent resolved this conversation")).to_have_count(1)
-    expect(page.get_by_role("button", name="Resolve")).to_be_disabled()
+    page.locator("#menu-status summary").click()  # the status menu holds the other states
+    status_menu = page.locator("#thread-controls")
+    expect(status_menu.get_by_role("button", name="Resolve", exact=True)).to_be_disabled()
     expect(page.get_by_role("button", name="Reopen")).to_be_enabled()
 
     # The customer answers the sent reply; it appears in the open page by itself.
@@ -180,7 +182,7 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     expect(thread.locator(".msg-incoming")).to_have_count(2)
     # The same poll refreshes the status line and controls: the answer reopened it.
     expect(page.locator(".thread-meta .badge")).to_have_text("open", timeout=POLL)
-    expect(page.get_by_role("button", name="Resolve")).to_be_enabled()
+    expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_enabled()
     # Another customer writes: the list picks the new conversation up by itself.
     receive(
         app, customer_email("Is anyone there?", From="Dan <dan@customer.example>", Subject="Hello")
@@ -276,6 +278,7 @@ def test_labels_and_snooze_redraw_only_themselves(app, page, sign_in, agent, liv
     frame_loads = []
     page.on("request", lambda r: frame_loads.append(r.url) if r.url.endswith("/body") else 0)
 
+    page.locator("#menu-labels summary").click()
     page.locator("#thread-labels input[name=labels]").fill("billing, Urgent")
     with page.expect_response(lambda r: r.url.endswith("/labels")) as answer:
         page.get_by_role("button", name="Save labels").click()
@@ -286,9 +289,11 @@ def test_labels_and_snooze_redraw_only_themselves(app, page, sign_in, agent, liv
     activity = page.locator("#thread-messages .msg-activity")
     expect(activity.filter(has_text="Ana Agent labelled this billing, Urgent")).to_have_count(1)
 
+    page.locator("#menu-snooze summary").click()
     page.locator("#thread-snooze").get_by_role("button", name="1 hour").click()
     expect(page.locator("#thread-snooze")).to_contain_text("Snoozed until")
     expect(page.locator(".thread-meta .badge")).to_have_text("snoozed")
+    page.locator("#menu-status summary").click()
     expect(page.get_by_role("button", name="Reopen")).to_be_enabled()
     expect(activity.filter(has_text="snoozed this conversation until")).to_have_count(1)
     billing = page.locator("#thread-labels a", has_text="billing")
@@ -343,7 +348,7 @@ def test_a_422_answer_is_swapped_in_place_with_what_to_fix(app, page, sign_in, a
     sign_in(agent.email, agent.plain_password)
     page.goto(f"/conversations/{conversation.id}")
     page.evaluate("window.__marker = 1")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("#composer [role=alert]")).to_contain_text("the reply is empty")
     assert page.evaluate("window.__marker") == 1, "the page reloaded"
 
