@@ -10,11 +10,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from extensions import db, get_settings, get_storage
-from mail.addresses import is_email_address
+from mail.addresses import is_email_address, normalise, parse_addresses
 from mail.compose import OutgoingAttachment
 from mail.threading import outgoing_message_id
 from models import Attachment, Conversation, Inbox, Message, User, utcnow
-from services import background
+from services import background, reply_drafts
+from services.conversations import update_conversation
 
 log = logging.getLogger(__name__)
 # Why a reply is `unknown` (jobs/send_message.py, jobs/sweeps.py) ends with what to do.
@@ -95,10 +96,54 @@ def create_reply(
         )
     _store_attachments(message, conversation, attachments or [])
     conversation.last_activity_at = now
+    reply_drafts.delete_for(conversation.id, author.id, commit=False)  # sent: no draft left
     db.session.commit()
     if not private:
         enqueue_send(message.id)
     return message
+
+
+def reply_and_resolve(conversation: Conversation, author: User, text: str, **options) -> Message:
+    """The composer's "Send and resolve": the reply (or note) is recorded and queued, then the
+    conversation resolved (an activity line), in one request: nothing to refuse once sent."""
+    message = create_reply(conversation, author, text, **options)
+    update_conversation(conversation, author, status="resolved")
+    return message
+
+
+def our_addresses(conversation: Conversation) -> set[str]:
+    """Addresses that are the inbox itself (support, forwarding, reply+ continuity)."""
+    inbox, domain = conversation.inbox, get_settings().inbound_domain
+    ours = {normalise(inbox.support_address)}
+    if domain:
+        ours.add(normalise(inbox.forwarding_address(domain)))
+    return ours
+
+
+def reply_all_recipients(conversation: Conversation) -> tuple[str, list[str]]:
+    """Who a reply goes to, reply-all style: To is the contact; CC the other people on the
+    customer's latest email (its To and Cc), less the contact and the inbox's own addresses
+    (support, forwarding, any address at the inbound domain)."""
+    contact = conversation.contact
+    latest = db.session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.direction == "incoming")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if latest is None:
+        return contact.email, []
+    ours = our_addresses(conversation)
+    domain = (get_settings().inbound_domain or "").lower()
+    sender = [normalise(a) for _n, a in parse_addresses([latest.from_address or ""])]
+    skip = {normalise(contact.email), *sender} | ours
+    cc: dict[str, None] = {}
+    for _name, address in parse_addresses([latest.to_addresses, latest.cc_addresses]):
+        if normalise(address) in skip or (domain and address.endswith("@" + domain)):
+            continue
+        if is_email_address(address):
+            cc[address] = None
+    return contact.email, list(cc)
 
 
 def _store_attachments(message: Message, conversation: Conversation, files) -> None:
