@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, and_, exists, or_, select
 
 from extensions import db
-from models import Contact, Conversation, ConversationLabel, Inbox, Label, Message, User
+from models import (
+    Contact,
+    Conversation,
+    ConversationLabel,
+    Inbox,
+    InboxMember,
+    Label,
+    Message,
+    User,
+)
 from models.conversations import STATUSES
 from services.access import visible_inboxes_query
 from services.conversations import MAX_ID, ConversationError
@@ -166,3 +175,48 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ConversationError(
             "cursor", "cursor is not valid: pass next_cursor unchanged"
         ) from None
+
+
+def rows_for(user: User, conversation_ids: list[int]) -> list[ConversationRow]:
+    """These conversations as list rows (contact and assignee joined), the ones the user may
+    see only, in list order: what an action answers with to redraw its rows at once."""
+    if not conversation_ids:
+        return []
+    query = (
+        _rows_query()
+        .where(
+            Conversation.id.in_(conversation_ids),
+            Conversation.inbox_id.in_(_visible_inbox_ids(user)),
+        )
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    )
+    return [ConversationRow(*row) for row in db.session.execute(query).all()]
+
+
+def next_in_list(user: User, after: Conversation, **criteria) -> Conversation | None:
+    """The conversation to open once `after` is done (resolved): the one below it in the list
+    with these `criteria` (list_conversations' filters), else the top of that list; None
+    when the list holds nothing else. `after` need not match the criteria any more."""
+    cursor = encode_cursor(after.last_activity_at, after.id)
+    below = list_conversations(user, cursor=cursor, limit=1, **criteria).rows
+    if below:
+        return below[0].conversation
+    top = list_conversations(user, limit=2, **criteria).rows
+    return next((r.conversation for r in top if r.conversation.id != after.id), None)
+
+
+def assignable_users(user: User) -> list[User]:
+    """Who the list's bulk bar offers to assign to: active admins, and active members of an
+    inbox `user` can see (whether each may take a given conversation is still checked per
+    conversation, by services/conversations.update_conversation)."""
+    members = (
+        select(InboxMember.user_id)
+        .where(InboxMember.inbox_id.in_(_visible_inbox_ids(user)))
+        .scalar_subquery()
+    )
+    query = (
+        select(User)
+        .where(User.active, or_(User.role == "admin", User.id.in_(members)))
+        .order_by(User.name)
+    )
+    return list(db.session.scalars(query))

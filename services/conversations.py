@@ -62,8 +62,11 @@ def update_conversation(
     status: str | None = None,
     assignee_id: int | None | object = _UNCHANGED,
     snoozed_until: datetime | None = None,
+    *,
+    commit: bool = True,
 ) -> list[Message]:
     """Change status and/or assignee; both are validated before anything changes.
+    `commit=False` leaves the commit to a caller changing several (services/bulk_actions.py).
 
     Snoozing needs `snoozed_until`, a time in the future: the wake_snoozed sweep reopens
     the conversation then (a new message from the contact reopens it sooner).
@@ -105,7 +108,10 @@ def update_conversation(
 
     activity = [conversation.activity(line, actor.id) for line in lines]
     db.session.add_all(activity)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return activity
 
 

@@ -116,8 +116,11 @@ def labels_visible_to(user: User) -> list[Label]:
     return list(db.session.scalars(query))
 
 
-def set_labels(conversation: Conversation, actor: User, names: Iterable[str]) -> list[Label]:
+def set_labels(
+    conversation: Conversation, actor: User, names: Iterable[str], *, commit: bool = True
+) -> list[Label]:
     """Make the conversation's labels exactly `names`; returns them (alphabetical).
+    `commit=False` leaves the commit to a caller changing several (services/bulk_actions.py).
 
     Validates everything before changing anything; adds one activity line for what was
     added ("Ana labelled this billing, urgent") and one for what was removed."""
@@ -144,5 +147,8 @@ def set_labels(conversation: Conversation, actor: User, names: Iterable[str]) ->
         names_removed = ", ".join(label.display_name for label in removed)
         lines.append(f"{actor.name} removed the {noun} {names_removed}")
     db.session.add_all(conversation.activity(line, actor.id) for line in lines)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return conversation_labels(conversation.id)

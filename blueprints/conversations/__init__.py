@@ -11,6 +11,8 @@ pages.py builds what every response is made of (the data comes from services/wor
 from __future__ import annotations
 
 from blueprints.conversations import (  # noqa: F401  (their routes and context processors)
+    bulk,
+    drafts,
     list_views,
     mail_frame,
     thread_actions,

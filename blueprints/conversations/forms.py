@@ -6,7 +6,9 @@ A form parses and checks what the request says (`validate_<field>`); what needs 
 or is shared with the API (addresses, who may be assigned, labels' limits, the move's target)
 is the service's to refuse, and the view adds that refusal to `form.form_errors`. The HTML
 field names are the ones the API, the tests and old tabs post: `for` (a snooze preset),
-`until`, `assignee_id`, `labels`, `target`, `text`, `cc`, `bcc`, `private`, `seen`, `confirm`.
+`until`, `assignee_id`, `labels`, `target`, `text`, `cc`, `bcc`, `private`, `seen`, `confirm`,
+`resolve` ("Send and resolve"). The composer's Reply/Note tabs are the two values of `private`
+(ModeTabs); DraftForm is what the composer autosaves (drafts.py).
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from wtforms import (
     HiddenField,
     MultipleFileField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import ValidationError
 from wtforms.widgets import DateTimeLocalInput, html_params
 
+from services import reply_drafts
+from services.bulk_actions import ACTIONS as BULK_ACTIONS
 from services.labels import LabelError, clean_names, split_names
-from services.replies import ReplyError
+from services.replies import ReplyError, reply_all_recipients
 from services.reply_form import uploaded_attachments
 
 ACTION_STATUSES = ("open", "pending", "resolved")
@@ -68,6 +73,32 @@ class OrderedCheckbox:
             "checked": bool(field.data),
         }
         return Markup(f"<input {_attributes(first, kwargs)}>")
+
+
+class ModeTabs:
+    """The composer's Reply / Note tabs: two radios named `private` ("" a reply, "1" a note),
+    drawn as `name="private" value="1" checked` like the old checkbox. Each radio is followed
+    by its label; the template lays them out as tabs."""
+
+    LABELS = (("", "Reply", "reply"), ("1", "Internal note", "note"))
+
+    def __call__(self, field, **kwargs):
+        base = kwargs.pop("id", field.id)
+        out = []
+        for value, label, kind in self.LABELS:
+            first = {
+                "type": "radio",
+                "id": f"{base}-{kind}",
+                "name": field.name,
+                "value": value,
+                "checked": bool(field.data) == bool(value),
+            }
+            attrs = _attributes(first, {"data-composer-mode": kind, **kwargs})
+            out.append(
+                f'<input {attrs}><label for="{first["id"]}" class="composer-tab '
+                f'composer-tab-{kind}">{label}</label>'
+            )
+        return Markup("".join(out))
 
 
 class OrderedFileInput:
@@ -122,12 +153,14 @@ class ComposerForm(ThreadForm):
     text = TextAreaField("Reply", widget=PlainTextArea(), render_kw={"rows": 6})
     cc = StringField("CC", render_kw={"placeholder": "a@example.com, b@example.com"})
     bcc = StringField("BCC")
-    private = BooleanField("Private note (never emailed)", widget=OrderedCheckbox())
+    private = BooleanField("Private note (never emailed)", widget=ModeTabs())
     attachments = MultipleFileField("Attachments", widget=OrderedFileInput())
     seen = HiddenField(widget=OrderedHidden())
     confirm = HiddenField()
+    resolve = HiddenField()  # posted by the "Send and resolve" button, never drawn as a field
 
     uploads: list = []
+    draft = None  # the agent's saved draft the composer was drawn from (composer_form)
 
     def validate_attachments(self, field):
         """Each upload within ATTACHMENT_MAX_BYTES (the error names the file)."""
@@ -138,7 +171,26 @@ class ComposerForm(ThreadForm):
 
     @property
     def confirmed(self) -> bool:
-        return self.confirm.data == "1"
+        """The collision's "Send anyway" (`confirm=1`) or "Send anyway and resolve" (`resolve`)."""
+        return self.confirm.data in ("1", "resolve")
+
+    @property
+    def and_resolve(self) -> bool:
+        return self.resolve.data == "1" or self.confirm.data == "resolve"
+
+
+class DraftForm(ThreadForm):
+    """What the composer autosaves as the agent types: the tab (`private`), text, CC, BCC.
+    Addresses are kept as typed; they are checked when the reply is sent."""
+
+    text = TextAreaField()
+    cc = StringField()
+    bcc = StringField()
+    private = BooleanField()
+
+    @property
+    def kind(self) -> str:
+        return "note" if self.private.data else "reply"
 
 
 def _choice(value) -> str:
@@ -224,11 +276,31 @@ class MoveForm(ThreadForm):
     )
 
 
+def composer_form(conversation, agent_id: int) -> ComposerForm:
+    """The composer as the agent left it (their draft), else a new reply to everyone on the
+    customer's latest email (reply-all: services/replies.reply_all_recipients)."""
+    draft = reply_drafts.get(conversation.id, agent_id)
+    if draft is not None:
+        form = ComposerForm(
+            formdata=None,
+            text=draft.text,
+            cc=draft.cc,
+            bcc=draft.bcc,
+            private=draft.kind == "note",
+        )
+    else:
+        _to, cc = reply_all_recipients(conversation)
+        form = ComposerForm(formdata=None, cc=", ".join(cc))
+    form.draft = draft
+    return form
+
+
 def thread_forms(conversation, members: list, labels: list, agent_id: int) -> dict[str, FlaskForm]:
-    """The thread's forms as the page draws them: empty, or showing what the conversation is
-    now (its assignee among `members`, its `labels`)."""
+    """The thread's forms as the page draws them: empty (the composer: the agent's draft, or
+    reply-all), or showing what the conversation is now (its assignee among `members`, its
+    `labels`)."""
     forms = {
-        "composer": ComposerForm(formdata=None),
+        "composer": composer_form(conversation, agent_id),
         "assign": AssignForm(formdata=None, assignee_id=conversation.assignee_id),
         "status": StatusForm(formdata=None),
         "labels": LabelsForm(
@@ -244,3 +316,45 @@ def thread_forms(conversation, members: list, labels: list, agent_id: int) -> di
         for member in members
     ]
     return forms
+
+
+class BulkForm(ThreadForm):
+    """The list's bulk bar: `ids` are the ticked rows, `action` the button pressed (assign,
+    label, open, pending, resolved), with `assignee_id` (empty: unassign) or `labels` (to
+    add, comma-separated). services/bulk_actions.py checks each conversation."""
+
+    ids = SelectMultipleField("Conversations", coerce=int, validate_choice=False)
+    action = HiddenField()
+    assignee_id = SelectField(
+        "Assign to", coerce=_choice, validate_choice=False, widget=OrderedSelect()
+    )
+    labels = StringField("Add label", render_kw={"placeholder": "billing", "maxlength": 500})
+    names: list[str] = []
+
+    def validate_action(self, field):
+        if field.data not in BULK_ACTIONS:
+            raise ValidationError("Choose what to do with the selected conversations.")
+
+    def validate_assignee_id(self, field):
+        if (field.data or "").strip() and not field.data.strip().isdigit():
+            raise ValidationError("Choose a person from the list.")
+
+    def validate_labels(self, field):
+        if self.action.data != "label":
+            return
+        try:
+            self.names = clean_names(split_names(field.data))
+        except LabelError as exc:
+            raise ValidationError(str(exc)) from None
+        if not self.names:
+            raise ValidationError("Type the label to add.")
+
+    @property
+    def assignee(self) -> int | None:
+        raw = (self.assignee_id.data or "").strip()
+        return int(raw) if raw else None
+
+    @property
+    def problems(self) -> list[str]:
+        """Every error of the form, one line each, for the bar's message."""
+        return [message for messages in self.errors.values() for message in messages]

@@ -5,16 +5,26 @@ whole workspace."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
-from flask_login import current_user
+from urllib.parse import parse_qsl, urlsplit
 
-from blueprints.conversations.forms import ACTION_STATUSES, SNOOZE_LABELS, thread_forms
+from flask import abort, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from blueprints.conversations.forms import (
+    ACTION_STATUSES,
+    SNOOZE_LABELS,
+    BulkForm,
+    thread_forms,
+)
 from blueprints.htmx import is_htmx
 from models import Conversation
 from services import list_version, workspace
 from services.access import visible_conversation as find_visible
+from services.conversation_list import assignable_users, next_in_list, rows_for
 from services.conversations import ConversationError
-from services.labels import conversation_labels
+from services.labels import conversation_labels, labels_for
+from services.unread import unread_ids
 
 LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
 ASSIGNEES = ("me", "unassigned", "all")
@@ -22,17 +32,19 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attac
 LIST_DEFAULTS = {"status": "open", "assignee": "all"}
 
 
-def list_filters() -> dict:
-    """The list's filters from the query string; unknown values fall back to the defaults."""
-    status = request.args.get("status", "open")
-    assignee = request.args.get("assignee", "all")
-    inbox_id = request.args.get("inbox_id", "")
+def list_filters(args=None) -> dict:
+    """The list's filters from the query string (or `args`, a MultiDict such as
+    current_list_args()); unknown values fall back to the defaults."""
+    args = request.args if args is None else args
+    status = args.get("status", "open")
+    assignee = args.get("assignee", "all")
+    inbox_id = args.get("inbox_id", "")
     return {
         "status": status if status in LIST_STATUSES else "open",
         "assignee": assignee if assignee in ASSIGNEES else "all",
-        "inbox_id": int(inbox_id) if inbox_id.isdigit() else None,
-        "q": request.args.get("q", "").strip()[:200],
-        "label": " ".join(request.args.get("label", "").split())[:40],
+        "inbox_id": int(inbox_id) if inbox_id.isascii() and inbox_id.isdigit() else None,
+        "q": args.get("q", "").strip()[:200],
+        "label": " ".join(args.get("label", "").split())[:40],
     }
 
 
@@ -73,7 +85,10 @@ def visible_conversation(conversation_id: int) -> Conversation:
 def thread_context(conversation: Conversation, forms: dict | None = None, **extra) -> dict:
     """What the thread's templates draw; `forms` are the posted forms that failed (by name, as
     in forms.thread_forms), drawn with what the agent typed and what to fix."""
-    thread = workspace.thread(conversation)
+    # ?all=1: the agent unfolded a long thread's earlier messages; what redraws the list (the
+    # poll, "Load images") keeps them (_messages_poll.html).
+    show_all = "1" in (request.args.get("all"), request.form.get("all"))
+    thread = workspace.thread(conversation, show_all=show_all)
     labels = conversation_labels(conversation.id)
     blank = thread_forms(conversation, thread["members"], labels, current_user.id)
     forms = {**blank, **(forms or {})}
@@ -91,6 +106,7 @@ def thread_context(conversation: Conversation, forms: dict | None = None, **extr
         "image_types": IMAGE_TYPES,
         "statuses": ACTION_STATUSES,
         "snooze_presets": SNOOZE_LABELS,
+        "show_all": show_all,
         "move_message_pk": None,
         "moved": None,
         **extra,
@@ -103,6 +119,7 @@ def workspace_page(conversation: Conversation | None = None, status: int = 200, 
         **list_context(list_filters(), request.args.get("cursor") or None),
         **workspace.sidebar(current_user),
         "list_version": list_version.current(),
+        **bulk_bar_context(),
         "conversation": None,
     }
     if conversation is not None:
@@ -115,7 +132,7 @@ def thread_response(conversation: Conversation, partial: str, status: int = 200,
     if not is_htmx():
         return workspace_page(conversation, status, **extra)
     body = render_template(partial, **thread_context(conversation, **extra))
-    return body, status, {"Vary": "HX-Request"}
+    return body + row_updates(conversation, status), status, {"Vary": "HX-Request"}
 
 
 def component_response(
@@ -128,9 +145,100 @@ def component_response(
     context = thread_context(conversation, **extra)
     if status >= 400:
         also = ()
-    elif found := workspace.thread_news(context["messages"], request.form.get("fp", "")):
+    elif found := workspace.thread_news(
+        conversation.id, context["messages"], request.form.get("fp", ""), context["fingerprint"]
+    ):
         context["news"], context["fingerprint"] = found
     else:
         context["news"] = None  # the page missed a change: the whole list, out of band
     body = render_template("conversations/_component.html", component=partial, also=also, **context)
-    return body, status, {"Vary": "HX-Request"}
+    return body + row_updates(conversation, status), status, {"Vary": "HX-Request"}
+
+
+# --- the list's rows after an action --------------------------------------------------------
+
+
+def current_list_args() -> MultiDict:
+    """The query string of the page the request came from (htmx sends its URL as
+    HX-Current-URL), so an action on a thread knows the list beside it: its filters for the
+    rows' links and for "the next conversation of this list". The request's own query
+    string otherwise (a plain form, or a page without a list)."""
+    current = request.headers.get("HX-Current-URL", "") if is_htmx() else ""
+    parts = urlsplit(current)
+    if parts.path.startswith(url_for("conversations.index")) and parts.query:
+        return MultiDict(parse_qsl(parts.query))
+    return request.args
+
+
+def list_criteria(filters: dict) -> dict:
+    """list_filters() as the keywords of services.conversation_list.list_conversations."""
+    return {
+        "inbox_id": filters["inbox_id"],
+        "status": filters["status"],
+        "assignee": None if filters["assignee"] == "all" else filters["assignee"],
+        "q": filters["q"] or None,
+        "label": filters["label"] or None,
+    }
+
+
+def rows_context(conversation_ids: list[int], filters: dict) -> dict:
+    """What _row.html draws for these conversations (the visible ones), as a list page has it."""
+    rows = rows_for(current_user, conversation_ids)
+    ids = [row.conversation.id for row in rows]
+    return {
+        "rows": rows,
+        "snippets": workspace.last_snippets(ids),
+        "row_labels": labels_for(ids),
+        "unread": unread_ids(current_user.id, [row.conversation for row in rows]),
+        "filters": filters,
+        "args": filter_args(filters),
+        "current_id": _open_conversation_id(),
+    }
+
+
+def row_updates(conversation: Conversation, status: int = 200) -> str:
+    """After an action on a thread (a POST that succeeded, htmx), its row in the list, out of
+    band: the list shows the new assignee, status and labels at once, not at the next poll."""
+    if request.method != "POST" or status >= 400 or not is_htmx():
+        return ""
+    context = rows_context([conversation.id], list_filters(current_list_args()))
+    return render_template("conversations/_row_updates.html", **context)
+
+
+def next_after_resolve(resolved: Conversation):
+    """Resolve, then on to the next conversation of the list the agent works (same filters):
+    its thread replaces the resolved one (or the empty state when the list is done), the list
+    and the counts follow out of band, and the address bar follows the thread."""
+    args = current_list_args()
+    filters = list_filters(args)
+    found = next_in_list(current_user, resolved, **list_criteria(filters))
+    context = {
+        **list_context(filters),
+        **workspace.sidebar(current_user),
+        "list_version": list_version.current(),
+        "current_id": found.id if found else None,
+    }
+    if found is not None:
+        thread = render_template("conversations/_thread.html", **thread_context(found))
+        url = url_for("conversations.show", conversation_id=found.id, **filter_args(filters))
+    else:
+        thread = render_template("conversations/_no_thread.html", list_done=True)
+        url = url_for("conversations.index", **filter_args(filters))
+    lists = render_template("conversations/_list_update.html", oob=True, **context)
+    headers = {
+        "Vary": "HX-Request",
+        "HX-Retarget": "#thread-pane",
+        "HX-Reswap": "innerHTML show:top",
+        "HX-Push-Url": url,
+    }
+    return thread + lists, 200, headers
+
+
+def bulk_bar_context(**extra) -> dict:
+    """The bulk bar above the list (_bulk_bar.html): its form and who it can assign to."""
+    people = assignable_users(current_user)
+    choices = [("", "Nobody (unassign)")] + [
+        (str(user.id), user.name + (" (me)" if user.id == current_user.id else ""))
+        for user in people
+    ]
+    return {"bulk_form": BulkForm(formdata=None), "bulk_assignees": choices, **extra}

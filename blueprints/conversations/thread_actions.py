@@ -14,7 +14,7 @@ through it (the collision question, a message's state, the messages themselves).
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
@@ -27,14 +27,25 @@ from blueprints.conversations.forms import (
     SnoozeForm,
     StatusForm,
 )
-from blueprints.conversations.pages import component_response, thread_response, visible_conversation
+from blueprints.conversations.pages import (
+    component_response,
+    next_after_resolve,
+    thread_response,
+    visible_conversation,
+)
 from blueprints.htmx import is_htmx
 from extensions import db
 from models import Conversation, Message
 from services.conversations import ConversationError, update_conversation
 from services.labels import LabelError, set_labels
 from services.message_moves import MoveError, find_target, move_message, split_message
-from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
+from services.replies import (
+    ReplyError,
+    create_reply,
+    mark_sent,
+    reply_and_resolve,
+    retry_delivery,
+)
 from services.reply_form import collisions
 from services.timezones import user_zone
 from services.unread import mark_read
@@ -101,8 +112,9 @@ def reply(conversation_id: int):
             collision=newer,
             dropped_files=len(form.uploads),
         )
+    send = reply_and_resolve if form.and_resolve else create_reply  # "Send and resolve"
     try:
-        create_reply(
+        send(
             conversation,
             current_user,
             form.text.data,
@@ -140,6 +152,11 @@ def set_status(conversation_id: int):
     if not form.validate_on_submit():
         return after_change(conversation, "status", 422, forms={"status": form})
     update_conversation(conversation, current_user, status=form.status.data)
+    if form.status.data == "resolved" and request.form.get("next") == "1" and is_htmx():
+        # "Resolve and go on" (the `e` key, or a Resolve that sends next=1): the next
+        # conversation of the list beside the thread opens in its place.
+        mark_read(conversation, current_user.id)
+        return next_after_resolve(conversation)
     return after_change(conversation, "status")
 
 

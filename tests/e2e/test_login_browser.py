@@ -19,7 +19,8 @@ def test_sign_in_shows_the_name_and_sign_out_returns_to_sign_in(
 
     expect(page).to_have_url(f"{live_server.url}/")
     expect(page.locator("header.topbar .who")).to_have_text("Rita Reader")
-    expect(page.get_by_role("heading", name="Inboxes")).to_be_visible()
+    # No inbox yet: the home page is the fresh-install checklist (an agent is told to ask).
+    expect(page.get_by_role("heading", name="Welcome to Threadline")).to_be_visible()
     expect(page.get_by_role("link", name="System")).to_have_count(0)  # agents see no admin link
 
     shot = tmp_path / "signed-in.png"
