@@ -23,6 +23,7 @@ from services.inbox_health import (
     status_counts,
     threading_results,
 )
+from services.inbox_log import MAX_QUERY, summaries
 from storage import StorageError
 
 bp = Blueprint("inbound", __name__, url_prefix="/admin")
@@ -49,12 +50,13 @@ def _reprocess_form(return_to: str) -> ReprocessForm:
 def log_filters() -> dict:
     """Filters from the query string; unknown values fall back to "all". A GET link a person
     can bookmark and share, read leniently, so no form class: a wrong value shows everything
-    instead of an error."""
+    instead of an error. `q` searches From, To, Subject (services/inbox_log.py)."""
     status = request.args.get("status", "")
     inbox = request.args.get("inbox_id", "")
     return {
         "status": status if status in INBOUND_STATUSES else "",
         "inbox_id": int(inbox) if inbox.isdigit() else ("none" if inbox == "none" else ""),
+        "q": " ".join(request.args.get("q", "").split())[:MAX_QUERY],
     }
 
 
@@ -64,7 +66,12 @@ def log():
     filters = log_filters()
     cursor = request.args.get("cursor") or None
     try:
-        page = inbound_page(filters["status"] or None, filters["inbox_id"] or None, cursor)
+        page = inbound_page(
+            filters["status"] or None,
+            filters["inbox_id"] or None,
+            cursor,
+            search=filters["q"] or None,
+        )
     except CursorError as exc:
         abort(400, f"{str(exc).capitalize()}; go back to the first page of the log.")
     context = {
@@ -136,6 +143,7 @@ def reprocess_email(inbound_id: int):
         status,
         row=row,
         threading=threading_results([row.id]),
+        summaries=summaries([row]),
         inboxes=inbox_names(),
         notice=notice,
         error=error,

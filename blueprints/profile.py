@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField
+from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from extensions import db
@@ -35,18 +35,26 @@ class PasswordForm(FlaskForm):
     )
 
 
-class TimezoneForm(FlaskForm):
-    """Filled from the user (`obj=`): their zone is the selected one."""
+def _canonical_zone(value: str | None) -> str:
+    """What was typed, trimmed; "europe/berlin" or "Europe/Berlin " is Europe/Berlin."""
+    value = (value or "").strip()
+    by_lower = {name.lower(): name for name in zone_names()}
+    return by_lower.get(value.lower().replace(" ", "_"), value)
 
-    timezone = SelectField(
+
+class TimezoneForm(FlaskForm):
+    """Filled from the user (`obj=`). A text input searching the ~600 zone names (a datalist,
+    `zones`); static/admin.js offers the browser's own zone."""
+
+    timezone = StringField(
         "Snooze times are typed and shown in",
-        validate_choice=False,  # validate_timezone says what to do instead
-        filters=[lambda value: value.strip() if value else ""],
+        description="Type a city or region, e.g. Berlin or America/New_York, and pick a zone.",
+        filters=[_canonical_zone],
     )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timezone.choices = zone_names()
+        self.zones = zone_names()
 
     def validate_timezone(self, field):
         if not is_zone(field.data):

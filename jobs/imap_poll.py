@@ -4,7 +4,8 @@ at most a batch, holding a per-inbox Redis lock so two workers never poll the sa
 Bookkeeping lives on ImapSettings: success schedules the next poll after the inbox's interval
 (or at once when more mail is waiting); a network problem backs off 1, 2, 4 ... 30 minutes;
 an authentication failure sets Inbox.needs_attention with the server's words, and the inbox
-is not polled again until someone saves its settings (which clears it).
+is not polled again until someone saves its settings (which clears it). An archived inbox is
+never polled (services/inbox_archive.py); unarchiving makes it due at once.
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ def backoff_delay(failures: int) -> timedelta:
 
 
 def enqueue_due_imap_polls() -> int:
-    """Periodic: enqueue one poll per IMAP inbox that is due, enabled and not waiting for a
-    person. A poll already queued or running is left alone, so nothing is queued twice."""
+    """Periodic: enqueue one poll per IMAP inbox that is due, enabled, not archived and not
+    waiting for a person. A poll already queued or running is left alone, so nothing is
+    queued twice."""
     due = db.session.scalars(
         select(Inbox.id)
         .join(ImapSettings, ImapSettings.inbox_id == Inbox.id)
         .where(
             Inbox.mode == "imap",
+            Inbox.archived_at.is_(None),
             ImapSettings.enabled.is_(True),
             or_(Inbox.needs_attention.is_(None), Inbox.needs_attention == ""),
             or_(ImapSettings.next_poll_at.is_(None), ImapSettings.next_poll_at <= utcnow()),
@@ -91,6 +94,8 @@ def _poll(inbox_id: int, batch_size: int, keep_alive) -> str:
     inbox = db.session.get(Inbox, inbox_id)
     settings = inbox.imap if inbox is not None else None
     if settings is None or inbox.mode != "imap" or not settings.enabled or inbox.needs_attention:
+        return "skipped"
+    if inbox.archived_at is not None:  # archived after the poll was queued
         return "skipped"
     target = ImapTarget.from_settings(settings)
     plan = ImportPlan.from_settings(settings)

@@ -37,7 +37,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     where = route(parsed, inbound.inbox_id)
     if where.inbox is None:
         shown = ", ".join(parsed.recipients) or "none found"
-        return Outcome("bounced", f"no inbox matches any recipient ({shown})")
+        return Outcome("bounced", where.refusal or f"no inbox matches any recipient ({shown})")
     # The row itself is not written here: its job renews the row's lease from another
     # connection meanwhile (services/leases.py), which a row lock held until commit would block.
     inbox_id = where.inbox.id

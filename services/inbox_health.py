@@ -24,6 +24,7 @@ from models import (
 )
 from services.conversation_list import before, encode_cursor
 from services.conversations import ConversationError
+from services.inbox_log import Summary, search_condition, summaries
 
 PAGE_SIZE = 50
 RECENT = 20
@@ -48,6 +49,7 @@ class LogPage:
     rows: list[InboundEmail]
     next_cursor: str | None
     threading: dict[int, list[Threaded]] = field(default_factory=dict)
+    summaries: dict[int, Summary] = field(default_factory=dict)
 
 
 def _cursor_condition(cursor: str):
@@ -62,8 +64,10 @@ def inbound_page(
     inbox_id: int | str | None = None,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    search: str | None = None,
 ) -> LogPage:
-    """Newest first; `inbox_id="none"` means mail that matched no inbox (unroutable)."""
+    """Newest first; `inbox_id="none"` means mail that matched no inbox (unroutable);
+    `search` matches From, To, Subject and more (services/inbox_log.py)."""
     query = select(InboundEmail).order_by(InboundEmail.created_at.desc(), InboundEmail.id.desc())
     if status:
         query = query.where(InboundEmail.status == status)
@@ -71,6 +75,8 @@ def inbound_page(
         query = query.where(InboundEmail.inbox_id.is_(None))
     elif inbox_id is not None:
         query = query.where(InboundEmail.inbox_id == inbox_id)
+    if search:
+        query = query.where(search_condition(search))
     if cursor:
         query = query.where(_cursor_condition(cursor))
     rows = db.session.scalars(query.limit(limit + 1)).all()
@@ -80,6 +86,7 @@ def inbound_page(
         rows,
         encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         threading_results([row.id for row in rows]),
+        summaries(rows),
     )
 
 
@@ -127,7 +134,7 @@ class Day:
 @dataclass
 class InboxHealth:
     inbox: Inbox
-    state: str  # ok | attention | never
+    state: str  # ok | attention | never | archived
     last_received: datetime | None
     imap: ImapSettings | None
     folders: list[ImapFolderState]
@@ -186,14 +193,33 @@ def last_received(inbox: Inbox) -> datetime | None:
     return max(candidates, default=None)
 
 
+def health_state(inbox: Inbox, received: datetime | None) -> str:
+    """ok | attention | never | archived: the one word the list and the health page show."""
+    if inbox.archived_at is not None:
+        return "archived"
+    if inbox.needs_attention:
+        return "attention"
+    return "never" if received is None else "ok"
+
+
+def health_states(inboxes: list[Inbox]) -> dict[int, str]:
+    """Every listed inbox's state, with one query for when each last received mail."""
+    newest = dict(
+        db.session.execute(
+            select(InboundEmail.inbox_id, func.max(InboundEmail.created_at))
+            .where(InboundEmail.inbox_id.in_([inbox.id for inbox in inboxes]))
+            .group_by(InboundEmail.inbox_id)
+        ).all()
+    )
+    return {
+        inbox.id: health_state(inbox, newest.get(inbox.id) or inbox.last_message_at)
+        for inbox in inboxes
+    }
+
+
 def inbox_health(inbox: Inbox, today: date | None = None) -> InboxHealth:
     received = last_received(inbox)
-    if inbox.needs_attention:
-        state = "attention"
-    elif received is None:
-        state = "never"
-    else:
-        state = "ok"
+    state = health_state(inbox, received)
     folders = db.session.scalars(
         select(ImapFolderState)
         .where(ImapFolderState.inbox_id == inbox.id)

@@ -1,4 +1,9 @@
-"""Where an incoming message belongs: its inbox, and the conversation it continues (if any)."""
+"""Where an incoming message belongs: its inbox, and the conversation it continues (if any).
+
+An archived inbox receives nothing: mail for its addresses, its conversations' reply
+addresses or the mailbox it was fetched from gets no inbox and a `refusal` (the bounce reason
+the Inbound log shows), so it is bounced, never lost. An active inbox sharing a recipient wins.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from mail.addresses import normalise, reply_token
 from mail.model import ParsedEmail
 from mail.threading import normalise_subject, token_from_message_id
 from models import Contact, Conversation, Inbox, Message
+from services.inbox_archive import refusal
 
 OPEN_FOR_SUBJECT = ("open", "pending", "snoozed")
 
@@ -20,6 +26,11 @@ class Route:
     inbox: Inbox | None
     conversation: Conversation | None = None
     threaded_by: str = "new"
+    refusal: str | None = None  # why no inbox takes it (an archived one matched)
+
+
+def _refused(inbox: Inbox) -> Route:
+    return Route(None, refusal=refusal(inbox))
 
 
 def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
@@ -27,7 +38,10 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
     else by address), then header threading inside it."""
     by_token = _conversation_by_reply_token(parsed.recipients)
     if by_token is not None:
-        return Route(db.session.get(Inbox, by_token.inbox_id), by_token, "reply_token")
+        inbox = db.session.get(Inbox, by_token.inbox_id)
+        if inbox.archived_at is not None:
+            return _refused(inbox)
+        return Route(inbox, by_token, "reply_token")
     # A bounce is about the message it names: that is its reply-to, whatever its headers say.
     bounced = parsed.bounce.original_message_id if parsed.bounce else None
     known = db.session.get(Inbox, inbox_id) if inbox_id is not None else None
@@ -36,9 +50,13 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
         # Bounces may come back to a bare MAILER-DAEMON path: follow the original message.
         conversation = _conversation_by_message_id(None, bounced)
         if conversation is not None:
+            if conversation.inbox.archived_at is not None:
+                return _refused(conversation.inbox)
             return Route(conversation.inbox, conversation, "in_reply_to")
     if inbox is None:
         return Route(None)
+    if inbox.archived_at is not None:
+        return _refused(inbox)
     replied_to = ([bounced] if bounced else []) + parsed.in_reply_to
     for rule, ids in (("in_reply_to", replied_to), ("references", parsed.references[::-1])):
         for message_id in ids:
@@ -49,11 +67,14 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
 
 
 def inbox_for(recipients: list[str]) -> Inbox | None:
+    """The inbox a recipient names: an active one first, else an archived one (which
+    `route` refuses with its reason)."""
     domain = get_settings().inbound_domain
     wanted = {normalise(address) for address in recipients}
     if not wanted:
         return None
-    for inbox in db.session.scalars(select(Inbox).order_by(Inbox.id)):
+    query = select(Inbox).order_by(Inbox.archived_at.is_not(None), Inbox.id)
+    for inbox in db.session.scalars(query):
         if normalise(inbox.support_address) in wanted:
             return inbox
         if domain and normalise(inbox.forwarding_address(domain)) in wanted:

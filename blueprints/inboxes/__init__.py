@@ -9,7 +9,7 @@ another view module; importing the views here, once, registers their routes on i
 
 from __future__ import annotations
 
-from blueprints.inboxes import index, settings, shared, test_mail, wizard  # noqa: F401
+from blueprints.inboxes import archive, index, settings, shared, test_mail, wizard  # noqa: F401
 from blueprints.inboxes.blueprint import bp
 
 __all__ = ["bp"]

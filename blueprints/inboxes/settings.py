@@ -1,5 +1,7 @@
-"""An inbox's settings page: a card per section, each its own HTML form with the wizard's
-forms and rules (forms.py); connection changes are tested before saving."""
+"""An inbox's settings page: a tab per section (`?section=`), each its own HTML form with the
+wizard's forms and rules (forms/) and one Save; connection changes are tested before saving.
+The connection tab shows the fields of the inbox's mode (IMAP only in IMAP/SMTP mode; the
+optional SMTP server in both). The last tab archives or deletes the inbox (archive.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from blueprints.inboxes.forms import (
     typed_passwords,
     values_of,
 )
+from blueprints.inboxes.forms.archive import ArchiveForm, DeleteForm
 from blueprints.inboxes.shared import get_inbox
 from extensions import get_settings
 from models import Inbox
-from services import inbox_saving, inbox_setup
+from services import inbox_archive, inbox_saving, inbox_setup
 from services.inbox_forwarding import forwarding_instructions
 
 SETTINGS_SECTIONS = {
@@ -30,6 +33,13 @@ SETTINGS_SECTIONS = {
     "agents": ("agents",),
 }
 ALL_SECTIONS = ("basics", "mode", "imap", "smtp", "identity", "agents")
+TABS = {
+    "basics": "Name and address",
+    "connection": "Connection",
+    "identity": "Identity",
+    "agents": "Agents",
+    "archive": "Archive or delete",
+}
 
 
 def stored_forms(inbox: Inbox, posted=()) -> dict:
@@ -43,15 +53,16 @@ def stored_forms(inbox: Inbox, posted=()) -> dict:
 @admin_required
 def edit(inbox_id: int):
     inbox = get_inbox(inbox_id)
+    if request.method == "GET":
+        tab = request.args.get("section", "")
+        return render_settings(inbox, tab if tab in TABS else "basics")
     section = request.form.get("section", "")
-    posted = ()
-    if request.method == "POST":
-        if section not in SETTINGS_SECTIONS:
-            abort(400, "Unknown settings section.")
-        posted = SETTINGS_SECTIONS[section]
+    if section not in SETTINGS_SECTIONS:
+        abort(400, "Unknown settings section.")
+    posted = SETTINGS_SECTIONS[section]
     forms = stored_forms(inbox, posted)
     values = values_of(forms, {})
-    context = {"inbox": inbox, "results": {}, "saved": None}
+    context = {"results": {}, "saved": None}
     status = 200
     go = request.form.get("go", "save")
     if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
@@ -59,7 +70,7 @@ def edit(inbox_id: int):
         kept = inbox_setup.stored_passwords(inbox)[which]
         context["results"] = {which: connection_test(which, kept)}
         show_results(forms, context["results"])
-    elif posted:
+    else:
         section_forms = {name: forms[name] for name in posted}
         valid, context["results"] = check_sections(section_forms, values)
         if valid:
@@ -71,24 +82,44 @@ def edit(inbox_id: int):
             context["saved"] = section
         else:
             status = 422
-    context.update(
-        forms=forms,
-        values=values,
-        section=section,
-        error_count=sum(forms[name].error_count() for name in posted),
-        has_password={k: bool(v) for k, v in inbox_setup.stored_passwords(inbox).items()},
-        test_urls={
+    error_count = sum(forms[name].error_count() for name in posted)
+    return render_settings(
+        inbox, section, forms, values, status, section=section, error_count=error_count, **context
+    )
+
+
+def render_settings(inbox: Inbox, tab: str, forms=None, values=None, status=200, **extra):
+    """The page with one tab's section; to htmx, only the section (a form posted in place)."""
+    if forms is None:
+        forms = stored_forms(inbox)
+        values = values_of(forms, {})
+    context = {
+        "inbox": inbox,
+        "tab": tab,
+        "tabs": TABS,
+        "forms": forms,
+        "values": values,
+        "results": {},
+        "saved": None,
+        "section": "",
+        "error_count": 0,
+        "has_password": {k: bool(v) for k, v in inbox_setup.stored_passwords(inbox).items()},
+        "test_urls": {
             k: url_for("inboxes.settings_test", inbox_id=inbox.id, which=k)
             for k in ("imap", "smtp")
         },
-        smtp_required=inbox_setup.smtp_required(values),
-        global_smtp=get_settings().smtp_address,
-        forwarding=forwarding_instructions(get_settings(), inbox.forward_token),
-    )
-    if is_htmx() and section:
-        body = render_template(f"inboxes/settings/_{section}.html", **context)
-        return body, status, {"Vary": "HX-Request"}
-    return render_template("inboxes/settings.html", **context), status, {"Vary": "HX-Request"}
+        "smtp_required": inbox_setup.smtp_required(values),
+        "global_smtp": get_settings().smtp_address,
+        "forwarding": forwarding_instructions(get_settings(), inbox.forward_token),
+        "conversations": inbox_archive.conversation_count(inbox) if tab == "archive" else 0,
+        "archive_form": ArchiveForm(formdata=None),
+        "delete_form": DeleteForm(formdata=None),
+        **extra,
+    }
+    headers = {"Vary": "HX-Request"}
+    if is_htmx() and context["section"]:
+        return render_template(f"inboxes/settings/_{tab}.html", **context), status, headers
+    return render_template("inboxes/settings.html", **context), status, headers
 
 
 @bp.post("/<int:inbox_id>/settings/test/<which>")
