@@ -142,6 +142,18 @@ def runner(app):
 
 
 @pytest.fixture
+def inbox(app):
+    """The support inbox the corpus and most inbound and browser tests use."""
+    from extensions import db
+    from models import Inbox
+
+    inbox = Inbox(name="Support", support_address="support@example.com")
+    db.session.add(inbox)
+    db.session.commit()
+    return inbox
+
+
+@pytest.fixture
 def make_user(app):
     from services.users import create_user
 

@@ -20,9 +20,7 @@ def _archive_section(inbox_id: int):
 @bp.post("/<int:inbox_id>/archive")
 @admin_required
 def archive(inbox_id: int):
-    inbox = get_inbox(inbox_id)
-    if not ArchiveForm().validate_on_submit():
-        abort(400, "The form expired; open the settings again.")
+    inbox = _checked_inbox(inbox_id)
     inbox_archive.archive(inbox)
     flash(f"“{inbox.name}” is archived: it receives no new mail. Its conversations stay.")
     return _archive_section(inbox.id)
@@ -31,12 +29,18 @@ def archive(inbox_id: int):
 @bp.post("/<int:inbox_id>/unarchive")
 @admin_required
 def unarchive(inbox_id: int):
-    inbox = get_inbox(inbox_id)
-    if not ArchiveForm().validate_on_submit():
-        abort(400, "The form expired; open the settings again.")
+    inbox = _checked_inbox(inbox_id)
     inbox_archive.unarchive(inbox)
     flash(f"“{inbox.name}” receives mail again.")
     return _archive_section(inbox.id)
+
+
+def _checked_inbox(inbox_id: int):
+    """The inbox an archive button names, once its form's CSRF token checks out."""
+    inbox = get_inbox(inbox_id)
+    if not ArchiveForm().validate_on_submit():
+        abort(400, "The form expired; open the settings again.")
+    return inbox
 
 
 @bp.post("/<int:inbox_id>/delete")

@@ -174,6 +174,12 @@ def page(browser, live_server):
 
 
 @pytest.fixture
+def support(inbox):
+    """The Support inbox (support@example.com), by the name the workspace tests use."""
+    return inbox
+
+
+@pytest.fixture
 def sign_in(page):
     def go(email: str, password: str):
         page.goto("/login")

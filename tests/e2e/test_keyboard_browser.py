@@ -11,19 +11,11 @@ import pytest
 from playwright.sync_api import expect
 
 from extensions import db
-from models import Conversation, Inbox, InboxMember, utcnow
+from models import Conversation, InboxMember, utcnow
 from tests.e2e.conftest import serious_violations
 from tests.support.workspace import quick_conversation
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def support(app):
-    inbox = Inbox(name="Support", support_address="support@example.com")
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
 
 
 @pytest.fixture

@@ -9,20 +9,12 @@ import pytest
 from playwright.sync_api import expect
 
 from extensions import db
-from models import Contact, Inbox, InboxMember, Message
+from models import Contact, InboxMember, Message
 from tests.e2e.conftest import serious_violations
 from tests.support.screens import PHONE, artifacts, check_both_widths, sideways_overflow
 from tests.support.workspace import quick_conversation
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def support(app):
-    inbox = Inbox(name="Support", support_address="support@example.com")
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
 
 
 @pytest.fixture

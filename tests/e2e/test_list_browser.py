@@ -24,14 +24,6 @@ POLL = 12_000  # ms: the list polls every 5 s
 
 
 @pytest.fixture
-def support(app):
-    inbox = Inbox(name="Support", support_address="support@example.com")
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
-
-
-@pytest.fixture
 def agent(support, make_user):
     user = make_user(email="ana@example.com", name="Ana Agent")
     colleague = make_user(email="cleo@example.com", name="Cleo Colleague")

@@ -10,18 +10,6 @@ def extra_settings(request):
 
 
 @pytest.fixture
-def inbox(app):
-    """The support inbox the corpus and most inbound tests write to."""
-    from extensions import db
-    from models import Inbox
-
-    inbox = Inbox(name="Support", support_address="support@example.com")
-    db.session.add(inbox)
-    db.session.commit()
-    return inbox
-
-
-@pytest.fixture
 def agent(inbox, make_user):
     """An agent who is a member of `inbox`."""
     from extensions import db
