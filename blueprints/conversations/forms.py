@@ -216,9 +216,15 @@ class AssignForm(ThreadForm):
 
 
 class StatusForm(ThreadForm):
-    """`status`: the button pressed (open, pending, resolved)."""
+    """`status`: the button pressed (open, pending, resolved). `next=1` (the header's form
+    and the `e` key send it): after resolving, open the next conversation of the list."""
 
     status = HiddenField()
+    next = HiddenField()
+
+    @property
+    def and_next(self) -> bool:
+        return self.status.data == "resolved" and self.next.data == "1"
 
     def validate_status(self, field):
         if field.data not in ACTION_STATUSES:

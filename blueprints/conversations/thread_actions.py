@@ -14,7 +14,7 @@ through it (the collision question, a message's state, the messages themselves).
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
@@ -152,9 +152,9 @@ def set_status(conversation_id: int):
     if not form.validate_on_submit():
         return after_change(conversation, "status", 422, forms={"status": form})
     update_conversation(conversation, current_user, status=form.status.data)
-    if form.status.data == "resolved" and request.form.get("next") == "1" and is_htmx():
-        # "Resolve and go on" (the `e` key, or a Resolve that sends next=1): the next
-        # conversation of the list beside the thread opens in its place.
+    if form.and_next and is_htmx():
+        # "Resolve and go on" (the header's Resolve, the `e` key): the next conversation of
+        # the list beside the thread opens in its place. Without a script the page stays.
         mark_read(conversation, current_user.id)
         return next_after_resolve(conversation)
     return after_change(conversation, "status")

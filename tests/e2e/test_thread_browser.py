@@ -155,8 +155,19 @@ def test_header_menus_work_by_mouse_and_keyboard(app, page, sign_in, agent, inbo
     expect(page.locator("#thread-snooze")).to_contain_text("Snoozed until")
     expect(meta.locator(".badge")).to_have_text("snoozed")
 
-    # Resolve is one click; once resolved, Reopen waits in the status menu.
+    assert page.evaluate("window.__marker") == 1, "the page reloaded"
+
+    # Resolve is one click and moves on to the next conversation of the list: this was the
+    # only one, so the list is done.
     page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(page.locator("[data-no-thread]")).to_contain_text("All done here")
+    expect(page).to_have_url(re.compile(r"/conversations$"))
+    db.session.expire_all()
+    assert db.session.get(Conversation, conversation.id).status == "resolved"
+
+    # Opened again, it says resolved; Reopen waits in the status menu.
+    page.goto(f"/conversations/{conversation.id}")
+    page.evaluate("window.__marker = 1")
     expect(meta.locator(".badge")).to_have_text("resolved")
     expect(page.locator(".thread-resolve")).to_have_count(0)
     page.locator("#menu-status summary").click()

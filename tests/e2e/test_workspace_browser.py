@@ -157,32 +157,40 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
     expect(activity.filter(has_text="Ana Agent assigned this to Ana Agent")).to_have_count(1)
     expect(page.locator(".thread-meta")).to_contain_text("Ana Agent")
 
-    # Resolve.
+    # Resolve: one click, and the workspace moves on to the next conversation of the list;
+    # this was the only open one, so the list is done.
     page.get_by_role("button", name="Resolve", exact=True).click()
-    expect(page.locator(".thread-meta .badge")).to_have_text("resolved")
-    expect(activity.filter(has_text="Ana Agent resolved this conversation")).to_have_count(1)
-    page.locator("#menu-status summary").click()  # the status menu holds the other states
-    status_menu = page.locator("#thread-controls")
-    expect(status_menu.get_by_role("button", name="Resolve", exact=True)).to_be_disabled()
-    expect(page.get_by_role("button", name="Reopen")).to_be_enabled()
+    expect(page.locator("[data-no-thread]")).to_contain_text("All done here")
+    expect(row).to_have_count(0)
 
-    # The customer answers the sent reply; it appears in the open page by itself.
-    receive(
-        app,
-        customer_email(
-            "Thanks, the fire is out now.",
-            Subject=str(sent["Subject"]),
-            In_Reply_To=str(sent["Message-ID"]),
-            References=str(sent["Message-ID"]),
-        ),
-    )
+    # The customer answers the sent reply: it reopens the conversation, and the list picks
+    # it up by itself, unread.
+    def answer_with(text: str) -> None:
+        receive(
+            app,
+            customer_email(
+                text,
+                Subject=str(sent["Subject"]),
+                In_Reply_To=str(sent["Message-ID"]),
+                References=str(sent["Message-ID"]),
+            ),
+        )
+
+    answer_with("Thanks, the fire is out now.")
+    expect(row).to_have_count(1, timeout=POLL)
+    expect(row).to_have_class(re.compile(r"\bunread\b"))
+    row.get_by_role("link").click()
+    expect(page.locator(".thread-meta .badge")).to_have_text("open")
+    expect(activity.filter(has_text="Ana Agent resolved this conversation")).to_have_count(1)
     answer = thread.locator(".msg-incoming", has_text="the fire is out now")
-    expect(answer).to_have_count(1, timeout=POLL)
+    expect(answer).to_have_count(1)
     expect(answer.locator(".msg-reason")).to_have_text("joined by In-Reply-To")
-    expect(thread.locator(".msg-incoming")).to_have_count(2)
-    # The same poll refreshes the status line and controls: the answer reopened it.
-    expect(page.locator(".thread-meta .badge")).to_have_text("open", timeout=POLL)
     expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_enabled()
+
+    # While the thread is open, a further answer appears in it by itself.
+    answer_with("One more thing: the toner smells.")
+    expect(thread.locator(".msg-incoming", has_text="toner smells")).to_have_count(1, timeout=POLL)
+    expect(thread.locator(".msg-incoming")).to_have_count(3)
     # Another customer writes: the list picks the new conversation up by itself.
     receive(
         app, customer_email("Is anyone there?", From="Dan <dan@customer.example>", Subject="Hello")
@@ -206,7 +214,7 @@ def test_agent_works_a_conversation_from_email_in_to_answer_back(
         .where(Message.direction == "incoming", Message.conversation_id == conversation.id)
         .order_by(Message.id)
     ).all()
-    assert [m.conversation_id for m in incoming] == [conversation.id] * 2
+    assert [m.conversation_id for m in incoming] == [conversation.id] * 3
 
     shot = artifact_dir(tmp_path) / "workspace.png"
     page.screenshot(path=str(shot), full_page=True)
