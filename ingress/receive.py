@@ -18,6 +18,7 @@ import logging
 import re
 import tempfile
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import BinaryIO
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from extensions import db, get_storage
 from ingress import RawEmail
+from mail.summary import Summary, summary_of
 from models import InboundEmail
 from services.background import enqueue_processing as enqueue_processing_job
 from services.background import job_is_waiting, processing_job_id
@@ -57,9 +59,14 @@ def storage_key_for(checksum: str) -> str:
     return f"inbound/{checksum[:2]}/{checksum}.eml"
 
 
-def message_id_from(head: bytes, checksum: str) -> str:
-    """Message-ID without brackets; a stable one derived from the checksum when absent."""
+def read_head(head: bytes, checksum: str) -> tuple[str, Summary]:
+    """The Message-ID and the From, To and Subject of the header block, from one parse."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(head)
+    return message_id_from(headers, checksum), summary_of(headers)
+
+
+def message_id_from(headers: Message, checksum: str) -> str:
+    """Message-ID without brackets; a stable one derived from the checksum when absent."""
     value = str(headers.get("Message-ID", "") or "")
     match = _ANGLE.search(value)
     candidate = match.group(1) if match else value.strip().strip("<>").strip()
@@ -101,7 +108,7 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
     """Store, record and enqueue one raw message. Raises IngressUnavailable (→ 503)."""
     spool, size, checksum, head = _spool(raw)
     with spool:
-        message_id = message_id_from(head, checksum)
+        message_id, summary = read_head(head, checksum)
         existing = _find(message_id, checksum)
         key = existing.storage_key if existing is not None else storage_key_for(checksum)
         try:
@@ -121,6 +128,7 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
         storage_key=key,
         size=size,
         inbox_id=inbox_id,
+        **summary.columns(),
     )
     try:
         db.session.add(row)

@@ -15,6 +15,8 @@ from datetime import timedelta
 from sqlalchemy import or_
 
 from extensions import db, get_storage
+from ingress.receive import HEADER_SCAN
+from mail.summary import summary_of_bytes
 from models import InboundEmail, utcnow
 from services.inbound_delivery import deliver
 from services.leases import (
@@ -86,11 +88,14 @@ def process_inbound_email(inbound_email_id: int) -> str:
     if number is None:
         return row.status
     db.session.refresh(row)
+    headers: dict = {}  # a row accepted before migration 0009 gets its From, To and Subject
     with LeaseKeeper(INBOUND, row.id, number):
         try:
             if row.storage_key is None:
                 raise LookupError("the raw message was already deleted after the retention period")
             raw = get_storage().get_verified_bytes(row.storage_key, row.size, row.checksum)
+            if row.from_address is None:
+                headers = summary_of_bytes(raw[:HEADER_SCAN]).columns()
             outcome = deliver(row, raw)
         except DamagedObject as exc:
             # Never processed as the message (an empty one would bounce as "no recipients"):
@@ -101,10 +106,18 @@ def process_inbound_email(inbound_email_id: int) -> str:
             raise
         except Exception as exc:
             db.session.rollback()
-            _record(inbound_email_id, number, "failed", f"{type(exc).__name__}: {exc}")
+            _record(inbound_email_id, number, "failed", f"{type(exc).__name__}: {exc}", **headers)
             log.exception("inbound #%d failed", inbound_email_id)
             raise  # RQ retries with backoff; the last failure stays recorded
-        _record(inbound_email_id, number, outcome.status, outcome.reason, True, outcome.inbox_id)
+        _record(
+            inbound_email_id,
+            number,
+            outcome.status,
+            outcome.reason,
+            True,
+            outcome.inbox_id,
+            **headers,
+        )
     return outcome.status
 
 
@@ -115,6 +128,7 @@ def _record(
     reason: str | None,
     processed: bool = False,
     inbox_id: int | None = None,
+    **headers: str,
 ) -> None:
     outcome = InboundEmail.outcome(status, reason, processed=processed, inbox_id=inbox_id)
-    finish(INBOUND, inbound_email_id, number, **outcome)
+    finish(INBOUND, inbound_email_id, number, **outcome, **headers)

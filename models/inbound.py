@@ -44,6 +44,11 @@ class InboundEmail(TimestampMixin, Base):
     message_id: Mapped[str] = mapped_column(String(998))  # without angle brackets
     checksum: Mapped[str] = mapped_column(String(40))  # SHA-1 hex of the raw bytes
     source: Mapped[str] = mapped_column(String(64))  # "relay", "mailgun", "imap:3:INBOX", ...
+    # The header block's From, To and Subject as the Inbound log lists and searches them
+    # (mail/summary.py), written at acceptance; NULL only on rows accepted before 0009.
+    from_address: Mapped[str | None] = mapped_column(Text)
+    to_addresses: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
     storage_key: Mapped[str | None] = mapped_column(String(1024))  # None once incinerated
     size: Mapped[int] = mapped_column(default=0)
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="SET NULL"))

@@ -1,27 +1,30 @@
 """From, To and Subject of inbound emails for the admin Inbound log, and its search.
 
-A delivered email's headers are its stored Message's (one query per page). An email that
-became no message (pending, bounced, failed) has only its raw bytes: their header block is
-read from storage, at most HEADER_BYTES of each and only for the rows on the page, so a page
-costs at most PAGE_SIZE small reads; a raw message already deleted shows nothing.
+Every email accepted since migration 0009 carries its header block's From, To and Subject
+on its InboundEmail row (written by ingress/receive.py, as mail/summary.py reads them), so
+a page shows them without another query and the search matches them in SQL for every row,
+delivered or not, however old.
 
-The search matches the From, To, Cc and Subject of delivered email and the Message-ID,
-source and reason (a bounce names its recipients) of every email, in SQL; and the raw From,
-To and Subject of the RAW_SCAN newest emails that became no message, read like a page's (so a
-search costs at most RAW_SCAN small reads). Older undelivered mail is found by its Message-ID
-or reason only: storing the three headers on InboundEmail would lift that limit.
+Rows accepted before 0009 have NULL there until the processing job runs on them again. For
+those only, a page falls back to the stored Message's headers, else to the raw bytes' header
+block read from storage (at most HEADER_BYTES of each, only for the rows on the page; a raw
+message already deleted shows nothing). The search also reads the raw headers of the
+RAW_SCAN newest such rows that became no message: that scan is kept, not dropped, so an old
+bounce is still found by its sender until its raw copy is incinerated, and it costs one
+cheap query once no NULL row is left.
+
+The search matches the stored From, To and Subject, the From, To, Cc and Subject of the
+delivered message, and the Message-ID, source and reason (a bounce names its recipients).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import default
 
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from extensions import db, get_storage
+from mail.summary import Summary, summary_of_bytes
 from models import InboundEmail, Message
 from storage import StorageError
 
@@ -32,44 +35,50 @@ MAX_QUERY = 200
 RAW_SCAN = 200
 
 
-@dataclass
-class Summary:
-    from_: str = ""
-    to: str = ""
-    subject: str = ""
+def headers_unknown() -> ColumnElement[bool]:
+    """Rows accepted before From, To and Subject were stored (all three are set together)."""
+    return InboundEmail.from_address.is_(None)
 
 
 def search_condition(text: str) -> ColumnElement[bool]:
-    """Rows whose From, To, Cc, Subject (delivered), Message-ID, source or reason contain
+    """Rows whose From, To, Subject, delivered Cc, Message-ID, source or reason contain
     `text`, case-insensitively."""
     text = text[:MAX_QUERY]
+
+    def has(column) -> ColumnElement[bool]:
+        return column.icontains(text, autoescape=True)
+
     in_message = exists(
         select(Message.id).where(
             Message.inbound_email_id == InboundEmail.id,
             or_(
-                Message.from_address.icontains(text, autoescape=True),
-                Message.to_addresses.icontains(text, autoescape=True),
-                Message.cc_addresses.icontains(text, autoescape=True),
-                Message.subject.icontains(text, autoescape=True),
+                has(Message.from_address),
+                has(Message.to_addresses),
+                has(Message.cc_addresses),
+                has(Message.subject),
             ),
         )
     )
     return or_(
+        has(InboundEmail.from_address),
+        has(InboundEmail.to_addresses),
+        has(InboundEmail.subject),
         in_message,
-        InboundEmail.message_id.icontains(text, autoescape=True),
-        InboundEmail.source.icontains(text, autoescape=True),
-        InboundEmail.reason.icontains(text, autoescape=True),
+        has(InboundEmail.message_id),
+        has(InboundEmail.source),
+        has(InboundEmail.reason),
         InboundEmail.id.in_(raw_matches(text)),
     )
 
 
 def raw_matches(text: str) -> list[int]:
-    """Ids of the newest emails without a message whose raw From, To or Subject contain
-    `text` (case-insensitively)."""
+    """Ids of the newest rows without stored headers or a message whose raw From, To or
+    Subject contain `text` (case-insensitively)."""
     wanted = text.casefold()
     candidates = db.session.execute(
         select(InboundEmail.id, InboundEmail.storage_key)
         .where(
+            headers_unknown(),
             InboundEmail.storage_key.is_not(None),
             ~exists(select(Message.id).where(Message.inbound_email_id == InboundEmail.id)),
         )
@@ -85,20 +94,26 @@ def raw_matches(text: str) -> list[int]:
 
 
 def summaries(rows: list[InboundEmail]) -> dict[int, Summary]:
-    """From, To and Subject per row id: the stored message's, else the raw headers'."""
-    if not rows:
-        return {}
-    found: dict[int, Summary] = {}
+    """From, To and Subject per row id: the stored ones; for a row accepted before they
+    were stored, its message's, else its raw headers'."""
+    found = {
+        row.id: Summary(row.from_address, row.to_addresses or "", row.subject or "")
+        for row in rows
+        if row.from_address is not None
+    }
+    older = [row for row in rows if row.from_address is None]
+    if not older:
+        return found
     stored = db.session.execute(
         select(
             Message.inbound_email_id, Message.from_address, Message.to_addresses, Message.subject
         )
-        .where(Message.inbound_email_id.in_([row.id for row in rows]))
+        .where(Message.inbound_email_id.in_([row.id for row in older]))
         .order_by(Message.id)
     )
     for inbound_id, from_, to, subject in stored:
         found.setdefault(inbound_id, Summary(from_ or "", to or "", subject or ""))
-    for row in rows:
+    for row in older:
         if row.id not in found and row.storage_key:
             found[row.id] = raw_summary(row.storage_key)
     return found
@@ -111,23 +126,4 @@ def raw_summary(key: str) -> Summary:
     except (StorageError, OSError) as exc:
         log.debug("inbound log: headers of %s unreadable: %s", key, exc)
         return Summary()
-    return parse_summary(head)
-
-
-def parse_summary(head: bytes) -> Summary:
-    """The From, To and Subject of a raw message's first bytes (encoded words decoded)."""
-    end = head.find(b"\r\n\r\n")
-    end = head.find(b"\n\n") if end < 0 else end
-    block = head if end < 0 else head[:end]
-    try:
-        headers = BytesHeaderParser(policy=default).parsebytes(block)
-        return Summary(
-            _header(headers, "From"), _header(headers, "To"), _header(headers, "Subject")
-        )
-    except Exception:  # a header too broken to parse shows blank, never breaks the log
-        return Summary()
-
-
-def _header(headers, name: str) -> str:
-    value = headers.get(name)
-    return " ".join(str(value).split())[:500] if value is not None else ""
+    return summary_of_bytes(head)

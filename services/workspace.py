@@ -56,12 +56,22 @@ def sidebar_counts(user: User, inboxes: list[Inbox]) -> dict:
 
 
 def sidebar(user: User) -> dict:
-    """The user's inboxes with their counts, and the labels they may filter by."""
-    inboxes = db.session.scalars(visible_inboxes_query(user)).all()
+    """The user's inboxes with their counts, and the labels they may filter by.
+
+    An archived inbox receives nothing more, so it is not offered as a filter (`inboxes`
+    holds the others); its conversations still count in Mine, Unassigned and All, whose
+    lists still show them, and a link filtering by it still works: `archived_inboxes` lets
+    the filter name it when it is the one selected."""
+    visible = db.session.scalars(visible_inboxes_query(user)).all()
     # Labels are read fresh (one indexed query), never from the counts cache: what a user may
     # see changes with inbox membership, which does not move the list version.
     labels = labels_visible_to(user)
-    return {"inboxes": inboxes, "counts": sidebar_counts(user, inboxes), "labels": labels}
+    return {
+        "inboxes": [inbox for inbox in visible if inbox.archived_at is None],
+        "archived_inboxes": [inbox for inbox in visible if inbox.archived_at is not None],
+        "counts": sidebar_counts(user, visible),
+        "labels": labels,
+    }
 
 
 def list_page(user: User, filters: dict, cursor: str | None = None) -> dict:

@@ -22,6 +22,7 @@ from models import (
     utcnow,
 )
 from services.background import processing_job_id
+from services.inbox_log import RAW_SCAN
 from tests.conftest import csrf_token_from
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.workspace import Browser, make_team
@@ -102,6 +103,10 @@ def test_log_lists_newest_first_with_status_reason_and_threading(admin, mail, in
     page = admin.get("/admin/inbound")
     assert page.status_code == 200 and not is_fragment(page)
     html = text(page)
+    # Named as part of the admin area, not as a page below Agents.
+    tabs = re.search(r'<nav class="admin-tabs" aria-label="Admin">(.*?)</nav>', html).group(1)
+    assert re.findall(r">([^<]+)</a>", tabs) == ["Inboxes", "Agents", "Inbound log", "System"]
+    assert '<a href="/admin/inbound" aria-current="page">Inbound log</a>' in tabs
     first, second, lost = mail["first"], mail["second"], mail["lost"]
     assert listed_ids(html) == [lost.id, second.id, first.id]
 
@@ -168,6 +173,91 @@ def test_log_pages_newest_first_without_gaps_or_repeats(admin, inbox):
 
     broken = admin.get("/admin/inbound?cursor=garbage")
     assert broken.status_code == 400 and "go back to the first page" in text(broken)
+
+
+# --- From, To and Subject ------------------------------------------------------------------
+
+
+def headers_of(row: InboundEmail) -> tuple:
+    return row.from_address, row.to_addresses, row.subject
+
+
+def test_accepting_stores_from_to_and_subject_decoded(admin, client):
+    raw = (
+        b"From: =?utf-8?q?Carla_Caf=C3=A9?= <carla@customer.example>\r\n"
+        b"To: support@example.com,\r\n  sales@example.com\r\n"
+        b"Subject: =?utf-8?b?Q2Fmw6kgb24gZmlyZQ==?=   again\r\n"
+        b"Message-ID: <encoded@customer.example>\r\n"
+        b"\r\n"
+        b"Body.\r\n"
+    )
+    post_relay(client, raw)
+    row = inbound("encoded@customer.example")
+    assert row.status == "pending"  # set on acceptance, before any processing
+    assert headers_of(row) == (
+        "Carla Café <carla@customer.example>",
+        "support@example.com, sales@example.com",
+        "Café on fire again",
+    )
+    listed = row_html(text(admin.get("/admin/inbound")), row)
+    assert "Carla Café &lt;carla@customer.example&gt;" in listed and "Café on fire again" in listed
+
+
+def test_a_broken_header_is_stored_blank_or_replaced_never_refused(client):
+    raw = (
+        b"From: =?no-such-charset?b?!!!?= <\xff\xfe@customer.example>\r\n"
+        b"Subject: nul \x00 and \xe9 bytes\r\n"
+        b"To:\r\n"
+        b"Message-ID: <broken@customer.example>\r\n"
+        b"\r\n"
+        b"Body.\r\n"
+    )
+    post_relay(client, raw)  # 204: a header never fails the acceptance
+    from_, to, subject = headers_of(inbound("broken@customer.example"))
+    assert "customer.example" in from_ and to == ""
+    assert subject.startswith("nul") and "\x00" not in subject and "bytes" in subject
+
+
+def test_an_old_bounce_is_found_by_its_sender_and_subject(app, admin, client):
+    post_relay(client, raw_email("old-bounce@customer.example", to="sales@example.com"))
+    work_inbound(app)
+    old = inbound("old-bounce@customer.example")
+    assert old.status == "bounced"
+    # More undelivered mail than the raw scan reads, all newer, none from Carla.
+    later = utcnow() + timedelta(minutes=1)
+    for n in range(RAW_SCAN + 5):
+        stored_row(None, later + timedelta(seconds=n), "bounced", number=n + 1000)
+    db.session.commit()
+
+    for query in ("carla%40customer", "CARLA CUSTOMER", "printer+on+fire"):
+        assert listed_ids(text(admin.get(f"/admin/inbound?q={query}"))) == [old.id], query
+    assert listed_ids(text(admin.get("/admin/inbound?q=nobody+wrote+this"))) == []
+
+
+def test_a_row_accepted_before_headers_were_stored_shows_and_finds_its_raw_headers(
+    app, admin, client
+):
+    def forget_headers() -> InboundEmail:
+        row = inbound("before@customer.example")
+        row.from_address = row.to_addresses = row.subject = None  # as migration 0009 left it
+        db.session.commit()
+        return row
+
+    post_relay(client, raw_email("before@customer.example", to="sales@example.com"))
+    row = forget_headers()
+    work_inbound(app)  # the processing job fills what acceptance did not store
+    row = inbound("before@customer.example")
+    assert row.status == "bounced"
+    assert headers_of(row) == (
+        "Carla Customer <carla@customer.example>",
+        "sales@example.com",
+        "Printer on fire",
+    )
+
+    row = forget_headers()  # a bounce processed before 0009: only its raw bytes know
+    listed = row_html(text(admin.get("/admin/inbound")), row)
+    assert "carla@customer.example" in listed and "Printer on fire" in listed
+    assert listed_ids(text(admin.get("/admin/inbound?q=printer"))) == [row.id]
 
 
 # --- raw download ----------------------------------------------------------------------------

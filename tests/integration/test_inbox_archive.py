@@ -270,7 +270,7 @@ def test_the_inbound_log_shows_from_to_subject_and_searches_them(app, client, ad
     bounced = re.search(
         r'<tr id="inbound-\d+" class="inbound-row status-bounced".*?</tr>', page, re.S
     )
-    # Read from the raw message's headers: it became no message.
+    # Stored on its row when accepted: it became no message.
     assert "Lost mail" in bounced.group(0) and "nobody@example.com" in bounced.group(0)
     assert "carla@customer.example" in bounced.group(0)
 
