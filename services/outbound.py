@@ -80,6 +80,16 @@ def sender_name(inbox: Inbox, author: User | None) -> str:
     return inbox.name
 
 
+def recipients(message: Message, contact) -> list[Person]:
+    """The reply's To as the agent chose it (Message.to_addresses), the contact's display name
+    kept on the contact's own address; a reply recorded without a To goes to the contact."""
+    chosen = [a for a in (message.to_addresses or "").split(", ") if a]
+    if not chosen:
+        return [Person(contact.email, contact.name)]
+    own = contact.email.lower()
+    return [Person(a, contact.name if a.lower() == own else "") for a in chosen]
+
+
 def compose(message: Message) -> OutgoingEmail:
     """The reply as an email: threaded under the customer's last message, with the inbox's
     signature, its Reply-To (the conversation's continuity address when configured) and the
@@ -109,7 +119,7 @@ def compose(message: Message) -> OutgoingEmail:
     return OutgoingEmail(
         message_id=message.message_id,
         sender=Person(inbox.support_address, sender_name(inbox, author)),
-        to=[Person(contact.email, contact.name)],
+        to=recipients(message, contact),
         cc=[a for a in message.cc_addresses.split(", ") if a],
         bcc=[a for a in message.bcc_addresses.split(", ") if a],
         reply_to=reply_to,

@@ -29,11 +29,17 @@ DECIDABLE = ("failed", "unknown")  # an agent may send these again
 
 
 class ReplyError(ValueError):
-    """The reply cannot be accepted; the message says what to fix."""
+    """The reply cannot be accepted; the message says what to fix. `field` names the form
+    field it is about ("to"), when the composer can show it beside that field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def clean_addresses(values: list[str] | str | None, field: str) -> list[str]:
-    """CC/BCC as a list or a comma/semicolon-separated string; each must be an address."""
+    """To/CC/BCC as a list or a comma/semicolon-separated string; each must be an address.
+    A refusal names the field (ReplyError.field: "to", "cc", "bcc")."""
     if not values:
         return []
     if isinstance(values, str):
@@ -41,12 +47,12 @@ def clean_addresses(values: list[str] | str | None, field: str) -> list[str]:
     out = []
     for value in values:
         if not isinstance(value, str):
-            raise ReplyError(f"{field} must contain email addresses")
+            raise ReplyError(f"{field} must contain email addresses", field.lower())
         address = value.strip().strip("<>").strip()
         if not address:
             continue
         if not is_email_address(address):
-            raise ReplyError(f"{field}: {address!r} is not an email address")
+            raise ReplyError(f"{field}: {address!r} is not an email address", field.lower())
         out.append(address.lower())
     return out
 
@@ -63,14 +69,20 @@ def create_reply(
     *,
     html: str | None = None,
     private: bool = False,
+    to: list[str] | str | None = None,
     cc: list[str] | str | None = None,
     bcc: list[str] | str | None = None,
     attachments: list[OutgoingAttachment] | None = None,
 ) -> Message:
-    """Record a note (never emailed) or an outgoing reply (queued, then sent by a job)."""
+    """Record a note (never emailed) or an outgoing reply (queued, then sent by a job).
+
+    `to` is who the reply goes to (the composer's To chips); None (the API without `to`,
+    older callers) means the conversation's contact, as reply-all has it. A note has no
+    recipients: its To is ignored (the composer's To is always prefilled), CC/BCC refused."""
     text = (text or "").strip()
     if not text and not attachments:
         raise ReplyError("the reply is empty: write a message or attach a file")
+    to_list = [] if private else reply_to_addresses(conversation, to)
     cc_list, bcc_list = clean_addresses(cc, "CC"), clean_addresses(bcc, "BCC")
     if private and (cc_list or bcc_list):
         raise ReplyError("a private note is never emailed, so it cannot have CC or BCC")
@@ -82,6 +94,7 @@ def create_reply(
         sender_user_id=author.id,
         text_body=text,
         html_body=html,
+        to_addresses=", ".join(to_list),
         cc_addresses=", ".join(cc_list),
         bcc_addresses=", ".join(bcc_list),
         subject=conversation.subject,
@@ -101,6 +114,16 @@ def create_reply(
     if not private:
         enqueue_send(message.id)
     return message
+
+
+def reply_to_addresses(conversation: Conversation, to: list[str] | str | None) -> list[str]:
+    """An email reply's To: the addresses given, at least one; None means the contact."""
+    if to is None:
+        return [conversation.contact.email.lower()]
+    addresses = list(dict.fromkeys(clean_addresses(to, "To")))  # twice is one recipient
+    if not addresses:
+        raise ReplyError("Add at least one recipient in To.", "to")
+    return addresses
 
 
 def reply_and_resolve(conversation: Conversation, author: User, text: str, **options) -> Message:

@@ -1,5 +1,5 @@
 /* The composer (templates/conversations/_composer.html), on top of a form that works without
-   it: CC/BCC chips over the comma-separated inputs, attachments dropped onto the composer,
+   it: To/CC/BCC chips over the comma-separated inputs, attachments dropped onto the composer,
    and a note that never carries recipients. Reply/Note are radios (`private`) that CSS draws
    as tabs; the draft is saved by htmx (the status line's hx-post) as the agent types. */
 "use strict";
@@ -21,6 +21,9 @@
   function chipField(input) {
     const form = input.form;
     const what = input.dataset.chips;
+    // The contact's chip shows their name too (data-chip-name for data-chip-name-for).
+    const knownName = input.dataset.chipName || "";
+    const knownFor = (input.dataset.chipNameFor || "").toLowerCase();
     const box = document.createElement("div");
     box.className = "chip-field";
     const list = document.createElement("ul");
@@ -52,7 +55,8 @@
         chip.className = "chip" + (ADDRESS.test(address) ? "" : " chip-bad");
         chip.dataset.address = address;
         const text = document.createElement("span");
-        text.textContent = address;
+        const named = knownName && address.toLowerCase() === knownFor;
+        text.textContent = named ? knownName + " <" + address + ">" : address;
         if (!ADDRESS.test(address)) chip.title = "Not an email address";
         const remove = document.createElement("button");
         remove.type = "button";
@@ -176,10 +180,11 @@
       form.dataset.composerReady = "1";
       form.querySelectorAll("input[data-chips]").forEach(chipField);
       form.querySelectorAll("[data-composer-drop]").forEach(dropZone);
-      // A note is never emailed: it never carries the reply's CC/BCC (kept for the reply tab).
+      // A note is never emailed: it never carries the reply's To/CC/BCC (kept for the reply tab).
       form.addEventListener("htmx:configRequest", (event) => {
         if (event.detail.elt !== form) return;
         if (isNote(form)) {
+          delete event.detail.parameters.to;
           delete event.detail.parameters.cc;
           delete event.detail.parameters.bcc;
         }

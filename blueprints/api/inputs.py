@@ -54,10 +54,12 @@ def _unstorable(value) -> bool:
     return False
 
 
-def address_list(data: dict, field: str) -> list[str]:
+def address_list(data: dict, field: str, *, absent_is_none: bool = False) -> list[str] | None:
+    """A list of addresses (checked by the service); absent or null is [] (none), or None
+    with `absent_is_none` (a reply's `to`: the service's default, the contact)."""
     value = data.get(field)
     if value is None:
-        return []
+        return None if absent_is_none else []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ApiError(422, f"{field} must be a list of email addresses")
     return value

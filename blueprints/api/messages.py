@@ -18,7 +18,7 @@ from models import Attachment, Message
 from services.access import can_view_inbox
 from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
 
-REPLY_FIELDS = ("content", "private", "cc", "bcc")
+REPLY_FIELDS = ("content", "private", "to", "cc", "bcc")
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
@@ -33,9 +33,12 @@ def reply(conversation_id: int):
     private = data.get("private", False)
     if not isinstance(private, bool):
         raise ApiError(422, "private must be true or false")
+    to = address_list(data, "to", absent_is_none=True)  # None: the conversation's contact
+    if private and to:
+        raise ApiError(422, "a private note is never emailed, so it cannot have To")
     cc, bcc = address_list(data, "cc"), address_list(data, "bcc")
     try:
-        message = create_reply(conv, api_user(), content, private=private, cc=cc, bcc=bcc)
+        message = create_reply(conv, api_user(), content, private=private, to=to, cc=cc, bcc=bcc)
     except ReplyError as exc:
         raise ApiError(422, str(exc)) from None
     senders = load_senders([message])

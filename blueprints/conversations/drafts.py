@@ -33,6 +33,7 @@ def save_draft(conversation_id: int):
         current_user.id,
         kind=form.kind,
         text=form.text.data or "",
+        to=form.to.data or "",
         cc=form.cc.data or "",
         bcc=form.bcc.data or "",
     )

@@ -6,9 +6,9 @@ A form parses and checks what the request says (`validate_<field>`); what needs 
 or is shared with the API (addresses, who may be assigned, labels' limits, the move's target)
 is the service's to refuse, and the view adds that refusal to `form.form_errors`. The HTML
 field names are the ones the API, the tests and old tabs post: `for` (a snooze preset),
-`until`, `assignee_id`, `labels`, `target`, `text`, `cc`, `bcc`, `private`, `seen`, `confirm`,
-`resolve` ("Send and resolve"). The composer's Reply/Note tabs are the two values of `private`
-(ModeTabs); DraftForm is what the composer autosaves (drafts.py).
+`until`, `assignee_id`, `labels`, `target`, `text`, `to`, `cc`, `bcc`, `private`, `seen`,
+`confirm`, `resolve` ("Send and resolve"). The composer's Reply/Note tabs are the two values
+of `private` (ModeTabs); DraftForm is what the composer autosaves (drafts.py).
 """
 
 from __future__ import annotations
@@ -147,10 +147,13 @@ class ActionForm(ThreadForm):
 
 
 class ComposerForm(ThreadForm):
-    """A reply or a private note. `seen` is the newest message the composer was drawn with
-    (collision safety), `confirm` the "Send anyway" button."""
+    """A reply or a private note. `to` is who the reply goes to (comma-separated, prefilled
+    reply-all); a form without a `to` field at all (an old tab) means the contact (`recipients`).
+    `seen` is the newest message the composer was drawn with (collision safety), `confirm` the
+    "Send anyway" button."""
 
     text = TextAreaField("Reply", widget=PlainTextArea(), render_kw={"rows": 6})
+    to = StringField("To")
     cc = StringField("CC", render_kw={"placeholder": "a@example.com, b@example.com"})
     bcc = StringField("BCC")
     private = BooleanField("Private note (never emailed)", widget=ModeTabs())
@@ -170,6 +173,13 @@ class ComposerForm(ThreadForm):
             raise ValidationError(str(exc)) from None
 
     @property
+    def recipients(self) -> str | None:
+        """The posted To, or None when the form had no To field (create_reply: the contact)."""
+        if not self.to.raw_data:  # [] when not posted, None when drawn without formdata
+            return None
+        return self.to.data or ""
+
+    @property
     def confirmed(self) -> bool:
         """The collision's "Send anyway" (`confirm=1`) or "Send anyway and resolve" (`resolve`)."""
         return self.confirm.data in ("1", "resolve")
@@ -180,10 +190,11 @@ class ComposerForm(ThreadForm):
 
 
 class DraftForm(ThreadForm):
-    """What the composer autosaves as the agent types: the tab (`private`), text, CC, BCC.
+    """What the composer autosaves as the agent types: the tab (`private`), text, To, CC, BCC.
     Addresses are kept as typed; they are checked when the reply is sent."""
 
     text = TextAreaField()
+    to = StringField()
     cc = StringField()
     bcc = StringField()
     private = BooleanField()
@@ -284,19 +295,21 @@ class MoveForm(ThreadForm):
 
 def composer_form(conversation, agent_id: int) -> ComposerForm:
     """The composer as the agent left it (their draft), else a new reply to everyone on the
-    customer's latest email (reply-all: services/replies.reply_all_recipients)."""
+    customer's latest email (reply-all: services/replies.reply_all_recipients). A draft saved
+    without a To (one from before To could be edited) gets reply-all's To."""
     draft = reply_drafts.get(conversation.id, agent_id)
+    to, cc = reply_all_recipients(conversation)
     if draft is not None:
         form = ComposerForm(
             formdata=None,
             text=draft.text,
+            to=draft.to or to,
             cc=draft.cc,
             bcc=draft.bcc,
             private=draft.kind == "note",
         )
     else:
-        _to, cc = reply_all_recipients(conversation)
-        form = ComposerForm(formdata=None, cc=", ".join(cc))
+        form = ComposerForm(formdata=None, to=to, cc=", ".join(cc))
     form.draft = draft
     return form
 

@@ -119,12 +119,13 @@ def reply(conversation_id: int):
             current_user,
             form.text.data,
             private=form.private.data,
+            to=form.recipients,
             cc=form.cc.data,
             bcc=form.bcc.data,
             attachments=form.uploads,
         )
-    except ReplyError as exc:
-        form.form_errors.append(str(exc))
+    except ReplyError as exc:  # what is wrong with To is shown beside To
+        (form.to.errors if exc.field == "to" else form.form_errors).append(str(exc))
         return after_action(conversation, 422, forms={"composer": form})
     return after_action(conversation)
 

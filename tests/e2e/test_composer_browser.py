@@ -116,11 +116,26 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     cid = conversation.id
 
     # Reply-all: To is the customer, CC everyone else on their email; chips, not a text box.
-    expect(composer.locator(".chip-fixed")).to_have_text("Carla Customer <carla@customer.example>")
+    assert chips(composer, f"to-{cid}") == ["carla@customer.example"]
+    to_chips = composer.locator(f"#reply-to-{cid}").locator("xpath=..").locator(".chip")
+    expect(to_chips).to_have_text(["Carla Customer <carla@customer.example>×"])
     assert chips(composer, f"cc-{cid}") == ["zoe@partner.example", "dan@customer.example"]
     expect(composer.get_by_role("radio", name="Reply")).to_be_checked()
     expect(composer.get_by_text("Signature, added when sent")).to_be_visible()
     expect(composer.locator(".composer-signature-text")).to_contain_text("Ana from Support")
+
+    # To, keyboard only: from the To box, Shift+Tab reaches Carla's remove button, Enter takes
+    # her off (focus comes back to the box), then Gus is typed and added with Enter.
+    to = composer.get_by_label("To", exact=True)
+    to.focus()
+    page.keyboard.press("Shift+Tab")
+    expect(composer.get_by_role("button", name="Remove carla@customer.example")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(to).to_be_focused()
+    assert chips(composer, f"to-{cid}") == []
+    page.keyboard.type("gus@customer.example")
+    page.keyboard.press("Enter")
+    assert chips(composer, f"to-{cid}") == ["gus@customer.example"]
 
     # Edit the chips: take Dan off, add Eve to CC and Finn to BCC with the keyboard.
     composer.get_by_role("button", name="Remove dan@customer.example").click()
@@ -135,7 +150,8 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     expect(composer.locator(".composer-draft")).to_have_text("Draft saved")
     db.session.expire_all()
     draft = reply_drafts.get(cid, ana.id)  # the chips are part of the draft
-    assert (draft.cc, draft.bcc) == (
+    assert (draft.to, draft.cc, draft.bcc) == (
+        "gus@customer.example",
         "zoe@partner.example, eve@partner.example",
         "finn@partner.example",
     )
@@ -144,15 +160,17 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     composer.get_by_role("button", name="Send", exact=True).click()
     sent = page.locator("#thread-messages .msg-outgoing", has_text="fire crew")
     expect(sent).to_have_count(1)
+    expect(sent.locator(".msg-recipients")).to_contain_text("To gus@customer.example")
     send_outbound(app)
     envelope = smtp.wait_for_messages(1)[0]
     assert sorted(envelope.rcpt_tos) == [
-        "carla@customer.example",
         "eve@partner.example",
         "finn@partner.example",
+        "gus@customer.example",
         "zoe@partner.example",
     ]
     mail = BytesParser(policy=policy.default).parsebytes(envelope.content)
+    assert str(mail["To"]) == "gus@customer.example"
     assert "dan@" not in str(mail["Cc"]) and "Bcc" not in mail
     assert "Ana from Support" in mail.get_body(("plain",)).get_content()  # as previewed
 
@@ -174,7 +192,8 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     send_outbound(app)
     db.session.expire_all()
     stored = db.session.scalar(select(Message).where(Message.direction == "note"))
-    assert stored.cc_addresses == "" and stored.delivery_status is None
+    assert stored.cc_addresses == "" and stored.to_addresses == ""
+    assert stored.delivery_status is None
     page.wait_for_timeout(500)
     assert len(smtp.envelopes) == 1, "a note reached the SMTP server"
     # After sending, the composer is back on a fresh Reply tab.
@@ -278,3 +297,22 @@ def test_send_and_resolve(app, page, sign_in, people, live_server):
     db.session.expire_all()
     assert db.session.get(Conversation, conversation.id).status == "resolved"
     assert re.search("resolved", page.locator("#thread").inner_text())
+
+
+def test_an_empty_to_is_refused_beside_the_to_field(app, page, sign_in, people, live_server):
+    ana, _bob = people
+    conversation = receive(app)
+    composer = open_thread(page, sign_in, ana, conversation)
+    to = composer.get_by_label("To", exact=True)
+    to.focus()
+    page.keyboard.press("Backspace")  # an empty box: Backspace takes the last chip off
+    assert chips(composer, f"to-{conversation.id}") == []
+    composer.get_by_label("Reply to Carla Customer").fill("Hello?")
+    composer.get_by_role("button", name="Send", exact=True).click()
+    error = page.locator(f"#reply-to-{conversation.id}-error")
+    expect(error).to_have_text("Add at least one recipient in To.")
+    to = page.locator("#composer").get_by_label("To", exact=True)
+    expect(to).to_have_attribute("aria-describedby", f"reply-to-{conversation.id}-error")
+    expect(page.locator("#composer textarea[data-composer-text]")).to_have_value("Hello?")
+    db.session.expire_all()
+    assert db.session.scalar(select(Message).where(Message.direction == "outgoing")) is None
