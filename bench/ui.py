@@ -96,12 +96,12 @@ def thread_pages(seeded: dict) -> dict:
     big = seeded["big_id"]
     before = workspace.earlier_start(big)
     return {
-        "thread, htmx fragment (a click in the list)": (
+        "thread with its contact panel, htmx fragment (a click in the list)": (
             f"/conversations/{big}",
             "WHERE messages.conversation_id = ",
             True,
         ),
-        "thread, full page with the list": (
+        "list page with the thread and its contact panel (full page)": (
             f"/conversations/{big}",
             "WHERE messages.conversation_id = ",
         ),
@@ -290,7 +290,7 @@ def _thread_rows(label: str, seeded: dict, results: dict) -> list[str]:
 
 
 def run_thread() -> str:
-    """The section "Thread page, earlier messages folded" (`python -m bench.ui thread`)."""
+    """The section "Thread page, earlier messages folded" (`python -m bench thread`)."""
     os.environ["ENV_FILE"] = os.devnull
     sections = _on_every_backend(_thread_rows, thread_pages, idle_poll=False)
     from services.workspace import LATEST
@@ -304,10 +304,12 @@ def run_thread() -> str:
         '"N earlier messages" button that loads the rest on demand. Same client and loop as '
         f"the agent UI section: ms per request, p50/p95 of {N} requests after {WARMUPS} "
         "warm-ups, each beside a bare replay (one connection, same loop) of every SQL "
-        f"statement the request issued. Target: the folded thread's p95 at most "
+        "statement the request issued. Both pages carry the contact panel beside the thread "
+        "(the contact, the other participants of all 500 messages, the contact's earlier "
+        "conversations). Target: each page's p95 at most "
         f"{THREAD_TARGET:.0f}x its SQL's p95; the earlier messages (all but the latest, "
         "drawn at once) are shown for scale. KB: the answer's size. Command: "
-        "`python -m bench.ui thread`.",
+        "`python -m bench thread`.",
         "",
     ]
     return "\n".join(header + sections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, User
@@ -25,7 +26,12 @@ def can_view_inbox(user: User, inbox_id: int) -> bool:
 def visible_conversation(user: User, conversation_id: int) -> Conversation | None:
     """The conversation if `user` may see it, else None: "not visible" and "not found" are
     one answer, so callers cannot confirm that someone else's conversation exists."""
-    conversation = db.session.get(Conversation, conversation_id)
+    # With its inbox and contact, which every page of it shows: one statement, not three.
+    conversation = db.session.get(
+        Conversation,
+        conversation_id,
+        options=[joinedload(Conversation.inbox), joinedload(Conversation.contact)],
+    )
     if conversation is None or not can_view_inbox(user, conversation.inbox_id):
         return None
     return conversation

@@ -143,17 +143,21 @@ def our_addresses(conversation: Conversation) -> set[str]:
     return ours
 
 
-def reply_all_recipients(conversation: Conversation) -> tuple[str, list[str]]:
+def reply_all_recipients(
+    conversation: Conversation, latest: Message | None = None
+) -> tuple[str, list[str]]:
     """Who a reply goes to, reply-all style: To is the contact; CC the other people on the
     customer's latest email (its To and Cc), less the contact and the inbox's own addresses
-    (support, forwarding, any address at the inbound domain)."""
+    (support, forwarding, any address at the inbound domain). `latest`: that email, when the
+    caller has it at hand."""
     contact = conversation.contact
-    latest = db.session.scalar(
-        select(Message)
-        .where(Message.conversation_id == conversation.id, Message.direction == "incoming")
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    if latest is None:
+        latest = db.session.scalar(
+            select(Message)
+            .where(Message.conversation_id == conversation.id, Message.direction == "incoming")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
     if latest is None:
         return contact.email, []
     ours = our_addresses(conversation)

@@ -90,21 +90,40 @@ def delete_for(conversation_id: int, user_id: int, *, commit: bool = True) -> No
         db.session.commit()
 
 
-def drafters(conversation_id: int, excluding: User | None = None) -> list[Drafter]:
-    """Colleagues with an unsent draft on this conversation, by name (active agents only)."""
+@dataclass(frozen=True)
+class Drafts:
+    """Every active agent's draft on one conversation, read in one query (on_conversation):
+    the thread draws the agent's own in the composer and names the colleagues drafting."""
+
+    rows: list[tuple[ReplyDraft, User]]
+
+    def of(self, user_id: int) -> ReplyDraft | None:
+        return next((draft for draft, user in self.rows if user.id == user_id), None)
+
+    def drafters(self, excluding: User | None = None) -> list[Drafter]:
+        """Colleagues with an unsent draft here, by name."""
+        since = utcnow() - ACTIVE
+        out = []
+        for draft, user in self.rows:
+            if excluding is not None and user.id == excluding.id:
+                continue
+            updated = draft.updated_at
+            if updated.tzinfo is None and since.tzinfo is not None:
+                updated = updated.replace(tzinfo=since.tzinfo)
+            out.append(Drafter(user, draft.kind, updated >= since))
+        return out
+
+
+def on_conversation(conversation_id: int) -> Drafts:
     query = (
         select(ReplyDraft, User)
         .join(User, User.id == ReplyDraft.user_id)
         .where(ReplyDraft.conversation_id == conversation_id, User.active)
         .order_by(User.name)
     )
-    if excluding is not None:
-        query = query.where(ReplyDraft.user_id != excluding.id)
-    since = utcnow() - ACTIVE
-    out = []
-    for draft, user in db.session.execute(query):
-        updated = draft.updated_at
-        if updated.tzinfo is None and since.tzinfo is not None:
-            updated = updated.replace(tzinfo=since.tzinfo)
-        out.append(Drafter(user, draft.kind, updated >= since))
-    return out
+    return Drafts([(draft, user) for draft, user in db.session.execute(query)])
+
+
+def drafters(conversation_id: int, excluding: User | None = None) -> list[Drafter]:
+    """Colleagues with an unsent draft on this conversation, by name (active agents only)."""
+    return on_conversation(conversation_id).drafters(excluding)

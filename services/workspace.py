@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from extensions import db
-from models import Contact, Conversation, Inbox, InboxMember, Message, User
-from services import list_version
+from models import Conversation, Inbox, InboxMember, Message, User
+from services import list_version, reply_drafts
 from services.access import visible_inboxes_query
 from services.conversation_list import ConversationPage, list_conversations
 from services.labels import labels_for, labels_visible_to
@@ -183,64 +183,86 @@ def thread_messages(conversation_id: int, before: int | None = None) -> list[Mes
     )
 
 
-def earlier_start(conversation_id: int, latest: int = LATEST) -> int | None:
-    """The first message a long thread shows: after the newest email, reply or note beyond
-    the `latest` ones (activity lines do not count). None when the thread shows everything."""
-    hidden = db.session.scalar(
+def _fold_point(conversation_id: int, latest: int = LATEST):
+    """The newest email, reply or note beyond the `latest` ones (activity lines do not count):
+    it and everything before it are folded away. NULL when the thread shows everything."""
+    return (
         select(Message.id)
         .where(Message.conversation_id == conversation_id, Message.direction != "activity")
         .order_by(Message.id.desc())
         .offset(latest)
         .limit(1)
     )
+
+
+def earlier_start(conversation_id: int, latest: int = LATEST) -> int | None:
+    """The first message a long thread shows: after the newest email, reply or note beyond
+    the `latest` ones. None when the thread shows everything."""
+    hidden = db.session.scalar(_fold_point(conversation_id, latest))
     return None if hidden is None else hidden + 1
 
 
 def thread(conversation: Conversation, show_all: bool = False) -> dict:
     """A thread's latest messages (all with `show_all`), how many earlier ones are folded
-    away, their senders, the contact and who it can be assigned to."""
-    start = None if show_all else earlier_start(conversation.id)
+    away, their senders, the contact and who it can be assigned to. Four statements, whatever
+    the thread's size: the messages with their attachments (the fold point a subquery), one
+    aggregate (fingerprint and folded count), the people (senders and who may be assigned)
+    and the drafts on it; the conversation came with its inbox and contact
+    (services.access.visible_conversation)."""
+    fold = func.coalesce(_fold_point(conversation.id).scalar_subquery(), 0)
     query = select(Message).where(Message.conversation_id == conversation.id)
-    if start is not None:
-        query = query.where(Message.id >= start)
+    if not show_all:
+        query = query.where(Message.id > fold)
     messages = list(
-        db.session.scalars(query.order_by(Message.id).options(selectinload(Message.attachments)))
+        db.session.scalars(query.order_by(Message.id).options(joinedload(Message.attachments)))
+        .unique()
+        .all()
     )
     count, last_id, changed, earlier = db.session.execute(
         select(
             func.count(Message.id),
             func.max(Message.id),
             func.max(Message.updated_at),
-            func.sum(
-                case(((Message.id < (start or 0)) & (Message.direction != "activity"), 1), else_=0)
-            ),
+            func.sum(case(((Message.id <= fold) & (Message.direction != "activity"), 1), else_=0))
+            if not show_all
+            else literal(0),
         ).where(Message.conversation_id == conversation.id)
     ).one()
-    users = senders(messages)
-    contact = db.session.get(Contact, conversation.contact_id)
-    members = db.session.scalars(
-        select(User)
-        .outerjoin(
-            InboxMember,
-            (InboxMember.user_id == User.id) & (InboxMember.inbox_id == conversation.inbox_id),
-        )
-        .where(User.active, (InboxMember.user_id.is_not(None)) | (User.role == "admin"))
-        .order_by(User.name)
-    ).all()
+    users, members = people(conversation, messages)
+    start = messages[0].id if earlier and messages else None
     return {
         "conversation": conversation,
-        "inbox": db.session.get(Inbox, conversation.inbox_id),
-        "contact": contact,
+        "inbox": conversation.inbox,
+        "contact": conversation.contact,
         "messages": messages,
         "users": users,
         "members": members,
         "assignee": users.get(conversation.assignee_id)
         or (db.session.get(User, conversation.assignee_id) if conversation.assignee_id else None),
+        "drafts": reply_drafts.on_conversation(conversation.id),
         "fingerprint": _fingerprint(count, last_id, changed),
         # The earlier emails, replies and notes folded away (their activity lines too), for
         # "N earlier messages": thread_messages(before=start) loads them on demand.
         "earlier": {"count": earlier, "before": start} if earlier else None,
     }
+
+
+def people(conversation: Conversation, messages: list[Message]) -> tuple[dict, list[User]]:
+    """In one query: the agents who wrote these replies and notes (by id), and who the
+    conversation can be assigned to (active members of its inbox and admins, by name)."""
+    sender_ids = {m.sender_user_id for m in messages if m.sender_user_id}
+    member = InboxMember.user_id.is_not(None) | (User.role == "admin")
+    rows = db.session.execute(
+        select(User, (User.active & member).label("assignable"))
+        .outerjoin(
+            InboxMember,
+            (InboxMember.user_id == User.id) & (InboxMember.inbox_id == conversation.inbox_id),
+        )
+        .where((User.active & member) | User.id.in_(sender_ids))
+        .order_by(User.name)
+    ).all()
+    users = {user.id: user for user, _ in rows if user.id in sender_ids}
+    return users, [user for user, assignable in rows if assignable]
 
 
 def senders(messages: list[Message]) -> dict[int, User]:

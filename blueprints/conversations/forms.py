@@ -27,8 +27,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import ValidationError
-from wtforms.widgets import DateTimeLocalInput, html_params
+from wtforms.widgets import DateTimeLocalInput
 
+from blueprints.form_fields import attribute
 from services import reply_drafts
 from services.bulk_actions import ACTIONS as BULK_ACTIONS
 from services.labels import LabelError, clean_names, split_names
@@ -51,9 +52,10 @@ SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "1d": "1 day", "1w": "1 week"}
 
 
 def _attributes(first: dict, rest: dict) -> str:
-    """`first` in its own order, then the caller's keywords (id, aria-*, class, ...)."""
+    """`first` in its own order, then the caller's keywords (id, aria-*, class, ...), as
+    WTForms writes each (form_fields.attribute)."""
     merged = {**first, **{k: v for k, v in rest.items() if k not in first}}
-    return " ".join(p for p in (html_params(**{k: v}) for k, v in merged.items()) if p)
+    return " ".join(p for p in (attribute(k, v) for k, v in merged.items()) if p)
 
 
 class PlainTextArea:
@@ -293,12 +295,19 @@ class MoveForm(ThreadForm):
     )
 
 
-def composer_form(conversation, agent_id: int) -> ComposerForm:
+def composer_form(conversation, agent_id: int, drafts=None, shown=()) -> ComposerForm:
     """The composer as the agent left it (their draft), else a new reply to everyone on the
     customer's latest email (reply-all: services/replies.reply_all_recipients). A draft saved
-    without a To (one from before To could be edited) gets reply-all's To."""
-    draft = reply_drafts.get(conversation.id, agent_id)
-    to, cc = reply_all_recipients(conversation)
+    without a To (one from before To could be edited) gets reply-all's To. `drafts`: the
+    conversation's drafts when already read (reply_drafts.on_conversation); `shown`: the
+    messages the thread shows, where the latest email usually is."""
+    if drafts is None:
+        drafts = reply_drafts.on_conversation(conversation.id)
+    draft = drafts.of(agent_id)
+    to, cc = "", []
+    if draft is None or not draft.to:
+        latest = next((m for m in reversed(shown) if m.direction == "incoming"), None)
+        to, cc = reply_all_recipients(conversation, latest)
     if draft is not None:
         form = ComposerForm(
             formdata=None,
@@ -314,12 +323,14 @@ def composer_form(conversation, agent_id: int) -> ComposerForm:
     return form
 
 
-def thread_forms(conversation, members: list, labels: list, agent_id: int) -> dict[str, FlaskForm]:
+def thread_forms(
+    conversation, members: list, labels: list, agent_id: int, drafts=None, shown=()
+) -> dict[str, FlaskForm]:
     """The thread's forms as the page draws them: empty (the composer: the agent's draft, or
     reply-all), or showing what the conversation is now (its assignee among `members`, its
     `labels`)."""
     forms = {
-        "composer": composer_form(conversation, agent_id),
+        "composer": composer_form(conversation, agent_id, drafts, shown),
         "assign": AssignForm(formdata=None, assignee_id=conversation.assignee_id),
         "status": StatusForm(formdata=None),
         "labels": LabelsForm(

@@ -90,7 +90,14 @@ def thread_context(conversation: Conversation, forms: dict | None = None, **extr
     show_all = "1" in (request.args.get("all"), request.form.get("all"))
     thread = workspace.thread(conversation, show_all=show_all)
     labels = conversation_labels(conversation.id)
-    blank = thread_forms(conversation, thread["members"], labels, current_user.id)
+    blank = thread_forms(
+        conversation,
+        thread["members"],
+        labels,
+        current_user.id,
+        drafts=thread["drafts"],
+        shown=thread["messages"],
+    )
     forms = {**blank, **(forms or {})}
     forms["assign"].assignee_id.choices = blank["assign"].assignee_id.choices
     return {

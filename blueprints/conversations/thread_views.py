@@ -90,6 +90,10 @@ def earlier(conversation_id: int):
 @bp.route("/conversations/<int:conversation_id>/viewers")
 @login_required
 def viewers(conversation_id: int):
-    """Who else has this thread open; polled every 10 s by `_viewers.html`."""
+    """Who else has this thread open; polled every 10 s by `_viewers.html` (its own few
+    lines: every agent with a thread open asks, so it reads nothing else of the thread)."""
     conversation = visible_conversation(conversation_id)
-    return thread_response(conversation, "conversations/_viewers.html")
+    if not is_htmx():
+        return thread_response(conversation, "conversations/_viewers.html")  # the whole page
+    body = render_template("conversations/_viewers.html", conversation=conversation)
+    return body, 200, {"Vary": "HX-Request"}
