@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from extensions import db
@@ -16,6 +16,25 @@ def visible_inboxes_query(user: User) -> Select:
     return query
 
 
+# Built once, for the pages every agent loads all day (building a select costs about what
+# running a small one does); a statement's `user_id` is bound when it runs.
+_ALL_INBOXES = select(Inbox).order_by(Inbox.name)
+_MEMBER_INBOXES = (
+    select(Inbox)
+    .join(InboxMember)
+    .where(InboxMember.user_id == bindparam("user_id"))
+    .order_by(Inbox.name)
+)
+MEMBER_INBOX_IDS = select(InboxMember.inbox_id).where(InboxMember.user_id == bindparam("user_id"))
+
+
+def visible_inboxes(user: User) -> list[Inbox]:
+    """The inboxes `user` may see, by name."""
+    if user.is_admin:
+        return list(db.session.scalars(_ALL_INBOXES))
+    return list(db.session.scalars(_MEMBER_INBOXES, {"user_id": user.id}))
+
+
 def can_view_inbox(user: User, inbox_id: int) -> bool:
     if user.is_admin:
         return True
@@ -23,15 +42,19 @@ def can_view_inbox(user: User, inbox_id: int) -> bool:
     return member is not None
 
 
+# With its inbox and contact, which every page of it shows: one statement, not three (built
+# once, as every thread request runs it).
+_CONVERSATION = (
+    select(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .options(joinedload(Conversation.inbox), joinedload(Conversation.contact))
+)
+
+
 def visible_conversation(user: User, conversation_id: int) -> Conversation | None:
     """The conversation if `user` may see it, else None: "not visible" and "not found" are
     one answer, so callers cannot confirm that someone else's conversation exists."""
-    # With its inbox and contact, which every page of it shows: one statement, not three.
-    conversation = db.session.get(
-        Conversation,
-        conversation_id,
-        options=[joinedload(Conversation.inbox), joinedload(Conversation.contact)],
-    )
+    conversation = db.session.scalar(_CONVERSATION, {"conversation_id": conversation_id})
     if conversation is None or not can_view_inbox(user, conversation.inbox_id):
         return None
     return conversation

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from extensions import db, get_settings
 from mail.addresses import normalise, parse_addresses
-from models import Contact, Conversation, Inbox, Message, User
+from models import Contact, Conversation, Inbox, InboxMember, Message, User
 from services.access import visible_inboxes_query
 
 NAME_MAX = 255  # Contact.name's column
@@ -52,20 +52,41 @@ def contact_panel(user: User, conversation: Conversation) -> ContactPanel:
     )
 
 
+# The panel's statements, built once (every thread page runs them; building a select cost
+# about as much as running these). Each distinct header triple once (a long thread repeats the
+# same few), first seen first.
+_HEADER_COLUMNS = (Message.from_address, Message.to_addresses, Message.cc_addresses)
+_HEADERS = (
+    select(*_HEADER_COLUMNS)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.direction.in_(("incoming", "outgoing")),
+    )
+    .group_by(*_HEADER_COLUMNS)
+    .order_by(func.min(Message.id))
+)
+_SUPPORT_ADDRESSES = select(Inbox.support_address)
+_EARLIER = (
+    select(Conversation, Inbox.name, func.count().over())
+    .join(Inbox, Inbox.id == Conversation.inbox_id)
+    .where(
+        Conversation.contact_id == bindparam("contact_id"),
+        Conversation.id != bindparam("conversation_id"),
+    )
+    .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    .limit(PANEL_CONVERSATIONS)
+)
+_EARLIER_FOR_MEMBER = _EARLIER.where(  # an agent: only the inboxes they are a member of
+    Conversation.inbox_id.in_(
+        select(InboxMember.inbox_id).where(InboxMember.user_id == bindparam("user_id"))
+    )
+)
+
+
 def participants(conversation: Conversation, contact: Contact) -> list[Participant]:
     """Everyone else on the conversation's emails (From, To, Cc of every email in and out),
     less the contact and the inbox's own addresses, in order of first appearance."""
-    # Each distinct header triple once (a long thread repeats the same few), first seen first.
-    headers = (Message.from_address, Message.to_addresses, Message.cc_addresses)
-    rows = db.session.execute(
-        select(*headers)
-        .where(
-            Message.conversation_id == conversation.id,
-            Message.direction.in_(("incoming", "outgoing")),
-        )
-        .group_by(*headers)
-        .order_by(func.min(Message.id))
-    ).all()
+    rows = db.session.execute(_HEADERS, {"conversation_id": conversation.id}).all()
     skip = {normalise(contact.email)} | _our_addresses(conversation)
     domain = (get_settings().inbound_domain or "").lower()
     found: dict[str, Participant] = {}
@@ -85,25 +106,15 @@ def participants(conversation: Conversation, contact: Contact) -> list[Participa
 
 def _our_addresses(conversation: Conversation) -> set[str]:
     """Every inbox's support address: a colleague's inbox on Cc is not a participant."""
-    return {normalise(a) for a in db.session.scalars(select(Inbox.support_address)) if a}
+    return {normalise(a) for a in db.session.scalars(_SUPPORT_ADDRESSES) if a}
 
 
 def _earlier_conversations(user: User, conversation: Conversation) -> dict:
-    visible = (
-        visible_inboxes_query(user).with_only_columns(Inbox.id).order_by(None).scalar_subquery()
-    )
-    where = (
-        Conversation.contact_id == conversation.contact_id,
-        Conversation.id != conversation.id,
-        Conversation.inbox_id.in_(visible),
-    )
-    rows = db.session.execute(
-        select(Conversation, Inbox.name, func.count().over())
-        .join(Inbox, Inbox.id == Conversation.inbox_id)
-        .where(*where)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .limit(PANEL_CONVERSATIONS)
-    ).all()
+    ids = {"contact_id": conversation.contact_id, "conversation_id": conversation.id}
+    if user.is_admin:
+        rows = db.session.execute(_EARLIER, ids).all()
+    else:
+        rows = db.session.execute(_EARLIER_FOR_MEMBER, {**ids, "user_id": user.id}).all()
     return {
         "earlier": [row[0] for row in rows],
         "earlier_total": rows[0][2] if rows else 0,

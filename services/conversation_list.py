@@ -22,7 +22,7 @@ from models import (
     User,
 )
 from models.conversations import STATUSES
-from services.access import visible_inboxes_query
+from services.access import MEMBER_INBOX_IDS, visible_inboxes_query
 from services.conversations import MAX_ID, ConversationError
 
 DEFAULT_PAGE_SIZE = 25
@@ -205,18 +205,24 @@ def next_in_list(user: User, after: Conversation, **criteria) -> Conversation | 
     return next((r.conversation for r in top if r.conversation.id != after.id), None)
 
 
+def _assignable(inbox_ids) -> Select:
+    members = select(InboxMember.user_id).where(InboxMember.inbox_id.in_(inbox_ids))
+    return (
+        select(User)
+        .where(User.active, or_(User.role == "admin", User.id.in_(members.scalar_subquery())))
+        .order_by(User.name)
+    )
+
+
+# Built once (every list page draws the bulk bar); an agent's `user_id` is bound when run.
+_ASSIGNABLE_BY_ADMIN = _assignable(select(Inbox.id))
+_ASSIGNABLE_BY_MEMBER = _assignable(MEMBER_INBOX_IDS)
+
+
 def assignable_users(user: User) -> list[User]:
     """Who the list's bulk bar offers to assign to: active admins, and active members of an
     inbox `user` can see (whether each may take a given conversation is still checked per
     conversation, by services/conversations.update_conversation)."""
-    members = (
-        select(InboxMember.user_id)
-        .where(InboxMember.inbox_id.in_(_visible_inbox_ids(user)))
-        .scalar_subquery()
-    )
-    query = (
-        select(User)
-        .where(User.active, or_(User.role == "admin", User.id.in_(members)))
-        .order_by(User.name)
-    )
-    return list(db.session.scalars(query))
+    if user.is_admin:
+        return list(db.session.scalars(_ASSIGNABLE_BY_ADMIN))
+    return list(db.session.scalars(_ASSIGNABLE_BY_MEMBER, {"user_id": user.id}))

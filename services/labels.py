@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Conversation, ConversationLabel, Inbox, Label, User
-from services.access import visible_inboxes_query
+from models import Conversation, ConversationLabel, Label, User
+from services.access import MEMBER_INBOX_IDS
 from services.conversations import ConversationError
 
 MAX_NAME = 40
@@ -81,20 +81,33 @@ def conversation_labels(conversation_id: int) -> list[Label]:
     return labels_for([conversation_id]).get(conversation_id, [])
 
 
+_LABELS_FOR = (  # built once: every list page and thread runs it
+    select(ConversationLabel.conversation_id, Label)
+    .join(Label, Label.id == ConversationLabel.label_id)
+    .where(ConversationLabel.conversation_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Label.name)
+)
+
+
 def labels_for(conversation_ids: list[int]) -> dict[int, list[Label]]:
     """Each conversation's labels, alphabetical, in one query."""
     if not conversation_ids:
         return {}
-    rows = db.session.execute(
-        select(ConversationLabel.conversation_id, Label)
-        .join(Label, Label.id == ConversationLabel.label_id)
-        .where(ConversationLabel.conversation_id.in_(conversation_ids))
-        .order_by(Label.name)
-    ).all()
+    rows = db.session.execute(_LABELS_FOR, {"ids": list(conversation_ids)}).all()
     found: dict[int, list[Label]] = {}
     for conversation_id, label in rows:
         found.setdefault(conversation_id, []).append(label)
     return found
+
+
+_ALL_LABELS = select(Label).order_by(Label.name)  # built once, bound when run
+_MEMBER_LABELS = _ALL_LABELS.where(
+    exists().where(
+        ConversationLabel.label_id == Label.id,
+        Conversation.id == ConversationLabel.conversation_id,
+        Conversation.inbox_id.in_(MEMBER_INBOX_IDS),
+    )
+)
 
 
 def labels_visible_to(user: User) -> list[Label]:
@@ -103,17 +116,9 @@ def labels_visible_to(user: User) -> list[Label]:
     whole deployment, so this is what keeps inbox A's label names from agents of inbox B. The
     sidebar, the list's label filter and GET /api/v1/labels all read it; one query (EXISTS
     over conversation_labels joined to conversations, on the label's index)."""
-    query = select(Label).order_by(Label.name)
-    if not user.is_admin:
-        visible = visible_inboxes_query(user).with_only_columns(Inbox.id).order_by(None)
-        query = query.where(
-            exists().where(
-                ConversationLabel.label_id == Label.id,
-                Conversation.id == ConversationLabel.conversation_id,
-                Conversation.inbox_id.in_(visible.scalar_subquery()),
-            )
-        )
-    return list(db.session.scalars(query))
+    if user.is_admin:
+        return list(db.session.scalars(_ALL_LABELS))
+    return list(db.session.scalars(_MEMBER_LABELS, {"user_id": user.id}))
 
 
 def set_labels(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -114,14 +114,17 @@ class Drafts:
         return out
 
 
+_ON_CONVERSATION = (  # built once: every thread page runs it
+    select(ReplyDraft, User)
+    .join(User, User.id == ReplyDraft.user_id)
+    .where(ReplyDraft.conversation_id == bindparam("conversation_id"), User.active)
+    .order_by(User.name)
+)
+
+
 def on_conversation(conversation_id: int) -> Drafts:
-    query = (
-        select(ReplyDraft, User)
-        .join(User, User.id == ReplyDraft.user_id)
-        .where(ReplyDraft.conversation_id == conversation_id, User.active)
-        .order_by(User.name)
-    )
-    return Drafts([(draft, user) for draft, user in db.session.execute(query)])
+    rows = db.session.execute(_ON_CONVERSATION, {"conversation_id": conversation_id})
+    return Drafts([(draft, user) for draft, user in rows])
 
 
 def drafters(conversation_id: int, excluding: User | None = None) -> list[Drafter]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from flask import request
 from flask_login import login_user, logout_user
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from ua_parser import parse as parse_user_agent
 
 from extensions import db, get_settings
@@ -63,13 +63,16 @@ def start_session(user: User, remember: bool = False) -> UserSession:
     return row
 
 
+_SESSION_USER = (  # built once: every signed-in request runs it
+    select(User, UserSession)
+    .join_from(User, UserSession, UserSession.user_id == User.id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
 def load_session_user(token: str) -> User | None:
     """Flask-Login's loader: the active user of a live session, else None (signed out)."""
-    found = db.session.execute(
-        select(User, UserSession)
-        .join_from(User, UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == hash_token(token))
-    ).first()
+    found = db.session.execute(_SESSION_USER, {"token_hash": hash_token(token)}).first()
     if found is None:
         return None
     user, row = found

@@ -6,7 +6,7 @@ it (a POST from the page, never the GET that drew it) or when they act on the th
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,16 +29,19 @@ def mark_read(conversation: Conversation, user_id: int) -> None:
     db.session.commit()
 
 
+_READ_AT = select(ConversationRead.conversation_id, ConversationRead.read_at).where(
+    ConversationRead.user_id == bindparam("user_id"),
+    ConversationRead.conversation_id.in_(bindparam("ids", expanding=True)),
+)  # built once: every list page and poll runs it
+
+
 def unread_ids(user_id: int, conversations: list[Conversation]) -> set[int]:
     """Which of these conversations changed since `user_id` last looked (or never did)."""
     if not conversations:
         return set()
     seen = dict(
         db.session.execute(
-            select(ConversationRead.conversation_id, ConversationRead.read_at).where(
-                ConversationRead.user_id == user_id,
-                ConversationRead.conversation_id.in_([c.id for c in conversations]),
-            )
+            _READ_AT, {"user_id": user_id, "ids": [c.id for c in conversations]}
         ).all()
     )
     return {c.id for c in conversations if c.id not in seen or seen[c.id] < c.last_activity_at}
