@@ -116,6 +116,11 @@ def test_header_menus_work_by_mouse_and_keyboard(app, page, sign_in, agent, inbo
     expect(meta).to_contain_text("Bob Builder")
     expect(activity.filter(has_text="Ana Agent assigned this to Bob Builder")).to_have_count(1)
     expect(page.locator("#menu-assign .menu-panel")).to_be_hidden()
+    # The answer has been swapped in and settled: focusing earlier could land on a button
+    # that htmx replaces a moment later.
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
 
     # Keyboard: Tab to the status menu, Enter opens it, the arrows walk it, Enter chooses.
     page.locator("#menu-status summary").focus()
