@@ -1,5 +1,6 @@
 """Every model, importable from one place (Alembic autogenerate sees them all)."""
 
+from models.automations import AutoAcknowledgement, AutomationRule
 from models.base import Base, utcnow
 from models.contacts import Contact
 from models.conversations import Attachment, Conversation, ConversationRead, Message
@@ -11,6 +12,8 @@ from models.workspace import ReplyDraft, SavedReply
 
 __all__ = [
     "Attachment",
+    "AutoAcknowledgement",
+    "AutomationRule",
     "Base",
     "Contact",
     "Conversation",

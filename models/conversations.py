@@ -147,6 +147,9 @@ class Message(TimestampMixin, Base):
     threaded_by: Mapped[str | None] = mapped_column(String(16))
     # Auto-replies, bounces and bulk mail are kept but never answered or auto-assigned.
     auto_flag: Mapped[str | None] = mapped_column(String(32))
+    # An incoming message's automation rules that failed ("Rule 'VIP': <why>", one a line):
+    # the message was delivered all the same (services/automations).
+    rule_errors: Mapped[str | None] = mapped_column(Text)
     mime_storage_key: Mapped[str | None] = mapped_column(String(1024))  # sent MIME
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

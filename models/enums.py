@@ -97,6 +97,11 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
+class RuleMatch(StrEnum):
+    ALL = "all"  # every condition holds
+    ANY = "any"  # at least one does
+
+
 class Availability(StrEnum):
     ONLINE = "online"
     BUSY = "busy"
@@ -133,6 +138,7 @@ CHECKS: dict[str, dict[str, type[StrEnum]]] = {
     "inbox_smtp_settings": {"security": Security, "auth_method": SmtpAuth},
     "users": {"role": Role, "availability": Availability},
     "reply_drafts": {"kind": DraftKind},  # added with its table by migration 0008
+    "automation_rules": {"match": RuleMatch},  # added with its table by migration 0010
 }
 
 

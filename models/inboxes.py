@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, EncryptedText, TimestampMixin, utcnow
@@ -51,6 +51,12 @@ class Inbox(TimestampMixin, Base):
     last_message_at: Mapped[datetime | None]
     # Archived: receives nothing more (ingress and IMAP skip it) and keeps its history.
     archived_at: Mapped[datetime | None]
+    # Business hours, for rules and the auto-acknowledgement (services/business_hours.py):
+    # the inbox's IANA time zone; per weekday ("mon".."sun") a list of ["HH:MM", "HH:MM"]
+    # spans, None meaning "no hours set" (always within hours); holidays as "YYYY-MM-DD".
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    business_hours: Mapped[dict | None] = mapped_column(JSON)
+    holidays: Mapped[list] = mapped_column(JSON, default=list)
 
     members: Mapped[list[InboxMember]] = relationship(
         back_populates="inbox", cascade="all, delete-orphan"

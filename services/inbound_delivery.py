@@ -15,6 +15,7 @@ from extensions import db, get_settings
 from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Message, utcnow
+from services import automations
 from services.assignment import auto_assign
 from services.conversations import new_conversation
 from services.inbound_content import build_content, forget_attachments, store_attachments
@@ -54,7 +55,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         if found is not None:
             where = Route(where.inbox, found, "subject")
     try:
-        message = _record(inbound, parsed, where, contact)
+        message, effects = _record(inbound, parsed, where, contact)
         db.session.commit()
     except IntegrityError:
         # Another worker delivered the same Message-ID to this inbox first: same message.
@@ -64,6 +65,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
             raise
         forget_attachments(parsed, inbound)
         return Outcome("delivered", DUPLICATE, duplicate.id, inbox_id)
+    automations.after_commit(effects)
     return Outcome("delivered", None, message.id, inbox_id)
 
 
@@ -112,7 +114,9 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     message.html_body, message.quoted_html = content.html, content.quoted_html
     if parsed.bounce:
         _mark_bounced_original(parsed, conversation)
-    return message
+    # Rules and the acknowledgement, in this transaction: exactly once per delivered message.
+    effects = automations.run(message, conversation, parsed, is_new)
+    return message, effects
 
 
 def contact_person(contact: Contact) -> Person:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
+    AutomationRule,
     Contact,
     Conversation,
     ImapFolderState,
@@ -197,6 +198,7 @@ def test_every_status_and_choice_column_refuses_a_value_outside_its_enum(app, ta
     db.session.add(user)
     db.session.flush()
     db.session.add(ReplyDraft(conversation_id=conversation.id, user_id=user.id, text="Hi"))
+    db.session.add(AutomationRule(inbox_id=inbox.id, name="VIP", conditions=[], actions=[]))
     db.session.commit()
     with pytest.raises(IntegrityError, match=rf"(?i)check|ck_{table}_{column}"):
         db.session.execute(text(f"UPDATE {table} SET {column} = 'exploded'"))

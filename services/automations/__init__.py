@@ -1,0 +1,51 @@
+"""Automations on incoming email (issue 16): the rules an admin sets per inbox or for every
+inbox, and the inbox's automatic acknowledgement.
+
+The processing job calls `run` in the transaction that records an incoming message, after
+threading, dedupe, contact, content and auto-assignment, and before the commit
+(services/inbound_delivery.py); so rules run exactly once per delivered message. What must
+happen after the commit (queued acknowledgements and replies handed to the outbound queue)
+is returned, and `after_commit` does it.
+
+- catalog.py: the conditions and actions a rule may hold, and their validation (the admin
+  form and the engine read the same catalog).
+- engine.py: evaluate a rule against a message, apply its actions through the same services
+  an agent's actions use, the trace (activity lines, fired count), failures recorded on the
+  message, the dry run against a stored email.
+- acknowledgement.py: the inbox's auto-acknowledgement and its loop and flood guards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mail.model import ParsedEmail
+from models import Conversation, Message
+
+
+@dataclass
+class Effects:
+    """What the rules left for after the commit: outgoing messages (acknowledgements, saved
+    replies) to hand to the outbound queue."""
+
+    outgoing: list[int] = field(default_factory=list)
+
+
+def run(message: Message, conversation: Conversation, parsed: ParsedEmail, is_new: bool) -> Effects:
+    """The inbox's and the global rules, then the auto-acknowledgement, for one incoming
+    message; in the caller's transaction. Never raises for a rule's failure."""
+    from services.automations import acknowledgement, engine
+
+    effects = Effects()
+    engine.run_rules(message, conversation, parsed, is_new, effects)
+    acknowledgement.maybe_acknowledge(message, conversation, parsed, is_new, effects)
+    return effects
+
+
+def after_commit(effects: Effects) -> None:
+    """Hand the queued outgoing messages to the outbound queue (the sweep would find them
+    too, later: services/jobs sweeps re-enqueue stale queued replies)."""
+    from services.replies import enqueue_send
+
+    for message_pk in effects.outgoing:
+        enqueue_send(message_pk)
