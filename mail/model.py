@@ -57,5 +57,6 @@ class ParsedEmail:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     auto_flag: str | None = None  # one of AUTO_FLAGS
     auto_reason: str | None = None  # which header or sender made it auto, for agents
+    list_header: str | None = None  # "List-Id: <...>" when it came through a mailing list
     bounce: BounceReport | None = None
     defects: list[str] = field(default_factory=list)  # what could not be read, for the log

@@ -31,6 +31,8 @@ from mail.loops import classify_auto, parse_bounce
 from mail.model import ParsedAttachment, ParsedEmail, Person
 
 CONTACT_HEADERS = ("Reply-To", "X-Original-Sender", "From")
+# Mailing-list mail (RFC 2919, RFC 2369): never auto-acknowledged.
+LIST_HEADERS = ("List-Id", "List-Unsubscribe")
 MAX_DEPTH = 30
 _EML_POLICY = policy.default.clone(refold_source="none")
 _FORWARD_TYPES = ("message/rfc822", "message/global")
@@ -107,6 +109,11 @@ def _read_headers(message: Message, parsed: ParsedEmail, _limit: int) -> None:
     parsed.recipients = recipient_addresses(message)
     parsed.to = _people(message, "To")
     parsed.cc = _people(message, "Cc")
+    for name in LIST_HEADERS:
+        value = _first(message, name)
+        if value:
+            parsed.list_header = clean_text(f"{name}: {value}")[:200]
+            break
 
 
 def _date(value: str) -> datetime | None:

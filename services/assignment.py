@@ -11,10 +11,11 @@ taken, so delivery never waits on assignment.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, User, utcnow
+from models.enums import Role
 
 
 def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
@@ -46,4 +47,41 @@ def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
     member.last_assigned_at = utcnow()
     conversation.assignee_id = user.id
     db.session.add(conversation.activity(f"Auto-assigned to {user.name}"))
+    return user
+
+
+def next_among(inbox: Inbox, user_ids: list[int]) -> User | None:
+    """Round robin among chosen people (an automation rule's): the active one, among
+    `user_ids`, who may take the inbox's conversations (a member, or an admin) and was
+    assigned longest ago (never first, then by user id); availability is not asked, the
+    rule's author chose them. A member's turn is InboxMember.last_assigned_at, recorded
+    here; an admin outside the inbox has no such row, so their turn is their latest
+    conversation of the inbox. Returns None when nobody of them may take it."""
+    if not user_ids:
+        return None
+    latest_conversation = (
+        select(func.max(Conversation.created_at))
+        .where(Conversation.inbox_id == inbox.id, Conversation.assignee_id == User.id)
+        .correlate(User)
+        .scalar_subquery()
+    )
+    turn = func.coalesce(InboxMember.last_assigned_at, latest_conversation)
+    found = db.session.execute(
+        select(User, InboxMember)
+        .outerjoin(
+            InboxMember, (InboxMember.user_id == User.id) & (InboxMember.inbox_id == inbox.id)
+        )
+        .where(
+            User.id.in_(user_ids),
+            User.active.is_(True),
+            or_(InboxMember.user_id.is_not(None), User.role == Role.ADMIN.value),
+        )
+        .order_by(turn.is_(None).desc(), turn.asc(), User.id.asc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    user, member = found
+    if member is not None:
+        member.last_assigned_at = utcnow()
     return user

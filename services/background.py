@@ -82,6 +82,17 @@ def enqueue_reset_email(email: str) -> None:
     )
 
 
+def enqueue_rule_notification(message_pk: int, user_id: int) -> None:
+    """A rule's "Notify by email" (services/automations/notify.py), after the commit."""
+    get_queue("default").enqueue(
+        "services.automations.notify.notify_by_email",
+        message_pk,
+        user_id,
+        job_timeout=60,
+        retry=Retry(max=3, interval=[30, 120, 600]),  # an SMTP hiccup must not lose it
+    )
+
+
 def job_is_waiting(job_id: str) -> bool:
     """True while the job will really run or is running (Redis errors raise).
 

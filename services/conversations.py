@@ -58,15 +58,18 @@ def new_conversation(inbox_id: int, contact_id: int, subject: str) -> Conversati
 
 def update_conversation(
     conversation: Conversation,
-    actor: User,
+    actor: User | None,
     status: str | None = None,
     assignee_id: int | None | object = _UNCHANGED,
     snoozed_until: datetime | None = None,
     *,
     commit: bool = True,
+    by: str | None = None,
 ) -> list[Message]:
     """Change status and/or assignee; both are validated before anything changes.
     `commit=False` leaves the commit to a caller changing several (services/bulk_actions.py).
+    `by`: who the activity lines name when no user acts (an automation rule: "Rule 'VIP'
+    assigned this to Bob"); the lines then have no sender, and `actor` may be None.
 
     Snoozing needs `snoozed_until`, a time in the future: the wake_snoozed sweep reopens
     the conversation then (a new message from the contact reopens it sooner).
@@ -87,32 +90,40 @@ def update_conversation(
     if change_assignee and conversation.assignee_id is not None:
         current = conversation.assignee
 
+    who, actor_id = acting(actor, by)
     lines = []
     if change_assignee:
         conversation.assignee_id = assignee.id if assignee else None
         if assignee is not None:
-            lines.append(f"{actor.name} assigned this to {assignee.name}")
+            lines.append(f"{who} assigned this to {assignee.name}")
         else:
             former = current.name if current is not None else "the previous assignee"
-            lines.append(f"{actor.name} unassigned {former}")
+            lines.append(f"{who} unassigned {former}")
     if status == "snoozed" and (
         conversation.status != "snoozed" or conversation.snoozed_until != snoozed_until
     ):
         conversation.snooze(snoozed_until)
-        lines.append(
-            f"{actor.name} {STATUS_PHRASES['snoozed']} until {snooze_label(snoozed_until)}"
-        )
+        lines.append(f"{who} {STATUS_PHRASES['snoozed']} until {snooze_label(snoozed_until)}")
     elif status is not None and status != conversation.status:
         conversation.move_to(status)
-        lines.append(f"{actor.name} {STATUS_PHRASES[status]}")
+        lines.append(f"{who} {STATUS_PHRASES[status]}")
 
-    activity = [conversation.activity(line, actor.id) for line in lines]
+    activity = [conversation.activity(line, actor_id) for line in lines]
     db.session.add_all(activity)
     if commit:
         db.session.commit()
     else:
         db.session.flush()
     return activity
+
+
+def acting(actor: User | None, by: str | None) -> tuple[str, int | None]:
+    """Who an activity line names, and its sender: the user, or `by` (a rule) with none."""
+    if by is not None:
+        return by, None
+    if actor is None:
+        raise ValueError("a change needs the user who makes it, or `by`")
+    return actor.name, actor.id
 
 
 def _check_snooze(status: str | None, snoozed_until: datetime | None) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import Conversation, ConversationLabel, Label, User
 from services.access import MEMBER_INBOX_IDS
-from services.conversations import ConversationError
+from services.conversations import ConversationError, acting
 
 MAX_NAME = 40
 MAX_LABELS = 20  # per conversation
@@ -122,14 +122,22 @@ def labels_visible_to(user: User) -> list[Label]:
 
 
 def set_labels(
-    conversation: Conversation, actor: User, names: Iterable[str], *, commit: bool = True
+    conversation: Conversation,
+    actor: User | None,
+    names: Iterable[str],
+    *,
+    commit: bool = True,
+    by: str | None = None,
 ) -> list[Label]:
     """Make the conversation's labels exactly `names`; returns them (alphabetical).
     `commit=False` leaves the commit to a caller changing several (services/bulk_actions.py).
+    `by`: who the activity lines name when no user acts (an automation rule), as in
+    services/conversations.py `update_conversation`.
 
     Validates everything before changing anything; adds one activity line for what was
     added ("Ana labelled this billing, urgent") and one for what was removed."""
     wanted = clean_names(names)
+    who, actor_id = acting(actor, by)
     current = {label.name: label for label in conversation_labels(conversation.id)}
     wanted_keys = {key(name) for name in wanted}
     added = [get_or_create_label(name) for name in wanted if key(name) not in current]
@@ -146,12 +154,12 @@ def set_labels(
         )
     lines = []
     if added:
-        lines.append(f"{actor.name} labelled this {', '.join(x.display_name for x in added)}")
+        lines.append(f"{who} labelled this {', '.join(x.display_name for x in added)}")
     if removed:
         noun = "label" if len(removed) == 1 else "labels"
         names_removed = ", ".join(label.display_name for label in removed)
-        lines.append(f"{actor.name} removed the {noun} {names_removed}")
-    db.session.add_all(conversation.activity(line, actor.id) for line in lines)
+        lines.append(f"{who} removed the {noun} {names_removed}")
+    db.session.add_all(conversation.activity(line, actor_id) for line in lines)
     if commit:
         db.session.commit()
     else:

@@ -74,7 +74,19 @@ def transport_for(inbox: Inbox) -> SmtpTarget:
     return global_smtp_target(settings)
 
 
+# RFC 3834: what automations send says so, and asks Exchange/Outlook not to answer it with
+# an out-of-office of their own (the other half of the loop guard: services/automations).
+AUTOMATIC_HEADERS = b"Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n"
+
+
+def is_automatic(message: Message) -> bool:
+    """Sent by an automation (acknowledgement, a rule's saved reply), not by an agent."""
+    return message.direction == "outgoing" and bool(message.auto_flag)
+
+
 def sender_name(inbox: Inbox, author: User | None) -> str:
+    """The From display name: "Ana from Support", or the inbox's name (that style, or mail
+    an automation sent, which has no agent)."""
     if inbox.sender_name_style == "agent_from_inbox" and author is not None:
         return f"{author.name} from {inbox.name}"
     return inbox.name
@@ -95,7 +107,9 @@ def compose(message: Message) -> OutgoingEmail:
     signature, its Reply-To (the conversation's continuity address when configured) and the
     stored attachments."""
     conversation = message.conversation
-    inbox, contact, author = conversation.inbox, conversation.contact, message.sender
+    inbox, contact = conversation.inbox, conversation.contact
+    automatic = is_automatic(message)
+    author = None if automatic else message.sender
     settings = get_settings()
     parent = last_incoming(conversation.id, message.id)
     references = (parent.references or "").split() if parent else []
@@ -123,7 +137,8 @@ def compose(message: Message) -> OutgoingEmail:
         cc=[a for a in message.cc_addresses.split(", ") if a],
         bcc=[a for a in message.bcc_addresses.split(", ") if a],
         reply_to=reply_to,
-        subject=reply_subject(conversation.subject),
+        # What automations send carries the subject they chose (an acknowledgement's own).
+        subject=(automatic and message.subject) or reply_subject(conversation.subject),
         date=message.created_at,
         text=text,
         html=None,
@@ -141,6 +156,8 @@ def compose(message: Message) -> OutgoingEmail:
 def store_mime(message: Message, outgoing: OutgoingEmail) -> bytes:
     """Build the MIME and keep the exact bytes that will be sent (agents download them)."""
     raw = build_mime(outgoing)
+    if is_automatic(message):
+        raw = AUTOMATIC_HEADERS + raw  # header order carries no meaning; the top is simplest
     key = f"outgoing/{message.conversation.token}/{message.id}.eml"
     get_storage().put(key, io.BytesIO(raw), len(raw), "message/rfc822")
     message.mime_storage_key = key

@@ -26,9 +26,11 @@ from models import Conversation, Message
 @dataclass
 class Effects:
     """What the rules left for after the commit: outgoing messages (acknowledgements, saved
-    replies) to hand to the outbound queue."""
+    replies) to hand to the outbound queue, and (message pk, user id) pairs to notify by
+    email (notify.notify_by_email, queued by after_commit)."""
 
     outgoing: list[int] = field(default_factory=list)
+    notify: list[tuple[int, int]] = field(default_factory=list)
 
 
 def run(message: Message, conversation: Conversation, parsed: ParsedEmail, is_new: bool) -> Effects:
@@ -44,8 +46,12 @@ def run(message: Message, conversation: Conversation, parsed: ParsedEmail, is_ne
 
 def after_commit(effects: Effects) -> None:
     """Hand the queued outgoing messages to the outbound queue (the sweep would find them
-    too, later: services/jobs sweeps re-enqueue stale queued replies)."""
+    too, later: jobs/sweeps.py re-enqueues stale queued replies), and queue the rules'
+    notification emails."""
+    from services.background import enqueue_rule_notification
     from services.replies import enqueue_send
 
     for message_pk in effects.outgoing:
         enqueue_send(message_pk)
+    for message_pk, user_id in effects.notify:
+        enqueue_rule_notification(message_pk, user_id)

@@ -203,6 +203,8 @@ def _action(where: str, raw, inbox: Inbox | None) -> dict:
         from services.labels import LabelError, clean_names, split_names
 
         raw_labels = raw.get("labels") or []
+        if not isinstance(raw_labels, str | list | tuple):
+            raise RuleError(where, f"{ACTIONS[kind]}: name the labels, separated by commas.")
         names = split_names(raw_labels) if isinstance(raw_labels, str) else list(raw_labels)
         try:
             names = clean_names(names)

@@ -217,6 +217,7 @@ def test_the_documents_lists_of_values_are_the_models(client):
     from models.enums import Direction as DIRECTIONS
     from models.enums import ThreadedBy as THREADED_BY
     from models.inboxes import MODES
+    from services.automations.outgoing import KINDS as AUTOMATIC_KINDS
 
     schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
     message = schemas["Message"]["properties"]
@@ -225,7 +226,7 @@ def test_the_documents_lists_of_values_are_the_models(client):
     assert message["direction"]["enum"] == list(DIRECTIONS)
     assert message["delivery_status"]["enum"] == [*DELIVERY_STATES, None]
     assert message["threaded_by"]["enum"] == [*THREADED_BY, None]
-    assert message["auto_flag"]["enum"] == [*AUTO_FLAGS, None]
+    assert message["auto_flag"]["enum"] == [*AUTO_FLAGS, *AUTOMATIC_KINDS, None]
     assert schemas["Inbox"]["properties"]["mode"]["enum"] == list(MODES)
 
 
