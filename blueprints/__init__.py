@@ -21,6 +21,7 @@ def register_all(app: Flask) -> None:
     from blueprints.home import bp as home_bp
     from blueprints.inbound import bp as inbound_bp
     from blueprints.inboxes import bp as inboxes_bp
+    from blueprints.inboxes import global_bp as global_rules_bp
     from blueprints.ingress import bp as ingress_bp
     from blueprints.presentation import register as register_presentation
     from blueprints.profile import bp as profile_bp
@@ -32,6 +33,7 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(inboxes_bp)
+    app.register_blueprint(global_rules_bp)
     app.register_blueprint(agents_bp)
     app.register_blueprint(inbound_bp)
     app.register_blueprint(ingress_bp)

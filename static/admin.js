@@ -2,6 +2,9 @@
 //  - Inbox settings, Connection: choosing a mode shows that mode's fields only.
 //  - Profile, Time zone: a searchable list of zones; an unset zone is preselected from the
 //    browser's own (Intl), and the admin still saves it.
+//  - Rule form: choosing a condition's field shows its tests and values, choosing an action
+//    shows its parameters (without JavaScript the form's refresh button does it).
+//  - Inbox settings on a phone: the open tab is scrolled into view.
 (function () {
   "use strict";
 
@@ -17,11 +20,48 @@
     });
   }
 
+  function showConditionField(select) {
+    var row = select.closest("[data-condition]");
+    var form = select.closest("form");
+    var ops = JSON.parse(form.dataset.ops || "{}")[select.value] || null;
+    var opSelect = row.querySelector("[data-condition-op]");
+    var firstAllowed = null;
+    Array.prototype.forEach.call(opSelect.options, function (option) {
+      var allowed = !ops || Object.prototype.hasOwnProperty.call(ops, option.value);
+      option.hidden = !allowed;
+      option.disabled = !allowed;
+      if (allowed && ops) option.textContent = ops[option.value];
+      if (allowed && firstAllowed === null) firstAllowed = option;
+    });
+    if (opSelect.selectedOptions[0] && opSelect.selectedOptions[0].disabled && firstAllowed) {
+      firstAllowed.selected = true;
+    }
+    var choiceFor = row.querySelector('[data-value-for="' + CSS.escape(select.value) + '"]');
+    row.querySelectorAll("[data-value-for]").forEach(function (holder) {
+      var shown = choiceFor ? holder === choiceFor : holder.dataset.valueFor === "";
+      holder.hidden = !shown;
+      holder.querySelectorAll("input, select").forEach(function (input) {
+        input.disabled = !shown;
+      });
+    });
+  }
+
+  function showActionParameters(select) {
+    var row = select.closest("[data-action]");
+    row.querySelectorAll("[data-types]").forEach(function (holder) {
+      var shown = holder.dataset.types.split(" ").indexOf(select.value) !== -1;
+      holder.hidden = !shown;
+      holder.disabled = !shown;
+    });
+  }
+
   document.addEventListener("change", function (event) {
     var target = event.target;
     if (target.name === "mode" && target.closest("#settings-connection")) {
       showMode(target.closest("#settings-connection"));
     }
+    if (target.hasAttribute("data-condition-field")) showConditionField(target);
+    if (target.hasAttribute("data-action-type")) showActionParameters(target);
   });
 
   function browserZone() {
@@ -61,9 +101,20 @@
     offerBrowserZone();
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setUpZonePicker);
-  } else {
+  // On a phone the settings tabs scroll sideways: keep the open one in view.
+  function showCurrentTab() {
+    var current = document.querySelector(".section-tabs a[aria-current]");
+    if (current) current.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  function setUp() {
     setUpZonePicker();
+    showCurrentTab();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setUp);
+  } else {
+    setUp();
   }
 })();

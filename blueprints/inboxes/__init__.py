@@ -9,7 +9,17 @@ another view module; importing the views here, once, registers their routes on i
 
 from __future__ import annotations
 
-from blueprints.inboxes import archive, index, settings, shared, test_mail, wizard  # noqa: F401
+from blueprints.inboxes import (  # noqa: F401
+    archive,
+    hours,
+    index,
+    rules,
+    settings,
+    shared,
+    test_mail,
+    wizard,
+)
 from blueprints.inboxes.blueprint import bp
+from blueprints.inboxes.rules import global_bp
 
-__all__ = ["bp"]
+__all__ = ["bp", "global_bp"]

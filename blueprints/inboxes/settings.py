@@ -38,6 +38,8 @@ TABS = {
     "connection": "Connection",
     "identity": "Identity",
     "agents": "Agents",
+    "rules": "Rules",
+    "hours": "Business hours",
     "archive": "Archive or delete",
 }
 
@@ -114,12 +116,21 @@ def render_settings(inbox: Inbox, tab: str, forms=None, values=None, status=200,
         "conversations": inbox_archive.conversation_count(inbox) if tab == "archive" else 0,
         "archive_form": ArchiveForm(formdata=None),
         "delete_form": DeleteForm(formdata=None),
+        **_automation_tabs(inbox, tab, extra),
         **extra,
     }
     headers = {"Vary": "HX-Request"}
     if is_htmx() and context["section"]:
         return render_template(f"inboxes/settings/_{tab}.html", **context), status, headers
     return render_template("inboxes/settings.html", **context), status, headers
+
+
+def _automation_tabs(inbox: Inbox, tab: str, extra: dict) -> dict:
+    """The Rules and Business hours tabs' own context (hours.py; imported here, late, as
+    hours.py renders this page)."""
+    from blueprints.inboxes.hours import tab_context
+
+    return tab_context(inbox, tab, extra)
 
 
 @bp.post("/<int:inbox_id>/settings/test/<which>")

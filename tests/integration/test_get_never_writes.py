@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, select
 
 from extensions import db
-from models import Attachment, InboundEmail, Message, SavedReply
+from models import Attachment, AutomationRule, InboundEmail, Message, SavedReply
 from services.replies import create_reply
 from tests.conftest import csrf_token_from
 from tests.support.inbound import post_relay, work_inbound
@@ -52,7 +52,8 @@ def urls(app, client, auth, inbox, make_user):
     assert started.status_code == 303, "the wizard's first step creates the draft"
     draft_id = started.headers["Location"].rstrip("/").split("/")[-2]
     saved = SavedReply(name="Thanks", body="Thanks, {{contact.first_name}}!")
-    db.session.add(saved)
+    rule = AutomationRule(inbox_id=inbox.id, name="VIP", conditions=[], actions=[])
+    db.session.add_all([saved, rule])
     db.session.commit()
     values = {
         "conversation_id": mail.conversation_id,
@@ -67,6 +68,7 @@ def urls(app, client, auth, inbox, make_user):
         "token": "no-such-token",
         "job_id": "no-such-job",
         "reply_id": saved.id,
+        "rule_id": rule.id,
     }
     found = []
     for rule in app.url_map.iter_rules():
