@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
+from types import SimpleNamespace
 
 from sqlalchemy import bindparam, func, select
 
@@ -33,9 +34,13 @@ from models import (
     utcnow,
 )
 from services.assignment import next_among
+from services.automations.acknowledgement import acknowledge, is_our_address
 from services.automations.catalog import describe_action, describe_condition
+from services.automations.outgoing import queue_automatic_reply
+from services.business_hours import within_hours
 from services.conversations import update_conversation
 from services.labels import conversation_labels, get_or_create_label, key, set_labels
+from services.saved_replies import render_text, variable_values
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +189,6 @@ def _holds(condition: dict, facts: Facts) -> bool:
     if field_ == "automatic":
         return (facts.auto_flag == value) == (op == "is")
     if field_ == "hours":
-        from services.business_hours import within_hours  # written alongside (issue 16)
-
         return within_hours(facts.inbox, facts.arrived_at) == (value == "within")
     candidates = {
         "from": [facts.sender],
@@ -247,8 +250,6 @@ def _apply(rule: AutomationRule, message, conversation, parsed, effects) -> None
         elif kind == "send_saved_reply":
             _send_saved_reply(message, conversation, parsed, action["saved_reply_id"], by, effects)
         elif kind == "acknowledge":
-            from services.automations.acknowledgement import acknowledge
-
             acknowledge(message, conversation, parsed, effects, by_rule=rule.name)
         else:
             raise RuleFailed(f"unknown action {kind!r}")
@@ -312,12 +313,6 @@ def _mark_spam(conversation: Conversation, by: str) -> None:
 def _send_saved_reply(message, conversation, parsed, reply_id: int, by: str, effects) -> None:
     """Queue the saved reply to the contact (services/automations/outgoing.py), with the
     acknowledgement's loop guards: never to automatic or list mail, nor to our own address."""
-    from types import SimpleNamespace
-
-    from services.automations.acknowledgement import is_our_address
-    from services.automations.outgoing import queue_automatic_reply
-    from services.saved_replies import render_text, variable_values
-
     inbox, contact = conversation.inbox, conversation.contact
     reply = db.session.get(SavedReply, reply_id)
     if reply is None or reply.owner_id is not None or reply.inbox_id not in (None, inbox.id):

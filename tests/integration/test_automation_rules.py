@@ -402,7 +402,9 @@ def test_stop_after_ends_the_run_only_when_it_matched(app, client, inbox):
 # --- failures, exactly once ------------------------------------------------------------------
 
 
-def test_a_failing_rule_is_undone_recorded_and_delivery_goes_on(app, client, inbox, make_user):
+def test_a_failing_rule_is_undone_recorded_and_delivery_goes_on(
+    app, client, auth, inbox, make_user
+):
     bob = member(make_user, inbox, "Bob Agent")
     broken = rule(
         inbox,
@@ -426,6 +428,14 @@ def test_a_failing_rule_is_undone_recorded_and_delivery_goes_on(app, client, inb
     db.session.refresh(broken)
     db.session.refresh(after)
     assert (broken.fired_count, after.fired_count) == (0, 1)
+    # The thread says so on the email, for whoever reads it.
+    admin = make_user(email="root@example.com", name="Root Admin", role="admin")
+    auth.login(admin.email, admin.plain_password)
+    page = client.get(f"/conversations/{message.conversation_id}").get_data(as_text=True)
+    assert (
+        "Automation failed: Rule &#39;to Bob&#39;: cannot assign to Bob Agent: "
+        "no longer a member of Support"
+    ) in page
 
 
 def test_reprocessing_a_delivered_message_runs_no_rule_twice(app, client, inbox):
