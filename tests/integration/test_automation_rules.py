@@ -211,6 +211,30 @@ def test_business_hours_condition_with_the_inbox_hours(app, client, inbox):
     assert labels_of(message) == ["closed"]
 
 
+def test_business_hours_follow_the_inbox_zone_across_a_dst_change(app, client, inbox):
+    """Berlin, 09:00-17:00 on weekdays: an email received at 07:30 UTC arrived at 09:30 in
+    summer (CEST, within hours) and at 08:30 in winter (CET, outside). The stored email's
+    arrival moment goes through the engine (dry run) with the real business hours."""
+    from datetime import UTC, datetime
+
+    inbox.time_zone = "Europe/Berlin"
+    inbox.business_hours = {
+        day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+    }
+    db.session.commit()
+    message = deliver(app, client, email())
+    outside = rule(inbox, "after hours", [{"field": "hours", "op": "is", "value": "outside"}])
+    for moment, expected in (
+        (datetime(2026, 3, 27, 7, 30, tzinfo=UTC), True),  # Friday before the change: CET
+        (datetime(2026, 3, 30, 7, 30, tzinfo=UTC), False),  # Monday after it: CEST
+        (datetime(2026, 10, 23, 7, 30, tzinfo=UTC), False),  # Friday before going back: CEST
+        (datetime(2026, 10, 26, 7, 30, tzinfo=UTC), True),  # Monday after it: CET
+    ):
+        message.created_at = moment
+        assert engine.dry_run(inbox, outside, message).matched is expected, moment
+    db.session.rollback()
+
+
 def test_match_all_needs_every_condition_any_needs_one(app, client, inbox):
     conditions = [
         {"field": "subject", "op": "contains", "value": "printer"},
