@@ -98,12 +98,15 @@ def list_page(user: User, filters: dict, cursor: str | None = None) -> dict:
     }
 
 
-_SNIPPETS = select(Message.conversation_id, Message.text_body).where(  # built once
+# Built once. The latest email or agent reply: an automatic acknowledgement says nothing
+# the row should show instead of the customer's words.
+_SNIPPETS = select(Message.conversation_id, Message.text_body).where(
     Message.id.in_(
         select(func.max(Message.id))
         .where(
             Message.conversation_id.in_(bindparam("ids", expanding=True)),
-            Message.direction.in_(("incoming", "outgoing")),
+            (Message.direction == "incoming")
+            | ((Message.direction == "outgoing") & Message.auto_flag.is_(None)),
         )
         .group_by(Message.conversation_id)
     )

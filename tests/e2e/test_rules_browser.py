@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from extensions import db
-from models import Inbox
+from models import Conversation, Inbox
 from models.automations import AutoAcknowledgement, AutomationRule
 from tests.support.screens import check_both_widths
 from tests.support.workspace import make_team, quick_conversation
@@ -151,3 +151,67 @@ def test_business_hours_and_acknowledgement(page, sign_in, team, tmp_path):
     assert inbox.time_zone == "Europe/Lisbon" and inbox.holidays == ["2026-12-25"]
     ack = db.session.get(AutoAcknowledgement, support.id)
     assert ack.enabled and ack.window_minutes == 14400
+
+
+def test_a_thread_shows_what_the_automations_did(app, page, sign_in, team, tmp_path):
+    """An email that a rule assigned, labelled and annotated, that the inbox acknowledged, and
+    on which a second rule failed: the thread names each, calmly."""
+    from tests.support.inbound import post_relay, work_inbound
+
+    support = team.support
+    db.session.add(
+        AutoAcknowledgement(
+            inbox_id=support.id,
+            enabled=True,
+            body="Thanks {{contact.name}}, we got it: #{{conversation.number}}.",
+        )
+    )
+    db.session.add_all(
+        [
+            AutomationRule(
+                inbox_id=support.id,
+                name="VIP customers",
+                position=0,
+                conditions=[{"field": "from", "op": "ends_with", "value": "@vip.example"}],
+                actions=[
+                    {"type": "assign", "user_id": team.bob.id},
+                    {"type": "add_labels", "labels": ["vip"]},
+                    {"type": "add_note", "text": "VIP: answer within the hour."},
+                ],
+            ),
+            AutomationRule(
+                inbox_id=support.id,
+                name="Gone saved reply",
+                position=1,
+                conditions=[{"field": "kind", "op": "is", "value": "new"}],
+                actions=[{"type": "send_saved_reply", "saved_reply_id": 999_999}],
+            ),
+        ]
+    )
+    db.session.commit()
+    raw = (
+        b"From: Carla Customer <carla@vip.example>\r\nTo: support@example.com\r\n"
+        b"Subject: Printer on fire\r\nMessage-ID: <fire@vip.example>\r\n\r\nHelp!\r\n"
+    )
+    post_relay(app.test_client(), raw)
+    work_inbound(app)
+    conversation = db.session.scalars(
+        select(Conversation).where(Conversation.subject == "Printer on fire")
+    ).one()
+
+    sign_in(team.ana.email, team.ana.plain_password)
+    page.goto(f"/conversations/{conversation.id}")
+    thread = page.locator("#thread-messages")
+    activity = thread.locator(".msg-activity")
+    expect(activity.filter(has_text="Rule 'VIP customers' assigned this to Bob")).to_have_count(1)
+    expect(activity.filter(has_text="Rule 'VIP customers' labelled this vip")).to_have_count(1)
+    note = thread.locator(".msg-note", has_text="VIP: answer within the hour.")
+    expect(note.locator(".msg-sender")).to_have_text("Automation")
+    ack = thread.locator(".msg-outgoing", has_text="we got it")
+    expect(ack.locator(".msg-sender")).to_have_text("Automatic acknowledgement")
+    expect(thread.locator(".msg-rule-errors")).to_contain_text(
+        "Automation failed: Rule 'Gone saved reply'"
+    )
+    # The list row shows the customer's words, not the automatic answer.
+    expect(page.locator(f"#row-{conversation.id} .conv-snippet")).to_have_text("Help!")
+    check_both_widths(page, tmp_path, "thread-automations")
