@@ -3,6 +3,7 @@
 python worker.py            work on every queue (with RQ's scheduler for retries/delays)
 python worker.py --burst    work until the queues are empty, then exit
 python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one acts; others wait)
+python worker.py --idle     hold an IMAP IDLE connection per IMAP inbox (jobs/imap_idle.py)
 
 Both outlive a Redis outage: they log it once, wait for Redis and carry on
 (runtime/redis_outage.py).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -244,11 +246,23 @@ def run_cron(app: Flask) -> None:
                 return
 
 
+def run_idle(app: Flask) -> None:
+    """Watch the IMAP inboxes with IDLE until SIGTERM or Ctrl-C (jobs/imap_idle.py). A
+    Redis or database outage stops no watcher: each keeps what it owes and catches up."""
+    from jobs.imap_idle import IdleSupervisor
+
+    supervisor = IdleSupervisor(app)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: supervisor.stop())
+    supervisor.run()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Threadline background worker")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--simple", action="store_true", help="run jobs in-process (no fork)")
     parser.add_argument("--cron", action="store_true", help="run the periodic job scheduler")
+    parser.add_argument("--idle", action="store_true", help="hold IMAP IDLE connections")
     parser.add_argument("--queues", nargs="*", default=list(QUEUE_NAMES))
     args = parser.parse_args(argv)
 
@@ -263,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cron:
         run_cron(app)
+        return 0
+    if args.idle:
+        run_idle(app)
         return 0
     run_worker(app, args.queues, burst=args.burst, simple=args.simple)
     return 0

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench import ingress, process, queue_bench, storage_bench, ui
+from bench import idle, ingress, process, queue_bench, storage_bench, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {
@@ -23,6 +23,7 @@ SECTIONS = {
     "process": process,
     "ui": ui,
     "thread": SimpleNamespace(run=ui.run_thread),  # the thread page, earlier messages folded
+    "idle": idle,  # IMAP IDLE against a real Dovecot
 }
 
 

@@ -1,4 +1,4 @@
-"""`make run`: the Procfile's processes (web, worker, scheduler) started together through
+"""`make run`: the Procfile's processes (web, worker, scheduler, idle) started together through
 honcho, stopped together on Ctrl-C, after the embedded Redis when there is no REDIS_URL.
 
 Every line but `web` is restarted with backoff when it exits (runtime/restarting.py); the web

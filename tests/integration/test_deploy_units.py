@@ -20,7 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
 NGINX_SITE = ROOT / "deploy" / "nginx" / "threadline.conf"
 VENV_BIN = "/opt/threadline/venv/bin"
-SERVICES = ("threadline-web.service", "threadline-worker@.service", "threadline-scheduler.service")
+SERVICES = (
+    "threadline-web.service",
+    "threadline-worker@.service",
+    "threadline-scheduler.service",
+    "threadline-idle.service",
+)
 
 
 def tool(name: str) -> str:
@@ -52,6 +57,7 @@ def test_systemd_analyze_verify_accepts_every_unit(tmp_path):
     assert not (SYSTEMD / "threadline-worker@.service").read_text().count(str(tmp_path))
 
     units = ["threadline.target", "threadline-web.service", "threadline-scheduler.service"]
+    units += ["threadline-idle.service"]
     units += ["threadline-worker@1.service", "threadline-worker@2.service"]  # the template
     result = subprocess.run(
         [tool("systemd-analyze"), "verify", *units],
@@ -109,6 +115,7 @@ def _arguments(command: str, program: str) -> list[str]:
         ("threadline-web.service", "web", "gunicorn", "gunicorn"),
         ("threadline-worker@.service", "worker", "threadline-worker", "worker.py"),
         ("threadline-scheduler.service", "scheduler", "threadline-worker", "worker.py"),
+        ("threadline-idle.service", "idle", "threadline-worker", "worker.py"),
     ],
 )
 def test_services_run_what_the_procfile_runs(name, process, program, procfile_program):
