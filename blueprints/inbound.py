@@ -14,6 +14,7 @@ from blueprints.redirects import local_path
 from extensions import db, get_storage
 from models import InboundEmail, Inbox
 from models.inbound import INBOUND_STATUSES
+from services.imap_import import request_refetch
 from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
 from services.inbox_health import (
     CursorError,
@@ -125,8 +126,12 @@ def reprocess_email(inbound_id: int):
     form = ReprocessForm()
     status, notice, error = 200, "", ""
     try:
-        reprocess(row)
-        notice = f"Inbound email #{row.id} is queued for processing."
+        if row.storage_key is None and row.imap_origin is not None:
+            request_refetch(row)  # never fetched: ask the IMAP server for it again
+            notice = f"Inbound email #{row.id} will be fetched again from the IMAP server."
+        else:
+            reprocess(row)
+            notice = f"Inbound email #{row.id} is queued for processing."
     except NotQueued as exc:
         notice = f"{str(exc).capitalize()}."
     except ReprocessError as exc:

@@ -132,6 +132,11 @@ def _succeeded(inbox_id: int, results: list[FolderResult]) -> str:
         summary = f"imported {imported} message{'s' if imported != 1 else ''}"
     else:
         summary = "no new mail"
+    if failed := sum(r.failed for r in results):
+        summary += (
+            f"; {failed} message{'s' if failed != 1 else ''} could not be fetched "
+            "(failed in the Inbound log, where it can be retried)"
+        )
     if more:
         summary += "; more to fetch"
     notes = [r.error or r.action_error for r in results if r.error or r.action_error]
@@ -141,7 +146,7 @@ def _succeeded(inbox_id: int, results: list[FolderResult]) -> str:
     settings.next_poll_at = now if more else now + timedelta(seconds=settings.poll_interval_seconds)
     db.session.commit()
     # A poll that found nothing is the idle case: not worth a line every poll interval.
-    level = logging.INFO if imported or notes else logging.DEBUG
+    level = logging.INFO if imported or failed or notes else logging.DEBUG
     log.log(level, "inbox #%d: %s", inbox_id, settings.last_poll_result)
     return settings.last_poll_result
 

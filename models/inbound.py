@@ -8,16 +8,20 @@ in-memory transition is an admin's reprocess of a row nobody holds."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
+    Delete,
     ForeignKey,
     Index,
     String,
     Text,
     UniqueConstraint,
     Update,
+    delete,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,6 +30,23 @@ from models.base import Base, TimestampMixin, utcnow
 from models.enums import InboundStatus, checks_for, values
 
 INBOUND_STATUSES = values(InboundStatus)
+# The Message-ID of the record of an IMAP message the server would not hand over: it names
+# where the message is (so a retry can fetch it again) and makes the record unique per UID.
+UNFETCHED_DOMAIN = "unfetched.threadline.invalid"
+
+
+@dataclass(frozen=True)
+class ImapOrigin:
+    """Where an unfetched IMAP message lives: inbox, folder, UIDVALIDITY and UID."""
+
+    inbox_id: int
+    folder: str
+    uidvalidity: int
+    uid: int
+
+    @property
+    def place(self) -> str:
+        return f"IMAP {self.folder} UID {self.uid}"
 
 
 class InboundEmail(TimestampMixin, Base):
@@ -94,3 +115,64 @@ class InboundEmail(TimestampMixin, Base):
     def reprocess(self) -> None:
         """An admin's "process again": pending, with the last failure's reason cleared."""
         self.status, self.reason, self.lease_expires_at = InboundStatus.PENDING, None, None
+
+    # --- IMAP messages the server would not hand over ----------------------------------------
+
+    @classmethod
+    def unfetched_imap(cls, origin: ImapOrigin, what: str) -> InboundEmail:
+        """A failed record, without raw bytes, of a message the IMAP import could not fetch or
+        store: `what` is the server's words (or the refusal). Unique per folder and UID (a
+        second failure finds this row), and the Inbound log's retry fetches it again."""
+        folder = origin.folder.encode().hex()
+        message_id = (
+            f"imap.{origin.inbox_id}.{origin.uidvalidity}.{origin.uid}.{folder}@{UNFETCHED_DOMAIN}"
+        )
+        return cls(
+            status=InboundStatus.FAILED,
+            reason=cls.unfetched_reason(origin, what),
+            message_id=message_id,
+            checksum=hashlib.sha1(message_id.encode()).hexdigest(),
+            source=f"imap:{origin.inbox_id}:{origin.folder}"[:64],
+            from_address="",
+            to_addresses="",
+            subject="",
+            storage_key=None,
+            size=0,
+            inbox_id=origin.inbox_id,
+        )
+
+    @staticmethod
+    def unfetched_reason(origin: ImapOrigin, what: str) -> str:
+        return f"{origin.place}: {what}"[:2000]
+
+    @classmethod
+    def note_unfetched(cls, row_id: int, reason: str) -> Update:
+        """A retry failed too: the record, still without bytes, says what happened now."""
+        return (
+            update(cls)
+            .where(cls.id == row_id, cls.storage_key.is_(None))
+            .values(status=InboundStatus.FAILED, reason=reason[:2000], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    @classmethod
+    def delete_unfetched(cls, row_id: int) -> Delete:
+        """A retry fetched the message, now recorded under its own row: this record goes."""
+        return (
+            delete(cls)
+            .where(cls.id == row_id, cls.storage_key.is_(None))
+            .execution_options(synchronize_session=False)
+        )
+
+    @property
+    def imap_origin(self) -> ImapOrigin | None:
+        """For a record made by unfetched_imap, where its message is; None for any other."""
+        local, _, domain = (self.message_id or "").rpartition("@")
+        parts = local.split(".")
+        if domain != UNFETCHED_DOMAIN or len(parts) != 5 or parts[0] != "imap":
+            return None
+        try:
+            folder = bytes.fromhex(parts[4]).decode()
+            return ImapOrigin(int(parts[1]), folder, int(parts[2]), int(parts[3]))
+        except ValueError:
+            return None

@@ -73,6 +73,24 @@ def enqueue_poll(inbox_pk: int) -> None:
     )
 
 
+def refetch_job_id(inbound_email_pk: int) -> str:
+    return f"imap-refetch-{inbound_email_pk}"
+
+
+def enqueue_refetch(inbound_email_pk: int) -> None:
+    """Fetch again the IMAP message an import recorded as failed (jobs/imap_refetch.py);
+    retried while a poll of the same inbox holds its lock."""
+    get_queue("default").enqueue(
+        "jobs.imap_refetch.refetch_unfetched",
+        inbound_email_pk,
+        job_id=refetch_job_id(inbound_email_pk),
+        job_timeout=IMAP_POLL_TIMEOUT,
+        result_ttl=600,
+        failure_ttl=24 * 3600,
+        retry=Retry(max=3, interval=[30, 120, 600]),
+    )
+
+
 def enqueue_reset_email(email: str) -> None:
     get_queue("default").enqueue(
         "services.password_reset.send_reset_email",

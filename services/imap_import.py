@@ -5,6 +5,11 @@ committed: a crash or an outage at any point re-fetches at most what was not yet
 and the ingress dedupe (Message-ID + checksum) absorbs anything fetched twice. Messages are
 read with BODY.PEEK[] (and the folder opened read-only when they are left alone), so the
 mailbox looks untouched to everyone else who reads it.
+
+One bad message never blocks a folder: a message the server will not hand over, or the
+ingress refuses, is recorded as a failed InboundEmail naming its UID and the server's words,
+committed before last_uid moves past it; the Inbound log's retry fetches it again
+(jobs/imap_refetch.py).
 """
 
 from __future__ import annotations
@@ -16,14 +21,19 @@ from datetime import datetime, timedelta
 
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db
-from ingress import RawEmail
-from ingress.receive import receive
+from ingress import IngressError, RawEmail
+from ingress.receive import IngressUnavailable, receive
 from mail.imap import _words
-from models import ImapFolderState, ImapSettings, utcnow
+from models import ImapFolderState, ImapSettings, InboundEmail, utcnow
+from models.inbound import ImapOrigin
 from models.inboxes import AFTER_IMPORT
+from services.background import enqueue_refetch, job_is_waiting, refetch_job_id
+from services.inbound_reprocess import NotQueued, ReprocessError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,9 @@ FIRST_SYNC_BACK = timedelta(days=1)  # default start of the first sync
 RESYNC_MARGIN = timedelta(days=1)  # after a UIDVALIDITY change, look back past the last sync
 FETCH_BYTES = 8 * 1024 * 1024  # one FETCH brings at most this much (or one larger message)
 FETCH_MESSAGES = 25
+FETCH_BODY = "BODY.PEEK[]"
+# Response codes (RFC 5530) that say the server, not the message, has a problem right now.
+TEMPORARY_CODES = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
 
 
 @dataclass
@@ -38,6 +51,7 @@ class FolderResult:
     folder: str
     fetched: int = 0  # messages read from the server (new or already known)
     imported: int = 0  # of which new InboundEmail rows
+    failed: int = 0  # of which recorded as failed (not fetched, or refused)
     more: bool = False  # the budget ran out before the folder did
     error: str | None = None  # the folder could not be read (the other folders go on)
     action_error: str | None = None  # imported, but mark/move/delete failed
@@ -88,7 +102,7 @@ def import_folder(
         for chunk in _chunks(client, uids[:budget]):
             keep_alive()
             done = _import_chunk(client, plan, folder, state, chunk, result)
-            result.action_error = _after_import(client, plan, done) or result.action_error
+            result.action_error = apply_after_import(client, plan, done) or result.action_error
     except IMAPClientAbortError:
         raise
     except IMAPClientError as exc:  # a NO: missing folder, no permission ...
@@ -107,24 +121,105 @@ def import_folder(
 
 def _import_chunk(client, plan, folder, state, chunk, result) -> list[int]:
     """Each message through receive(); last_uid moves on only once its row is committed (the
-    new value rides along with the next message's commit, or the one at the end)."""
-    bodies = client.fetch(chunk, ["BODY.PEEK[]"])
+    new value rides along with the next message's commit, or the one at the end). A message
+    the server will not hand over, or the ingress refuses, is recorded as failed first."""
+    bodies, problems = fetch_bodies(client, chunk)
     source = f"imap:{plan.inbox_id}:{folder}"[:64]
     done = []
     for uid in chunk:
         data = bodies.get(uid)
-        if data is not None and b"BODY[]" in data:  # absent: expunged since the SEARCH
-            raw = RawEmail(data[b"BODY[]"], [plan.recipient])
-            received = receive(raw, source, inbox_id=plan.inbox_id)
-            result.imported += not received.duplicate
-            done.append(uid)
+        problem = problems.get(uid)
+        if problem is None and data is not None:  # absent: expunged since the SEARCH
+            try:
+                raw = RawEmail(data[b"BODY[]"], [plan.recipient])
+                received = receive(raw, source, inbox_id=plan.inbox_id)
+            except IngressError as exc:
+                problem = f"refused by the ingress: {exc.message}"
+            else:
+                result.imported += not received.duplicate
+                done.append(uid)
+        if problem is not None:
+            origin = ImapOrigin(plan.inbox_id, folder, state.uidvalidity or 0, uid)
+            record_unfetched(origin, problem)
+            result.failed += 1
         result.fetched += 1
         state.last_uid = max(state.last_uid, uid)
     db.session.commit()
     return done
 
 
-def _after_import(client: IMAPClient, plan: ImportPlan, uids: list[int]) -> str | None:
+def fetch_bodies(client: IMAPClient, uids: list[int]) -> tuple[dict, dict[int, str]]:
+    """BODY[] per UID, and what went wrong for each one the server would not hand over. A
+    FETCH refused as a whole is asked again message by message, so one bad message is
+    isolated; a UID left out of the answer but still in the folder is one of those."""
+    try:
+        answer = client.fetch(uids, [FETCH_BODY])
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as exc:
+        if any(code in _words(exc) for code in TEMPORARY_CODES):
+            raise  # not this message's fault: the folder is tried again at the next poll
+        if len(uids) == 1:
+            return {}, {uids[0]: f"the server would not hand it over: {_words(exc)}"}
+        bodies, problems = {}, {}
+        for uid in uids:
+            one, problem = fetch_bodies(client, [uid])
+            bodies.update(one)
+            problems.update(problem)
+        return bodies, problems
+    bodies = {uid: data for uid, data in answer.items() if b"BODY[]" in data}
+    missing = [uid for uid in uids if uid not in bodies]
+    present = set(client.search(["UID", ",".join(map(str, missing))])) if missing else set()
+    problems = {
+        uid: "the server answered FETCH without its body" for uid in missing if uid in present
+    }
+    return bodies, problems
+
+
+def record_unfetched(origin: ImapOrigin, what: str) -> InboundEmail:
+    """Commit the failed record of a message (once per UID: a second failure updates its
+    reason). Raises IngressUnavailable if it cannot: the sync must not move past it."""
+    row = InboundEmail.unfetched_imap(origin, what)
+    try:
+        existing = db.session.scalar(
+            select(InboundEmail).where(
+                InboundEmail.message_id == row.message_id, InboundEmail.checksum == row.checksum
+            )
+        )
+        if existing is not None:
+            existing.reason = row.reason
+            row = existing
+        else:
+            db.session.add(row)
+        db.session.flush()
+        row_id = row.id
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        raise IngressUnavailable(f"{origin.place} failed and could not be recorded") from exc
+    log.warning(
+        "inbox #%d: %s; recorded as failed inbound #%d", origin.inbox_id, row.reason, row_id
+    )
+    return row
+
+
+def request_refetch(row: InboundEmail) -> None:
+    """The Inbound log's retry of an unfetched IMAP message: a job fetches it again. Raises
+    ReprocessError (nothing queued) or NotQueued (Redis refused the job)."""
+    origin = row.imap_origin
+    if origin is None or row.storage_key is not None:
+        raise ReprocessError(f"inbound email #{row.id} was not left unfetched by an IMAP import")
+    try:
+        if not job_is_waiting(refetch_job_id(row.id)):
+            enqueue_refetch(row.id)
+    except (RedisError, OSError) as exc:
+        raise NotQueued(
+            f"inbound email #{row.id} could not be queued to be fetched again (Redis: {exc}); "
+            "try again in a moment"
+        ) from exc
+
+
+def apply_after_import(client: IMAPClient, plan: ImportPlan, uids: list[int]) -> str | None:
     """Mark, move or delete what is safely recorded; a failure here loses nothing."""
     if not uids or plan.after_import == "leave":
         return None
