@@ -16,10 +16,9 @@ the poller signs in (mail/imap.py), the inbox's first folder selected read-only,
   after every (re)connection, so whatever arrived while no IDLE was listening is imported.
 - A server that does not advertise IDLE is left to polling (checked again on NO_IDLE_RECHECK).
 
-"On by default for servers that advertise it": every IMAP inbox is watched when its server
-advertises IDLE. ImapSettings.use_idle defaults to False in the schema, so it cannot tell an
-inbox whose admin turned IDLE off from one nobody touched; until a migration makes it
-nullable (None = automatic), it does not turn IDLE off. Only the first folder of the inbox's
+"On by default for servers that advertise it": ImapSettings.use_idle is on for every inbox
+(migration 0011) and the inbox is watched when its server advertises IDLE; an admin who
+unticks it leaves the inbox to polling alone. Only the first folder of the inbox's
 folder list is watched (one connection per inbox): mail filed into the other folders is
 found by polling, which keeps running for every inbox as the safety net.
 """
@@ -69,7 +68,7 @@ class Watch:
 
 def inboxes_to_watch() -> dict[int, Watch]:
     """The IMAP inboxes polling would poll (due or not): enabled, not archived, not waiting
-    for a person."""
+    for a person; and IDLE not turned off."""
     rows = db.session.scalars(
         select(ImapSettings)
         .join(Inbox, ImapSettings.inbox_id == Inbox.id)
@@ -77,6 +76,7 @@ def inboxes_to_watch() -> dict[int, Watch]:
             Inbox.mode == "imap",
             Inbox.archived_at.is_(None),
             ImapSettings.enabled.is_(True),
+            ImapSettings.use_idle.is_(True),
             or_(Inbox.needs_attention.is_(None), Inbox.needs_attention == ""),
         )
     ).all()

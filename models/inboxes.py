@@ -6,6 +6,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, EncryptedText, TimestampMixin, utcnow
@@ -105,7 +106,8 @@ class ImapSettings(TimestampMixin, Base):
     password: Mapped[str] = mapped_column(EncryptedText)
     folders: Mapped[str] = mapped_column(Text, default="INBOX")  # one folder per line
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
-    use_idle: Mapped[bool] = mapped_column(default=False)
+    # Watched with IMAP IDLE when the server offers it (jobs/imap_idle.py); off: polling only.
+    use_idle: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
     after_import: Mapped[str] = mapped_column(String(16), default="leave")
     move_to_folder: Mapped[str | None] = mapped_column(String(255))
     import_since: Mapped[datetime | None]

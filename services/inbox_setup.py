@@ -25,7 +25,7 @@ DEFAULTS: dict = {
     "imap_username": "",
     "imap_folders": ["INBOX"],
     "imap_poll_interval": "60",
-    "imap_use_idle": False,
+    "imap_use_idle": True,
     "imap_after_import": "leave",
     "imap_move_to_folder": "",
     "imap_import_since": "",

@@ -166,3 +166,11 @@ def test_only_inboxes_polling_would_poll_are_watched(app, dovecot, account, supe
     inbox.imap.enabled = False
     db.session.commit()
     assert wait_for(lambda: inbox.id not in supervisor.watchers, timeout=10)
+
+    # IDLE turned off (the settings' check box): polling alone, no watcher.
+    inbox.imap.enabled = True
+    db.session.commit()
+    assert wait_for(watcher_connected(supervisor, inbox), timeout=30)
+    inbox.imap.use_idle = False
+    db.session.commit()
+    assert wait_for(lambda: inbox.id not in supervisor.watchers, timeout=10)

@@ -70,7 +70,10 @@ class ImapForm(ServerForm):
         description="Test the connection to pick from the server's folders.",
     )
     imap_poll_interval = StringField("Check for new mail every (seconds)", filters=[strip])
-    imap_use_idle = BooleanField("Use IMAP IDLE")
+    imap_use_idle = BooleanField(
+        "New mail at once with IMAP IDLE, when the server offers it",
+        description="Off: new mail waits for the next check.",
+    )
     imap_after_import = radio(
         "After a message is imported",
         (
