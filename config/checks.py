@@ -60,6 +60,7 @@ def find_problems(s: Settings) -> list[Problem]:
         _check_storage,
         _check_ingress,
         _check_smtp,
+        _check_oauth,
     )
     return [problem for check in checks for problem in check(s)]
 
@@ -254,5 +255,54 @@ def _check_smtp(s: Settings) -> list[Problem]:
                     f"{s.mailer_sender_email!r} is not an email address",
                     "e.g. Support <support@example.com>",
                 )
+            )
+    return out
+
+
+_TENANT = re.compile(r"^[A-Za-z0-9.-]{1,100}$")
+
+
+def _check_oauth(s: Settings) -> list[Problem]:
+    """A provider is either off (no client id) or whole: id and secret, and endpoints that
+    are URLs (http only for a local stand-in)."""
+    out = []
+    for name, client_id, secret in (
+        ("MICROSOFT", s.microsoft_client_id, s.microsoft_client_secret),
+        ("GOOGLE", s.google_client_id, s.google_client_secret),
+    ):
+        if client_id and not secret:
+            out.append(
+                Problem(
+                    f"{name}_CLIENT_SECRET",
+                    f"is empty but {name}_CLIENT_ID is set",
+                    "copy the client secret of the same app registration, or remove "
+                    f"{name}_CLIENT_ID to turn Connect with {name.title()} off",
+                )
+            )
+        if secret and not client_id:
+            out.append(
+                Problem(
+                    f"{name}_CLIENT_ID",
+                    f"is empty but {name}_CLIENT_SECRET is set",
+                    "copy the application (client) id of the same app registration",
+                )
+            )
+    if not _TENANT.match(s.microsoft_tenant):
+        out.append(
+            Problem(
+                "MICROSOFT_TENANT",
+                f"{s.microsoft_tenant!r} is not a tenant",
+                "use common, organizations, your directory (tenant) id or your domain",
+            )
+        )
+    for setting, url in (
+        ("MICROSOFT_LOGIN_URL", s.microsoft_login_url),
+        ("GOOGLE_AUTHORIZE_URL", s.google_authorize_url),
+        ("GOOGLE_TOKEN_URL", s.google_token_url),
+    ):
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            out.append(
+                Problem(setting, f"{url!r} is not a URL", "leave it unset for the real default")
             )
     return out

@@ -174,6 +174,17 @@ class Settings:
     remember_me_days: int = 30
     require_2fa_for_admins: bool = False
     trusted_proxies: int = 0
+    # OAuth 2.0 for Microsoft 365 / Google mailboxes (services/oauth.py); a provider is
+    # offered once its client id and secret are set. The endpoints are settings so tests
+    # can point them at a stand-in identity provider.
+    microsoft_client_id: str = ""
+    microsoft_client_secret: str = ""
+    microsoft_tenant: str = "common"
+    microsoft_login_url: str = "https://login.microsoftonline.com"
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -255,6 +266,14 @@ class Settings:
         s.require_2fa_for_admins = r.bool("REQUIRE_2FA_FOR_ADMINS", False)
         # How many reverse proxies in front set X-Forwarded-*; 0 trusts none of them.
         s.trusted_proxies = r.int("TRUSTED_PROXIES", s.trusted_proxies, 0, 5)
+        s.microsoft_client_id = r.str("MICROSOFT_CLIENT_ID")
+        s.microsoft_client_secret = r.str("MICROSOFT_CLIENT_SECRET")
+        s.microsoft_tenant = r.str("MICROSOFT_TENANT", s.microsoft_tenant)
+        s.microsoft_login_url = r.str("MICROSOFT_LOGIN_URL", s.microsoft_login_url).rstrip("/")
+        s.google_client_id = r.str("GOOGLE_CLIENT_ID")
+        s.google_client_secret = r.str("GOOGLE_CLIENT_SECRET")
+        s.google_authorize_url = r.str("GOOGLE_AUTHORIZE_URL", s.google_authorize_url)
+        s.google_token_url = r.str("GOOGLE_TOKEN_URL", s.google_token_url)
         s.problems = r.problems + find_problems(s)
         return s
 

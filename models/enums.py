@@ -102,6 +102,11 @@ class RuleMatch(StrEnum):
     ANY = "any"  # at least one does
 
 
+class OAuthProvider(StrEnum):
+    MICROSOFT = "microsoft"  # Microsoft 365 / Exchange Online (Entra ID)
+    GOOGLE = "google"  # Gmail / Google Workspace
+
+
 class Availability(StrEnum):
     ONLINE = "online"
     BUSY = "busy"
@@ -139,6 +144,7 @@ CHECKS: dict[str, dict[str, type[StrEnum]]] = {
     "users": {"role": Role, "availability": Availability},
     "reply_drafts": {"kind": DraftKind},  # added with its table by migration 0008
     "automation_rules": {"match": RuleMatch},  # added with its table by migration 0010
+    "inbox_oauth": {"provider": OAuthProvider},  # added with its table by migration 0012
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy import true as sa_true
@@ -20,6 +21,9 @@ from models.enums import (
     checks_for,
     values,
 )
+
+if TYPE_CHECKING:
+    from models.oauth import OAuthConnection
 
 MODES = values(InboxMode)
 SENDER_NAME_STYLES = values(SenderNameStyle)
@@ -66,6 +70,10 @@ class Inbox(TimestampMixin, Base):
         back_populates="inbox", cascade="all, delete-orphan", uselist=False
     )
     smtp: Mapped[SmtpSettings | None] = relationship(
+        back_populates="inbox", cascade="all, delete-orphan", uselist=False
+    )
+    # Signed in with Microsoft 365 / Google (models/oauth.py): IMAP and SMTP use XOAUTH2.
+    oauth: Mapped[OAuthConnection | None] = relationship(
         back_populates="inbox", cascade="all, delete-orphan", uselist=False
     )
 

@@ -111,6 +111,16 @@ def enqueue_rule_notification(message_pk: int, user_id: int) -> None:
     )
 
 
+def enqueue_oauth_notice(inbox_pk: int) -> None:
+    """The admins' "reconnect this mailbox" email (services/oauth_notice.py)."""
+    get_queue("default").enqueue(
+        "services.oauth_notice.send_reconnect_notice",
+        inbox_pk,
+        job_timeout=60,
+        retry=Retry(max=3, interval=[30, 120, 600]),  # an SMTP hiccup must not lose it
+    )
+
+
 def job_is_waiting(job_id: str) -> bool:
     """True while the job will really run or is running (Redis errors raise).
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from extensions import db, get_settings
-from mail.smtp import send_mime, smtp_session
 from models import User
 from services.background import enqueue_reset_email
-from services.outbound import global_smtp_target
 from services.passwords import password_problem
 from services.sessions import end_sessions
+from services.system_mail import send_to_user
 from services.users import UserError, find_user_by_email
 
 log = logging.getLogger(__name__)
@@ -86,23 +83,16 @@ def send_reset_email(email: str) -> bool:
         return False
     settings = get_settings()
     link = f"{settings.app_url}/reset-password/{reset_token(user)}"
-    message = EmailMessage()
-    sender = settings.mailer_sender_email or f"threadline@{settings.smtp_domain or 'localhost'}"
-    message["From"] = sender if "<" in sender else formataddr(("Threadline", sender))
-    message["To"] = formataddr((user.name, user.email))
-    message["Subject"] = "Reset your Threadline password"
-    message["Message-ID"] = make_msgid(domain=settings.smtp_domain or None)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
+    send_to_user(
+        user,
+        "Reset your Threadline password",
         f"Hello {user.name},\n\n"
         "Someone (hopefully you) asked to reset the password of your Threadline account.\n"
         f"Open this link within {LINK_MINUTES} minutes to choose a new password:\n\n"
         f"{link}\n\n"
         "The link works once. Using it signs you out of every other browser.\n"
-        "If you did not ask for this, ignore this email: your password stays as it is.\n"
+        "If you did not ask for this, ignore this email: your password stays as it is.\n",
     )
-    with smtp_session(global_smtp_target(settings)) as session:
-        send_mime(session, message["From"].addresses[0].addr_spec, [user.email], bytes(message))
     log.info("password reset email sent to user %s", user.id)
     return True
 

@@ -354,6 +354,42 @@ def test_smtp_username_without_password():
     assert settings(SMTP_USERNAME="mailer", SMTP_PASSWORD="pw").validate() == []
 
 
+def test_oauth_providers_are_off_by_default_with_the_real_endpoints():
+    s = settings()
+    assert (s.microsoft_client_id, s.google_client_id) == ("", "")
+    assert s.microsoft_tenant == "common"
+    assert s.microsoft_login_url == "https://login.microsoftonline.com"
+    assert s.google_authorize_url == "https://accounts.google.com/o/oauth2/v2/auth"
+    assert s.google_token_url == "https://oauth2.googleapis.com/token"
+
+
+@pytest.mark.parametrize("provider", ["MICROSOFT", "GOOGLE"])
+def test_oauth_client_id_without_secret_and_secret_without_id(provider):
+    problem = only_problem(**{f"{provider}_CLIENT_ID": "app-id"})
+    assert problem.setting == f"{provider}_CLIENT_SECRET"
+    assert problem.message == f"is empty but {provider}_CLIENT_ID is set"
+    problem = only_problem(**{f"{provider}_CLIENT_SECRET": "s3cret"})
+    assert problem.setting == f"{provider}_CLIENT_ID"
+    both = {f"{provider}_CLIENT_ID": "app-id", f"{provider}_CLIENT_SECRET": "s3cret"}
+    assert problems(**both) == []
+
+
+def test_oauth_bad_tenant_and_endpoints_are_named():
+    found = problems(
+        MICROSOFT_TENANT="contoso/../x",
+        MICROSOFT_LOGIN_URL="login.microsoftonline.com",
+        GOOGLE_TOKEN_URL="ftp://x",
+    )
+    assert [p.setting for p in found] == [
+        "MICROSOFT_TENANT",
+        "MICROSOFT_LOGIN_URL",
+        "GOOGLE_TOKEN_URL",
+    ]
+    assert settings(MICROSOFT_LOGIN_URL="http://127.0.0.1:8000/ms/").microsoft_login_url == (
+        "http://127.0.0.1:8000/ms"
+    )
+
+
 def test_bad_smtp_openssl_verify_mode():
     problem = only_problem(SMTP_OPENSSL_VERIFY_MODE="client_once")
     assert problem.setting == "SMTP_OPENSSL_VERIFY_MODE"
