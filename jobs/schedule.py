@@ -13,6 +13,7 @@ from jobs.sweeps import (
     recover_outgoing,
     wake_snoozed,
 )
+from services.oauth import purge_abandoned_drafts
 from services.sessions import purge_expired_sessions
 
 cron.register(
@@ -26,3 +27,5 @@ cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)
 cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_timeout=120)
 # Expired sessions are already refused at sign-in time; this only keeps the table small.
 cron.register(purge_expired_sessions, queue_name="low", cron="43 * * * *", job_timeout=300)
+# Tokens of wizard drafts nobody finished (a draft lives a day).
+cron.register(purge_abandoned_drafts, queue_name="low", cron="51 * * * *", job_timeout=300)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from extensions import db, get_redis, get_settings
 from mail.addresses import is_email_address
@@ -39,6 +39,7 @@ STATE_SECONDS = 600
 REFRESH_AHEAD = timedelta(minutes=5)
 LOCK_SECONDS = 30
 HTTP_TIMEOUT = 20.0
+DRAFT_SECONDS = 24 * 3600  # as long as a wizard draft lives (services/inbox_drafts.py)
 # Token endpoint errors no retry can fix: a person must reconnect (or fix the app secret).
 PERMANENT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope"}
 
@@ -405,6 +406,20 @@ def attach_draft(draft_id: str, inbox: Inbox) -> None:
     if conn is not None:
         conn.draft_id = None
         inbox.oauth = conn
+
+
+def purge_abandoned_drafts() -> int:
+    """Cron: forget the tokens of wizard drafts never finished (drafts live a day)."""
+    cutoff = utcnow() - timedelta(seconds=DRAFT_SECONDS)
+    gone = db.session.execute(
+        delete(OAuthConnection).where(
+            OAuthConnection.inbox_id.is_(None), OAuthConnection.created_at < cutoff
+        )
+    ).rowcount
+    db.session.commit()
+    if gone:
+        log.info("forgot the OAuth tokens of %d abandoned inbox draft(s)", gone)
+    return gone
 
 
 def disconnect(inbox: Inbox) -> None:

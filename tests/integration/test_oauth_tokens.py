@@ -320,3 +320,16 @@ def test_a_wizard_drafts_connection_becomes_the_new_inboxs(app, oauth_provider, 
 
     oauth.disconnect(inbox)
     assert db.session.query(OAuthConnection).count() == 0
+
+
+def test_the_tokens_of_an_abandoned_wizard_draft_are_forgotten_after_a_day(
+    app, oauth_provider, admin, inbox
+):
+    url = oauth.start("microsoft", "support@contoso.com", admin.id, draft_id="old-draft")
+    back = query(oauth_provider.approve(url))
+    old = oauth.complete(back["state"], back["code"], None, None, admin.id)
+    kept = connect(oauth_provider, inbox, admin)
+    old.created_at = kept.created_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+    assert oauth.purge_abandoned_drafts() == 1
+    assert [c.id for c in db.session.query(OAuthConnection)] == [kept.id]
