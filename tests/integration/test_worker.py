@@ -185,9 +185,12 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.sweeps.wake_snoozed",
         "jobs.imap_poll.enqueue_due_imap_polls",
         "services.sessions.purge_expired_sessions",
+        "services.oauth.purge_abandoned_drafts",
     }
     purge = jobs["services.sessions.purge_expired_sessions"]
     assert purge.cron == "43 * * * *" and purge.queue_name in QUEUE_NAMES
+    drafts = jobs["services.oauth.purge_abandoned_drafts"]
+    assert drafts.cron == "51 * * * *" and drafts.queue_name in QUEUE_NAMES
     for name in ("recover_inbound", "recover_outgoing"):  # well within a 20 s lease + 60 s
         sweep = jobs[f"jobs.sweeps.{name}"]
         assert sweep.interval == 15 and sweep.queue_name in QUEUE_NAMES
