@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask
 from imapclient import IMAPClient
@@ -44,6 +44,8 @@ from mail.imap import ImapTarget, classify, connect
 from models import ImapSettings, Inbox
 from runtime.redis_outage import REDIS_DOWN
 from services.background import enqueue_poll, job_is_waiting, poll_job_id
+from services.mail_credentials import imap_target_for, inbox_oauth_token, token_failure
+from services.oauth import OAuthError
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,14 @@ NEW_MAIL = (b"EXISTS", b"RECENT")
 
 @dataclass(frozen=True)
 class Watch:
-    """What a watcher needs; a change to any of it (new password, host, folder) restarts it."""
+    """What a watcher needs; a change to any of it (new password, host, folder) restarts it.
+    An OAuth inbox's target holds no token (`oauth`): one is fetched at each connection, so
+    a refreshed token restarts nothing."""
 
     inbox_id: int
     target: ImapTarget
     folder: str
+    oauth: bool = False
 
 
 def inboxes_to_watch() -> dict[int, Watch]:
@@ -81,7 +86,13 @@ def inboxes_to_watch() -> dict[int, Watch]:
         )
     ).all()
     return {
-        s.inbox_id: Watch(s.inbox_id, ImapTarget.from_settings(s), s.folder_list[0]) for s in rows
+        s.inbox_id: Watch(
+            s.inbox_id,
+            imap_target_for(s, with_token=False),
+            s.folder_list[0],
+            oauth=s.inbox.oauth is not None,
+        )
+        for s in rows
     }
 
 
@@ -160,7 +171,7 @@ class InboxWatcher(threading.Thread):
         """One connection: sign in, IDLE until stopped or dropped (raises). Returns how long
         to wait before the next one (only when the server has no IDLE)."""
         watch = self.watch
-        with connect(watch.target, CONNECT_TIMEOUT) as client:
+        with connect(self._signed_target(), CONNECT_TIMEOUT) as client:
             if not client.has_capability("IDLE"):
                 log.info(
                     "inbox #%d: %s does not offer IMAP IDLE; polling only",
@@ -178,6 +189,18 @@ class InboxWatcher(threading.Thread):
             self._poll_pending = True
             self._idle(client)
         return 0
+
+    def _signed_target(self) -> ImapTarget:
+        """The watch's target, with a valid OAuth token when the inbox signs in with one (a
+        refused refresh token is a refused sign-in; an unreachable provider, a drop)."""
+        if not self.watch.oauth:
+            return self.watch.target
+        try:
+            with self.app.app_context():
+                token = inbox_oauth_token(self.watch.inbox_id)
+        except OAuthError as exc:
+            raise token_failure(exc) from exc
+        return replace(self.watch.target, oauth_token=token)
 
     def _idle(self, client: IMAPClient) -> None:
         client.idle()

@@ -4,7 +4,10 @@ at most a batch, holding a per-inbox Redis lock so two workers never poll the sa
 Bookkeeping lives on ImapSettings: success schedules the next poll after the inbox's interval
 (or at once when more mail is waiting); a network problem backs off 1, 2, 4 ... 30 minutes;
 an authentication failure sets Inbox.needs_attention with the server's words, and the inbox
-is not polled again until someone saves its settings (which clears it). An archived inbox is
+is not polled again until someone saves its settings (which clears it). For an inbox signed
+in with OAuth (Microsoft 365, Google), a refresh token the provider refused counts as an
+authentication failure (services/oauth.py has already set needs_attention "Reconnect ...",
+reconnecting clears it) and an unreachable provider as a network problem. An archived inbox is
 never polled (services/inbox_archive.py); unarchiving makes it due at once.
 """
 
@@ -20,10 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db, get_redis
 from ingress.receive import IngressUnavailable
-from mail.imap import ImapFailure, ImapTarget, classify, connect
+from mail.imap import ImapFailure, classify, connect
 from models import ImapSettings, Inbox, utcnow
 from services.background import enqueue_poll, job_is_waiting, poll_job_id
 from services.imap_import import FolderResult, ImportPlan, import_folder
+from services.mail_credentials import imap_target_for, sign_in_attention, token_failure
+from services.oauth import OAuthError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,10 @@ def _poll(inbox_id: int, batch_size: int, keep_alive) -> str:
         return "skipped"
     if inbox.archived_at is not None:  # archived after the poll was queued
         return "skipped"
-    target = ImapTarget.from_settings(settings)
+    try:
+        target = imap_target_for(settings)
+    except OAuthError as exc:
+        return _failed(inbox_id, token_failure(exc))
     plan = ImportPlan.from_settings(settings)
     folders = settings.folder_list
     results: list[FolderResult] = []
@@ -163,10 +171,8 @@ def _failed(inbox_id: int, failure: ImapFailure) -> str:
     settings.last_poll_at = now
     settings.consecutive_failures = failures
     if failure.permanent:
-        inbox.needs_attention = (
-            f"IMAP sign-in failed: {failure} Check the username and password "
-            "(or use an app password) in the inbox settings."
-        )[:RESULT_LENGTH]
+        if not inbox.needs_attention:  # a refused refresh token has said so already
+            inbox.needs_attention = sign_in_attention(inbox, failure)[:RESULT_LENGTH]
         settings.last_poll_result = str(failure)[:RESULT_LENGTH]
         settings.next_poll_at = None  # not polled until the settings are saved again
         log.warning("inbox #%d needs attention: %s", inbox_id, failure)

@@ -19,10 +19,12 @@ from extensions import db, get_redis
 from ingress import IngressError, RawEmail
 from ingress.receive import receive
 from jobs.imap_poll import CONNECT_TIMEOUT, LOCK_SECONDS, lock_name
-from mail.imap import ImapFailure, ImapTarget, _words, classify, connect
+from mail.imap import ImapFailure, _words, classify, connect
 from models import ImapSettings, InboundEmail
 from models.inbound import ImapOrigin
 from services.imap_import import ImportPlan, apply_after_import, fetch_bodies
+from services.mail_credentials import imap_target_for, token_failure
+from services.oauth import OAuthError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,10 @@ def _refetch(row: InboundEmail, origin: ImapOrigin) -> str:
     settings = db.session.get(ImapSettings, origin.inbox_id)
     if settings is None or settings.inbox.mode != "imap":
         return _still_failed(row_id, origin, "not fetched again: the inbox reads no IMAP mailbox")
-    target = ImapTarget.from_settings(settings)
+    try:
+        target = imap_target_for(settings)
+    except OAuthError as exc:
+        return _still_failed(row_id, origin, f"not fetched again: {token_failure(exc)}")
     plan = ImportPlan.from_settings(settings)
     try:
         with connect(target, CONNECT_TIMEOUT) as client:

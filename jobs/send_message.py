@@ -2,9 +2,12 @@
 
 queued → sending → sent (with the server's reply, often its queue id) or failed (with the
 server's words): a 5xx refusal fails at once; 4xx and network errors are retried with backoff
-and fail only when the retries are used up. `sending` is a lease (services/leases.py); the
-moment DATA begins is recorded, and a reply whose connection or worker was lost after it is
-`unknown`: an agent decides whether to send it again (jobs/sweeps.py recover_outgoing).
+and fail only when the retries are used up. An inbox signed in with OAuth whose refresh token
+the provider refused fails its replies at once (the agent retries after someone reconnects);
+an unreachable identity provider is retried like a network error. `sending` is a lease
+(services/leases.py); the moment DATA begins is recorded, and a reply whose connection or
+worker was lost after it is `unknown`: an agent decides whether to send it again
+(jobs/sweeps.py recover_outgoing).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from extensions import db
 from mail.smtp import DeliveryRefused, describe_refusal, send_mime, smtp_session
 from models import Message, utcnow
 from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
-from services.outbound import NoTransport, compose, store_mime, transport_for
+from services.mail_credentials import NoTransport, provider_label, smtp_target_for
+from services.oauth import OAuthRevoked, OAuthUnavailable
+from services.outbound import compose, store_mime
 from services.replies import UNKNOWN_FATE
 
 log = logging.getLogger(__name__)
@@ -60,8 +65,10 @@ def _send(message: Message, number: int) -> str:
             raise ClaimLost(f"message {message.id} was taken over while this job stalled")
         db.session.commit()
 
+    target = None
     try:
-        with smtp_session(transport_for(inbox), timeout=60) as session:
+        target = smtp_target_for(inbox)
+        with smtp_session(target, timeout=60) as session:
             response = send_mime(
                 session, inbox.support_address, outgoing.envelope_recipients, raw, hand_over
             )
@@ -71,8 +78,23 @@ def _send(message: Message, number: int) -> str:
         return _temporary(message, number, str(exc))
     except NoTransport as exc:
         return _fail(message, number, str(exc))
+    except OAuthRevoked as exc:
+        return _fail(
+            message,
+            number,
+            f"Not sent: {exc.words.rstrip('.')}. Reconnect {provider_label(inbox)} in the "
+            "inbox settings, then retry.",
+        )
+    except OAuthUnavailable as exc:
+        return _temporary(message, number, f"no access token for the SMTP sign-in: {exc.words}")
     except smtplib.SMTPAuthenticationError as exc:
-        return _fail(message, number, f"SMTP login refused: {describe_refusal(exc)}")
+        reason = f"SMTP login refused: {describe_refusal(exc)}"
+        if target is not None and target.oauth_token:
+            reason += (
+                f" (XOAUTH2 as {target.username}). Reconnect {provider_label(inbox)} in the "
+                "inbox settings, or allow authenticated SMTP for the mailbox, then retry."
+            )
+        return _fail(message, number, reason)
     except (smtplib.SMTPException, OSError) as exc:
         db.session.refresh(message)
         if message.handed_over_at is not None:  # lost during DATA: the server may have it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -24,6 +24,9 @@ class ImapTarget:
     username: str
     password: str
     verify_tls: bool = True
+    # An OAuth 2.0 access token (Microsoft 365, Google): signs in with XOAUTH2 as `username`
+    # instead of the password.
+    oauth_token: str = field(default="", repr=False)
 
     @property
     def address(self) -> str:
@@ -97,7 +100,10 @@ def connect(target: ImapTarget, timeout: float = 30.0) -> IMAPClient:
         )
         if target.security == "starttls":
             client.starttls(context)
-        client.login(target.username, target.password)
+        if target.oauth_token:
+            client.oauth2_login(target.username, target.oauth_token)
+        else:
+            client.login(target.username, target.password)
         return client
     except Exception as exc:  # noqa: BLE001 - every failure becomes an admin-readable one
         if client is not None:

@@ -6,7 +6,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # SMTP_AUTHENTICATION values (Rails/Chatwoot names) → SASL mechanism and smtplib's helper.
 AUTH_MECHANISMS = {"plain": "PLAIN", "login": "LOGIN", "cram_md5": "CRAM-MD5"}
@@ -23,6 +23,9 @@ class SmtpTarget:
     username: str = ""
     password: str = ""
     auth_method: str = ""  # "" lets smtplib choose among what the server offers
+    # An OAuth 2.0 access token (Microsoft 365, Google): AUTH XOAUTH2 as `username` instead
+    # of the password.
+    oauth_token: str = field(default="", repr=False)
 
     @property
     def address(self) -> str:
@@ -48,7 +51,8 @@ def client_tls_context(verify: bool) -> ssl.SSLContext:
 
 @contextmanager
 def smtp_session(target: SmtpTarget, timeout: float = 30.0) -> Iterator[SmtpSession]:
-    """Connect, EHLO, STARTTLS when offered, AUTH only when a username and password are set.
+    """Connect, EHLO, STARTTLS when offered, AUTH only when a username and password (or an
+    OAuth token: XOAUTH2) are set.
 
     No credentials means no AUTH at all, so a local relay (Postfix on the same host) works.
     """
@@ -65,7 +69,10 @@ def smtp_session(target: SmtpTarget, timeout: float = 30.0) -> Iterator[SmtpSess
             client.ehlo(target.helo or None)
             tls = True
         authenticated = None
-        if target.username and target.password:
+        if target.username and target.oauth_token:
+            _xoauth2(client, target)
+            authenticated = target.username
+        elif target.username and target.password:
             _authenticate(client, target)
             authenticated = target.username
         yield SmtpSession(client, tls, authenticated)
@@ -85,6 +92,24 @@ def _authenticate(client: smtplib.SMTP, target: SmtpTarget) -> None:
         raise smtplib.SMTPNotSupportedError("the server does not offer AUTH")
     client.user, client.password = target.username, target.password
     client.auth(mechanism, getattr(client, "auth_" + target.auth_method))
+
+
+def xoauth2_blob(username: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response (before base64), as Google and Microsoft define it."""
+    return f"user={username}\x01auth=Bearer {token}\x01\x01"
+
+
+def _xoauth2(client: smtplib.SMTP, target: SmtpTarget) -> None:
+    """AUTH XOAUTH2 with the blob as initial response. A refused token gets a 334 with a JSON
+    error first: answered with an empty line, the server then sends its 535, which smtplib
+    raises as SMTPAuthenticationError (like a refused password)."""
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in offered:
+        raise smtplib.SMTPNotSupportedError("the server does not offer AUTH XOAUTH2")
+    blob = xoauth2_blob(target.username, target.oauth_token)
+    # smtplib calls authobject() once without arguments for the initial response, then with
+    # each 334 challenge: an empty one still asks for the blob, the JSON error for nothing.
+    client.auth("XOAUTH2", lambda challenge=None: "" if challenge else blob)
 
 
 class DeliveryRefused(smtplib.SMTPException):

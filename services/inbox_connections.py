@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from mail.imap import ImapFailure, ImapTarget, list_folders
 from mail.smtp import SmtpTarget, describe_refusal, smtp_session
-from services.outbound import inbox_smtp_target
+from services.mail_credentials import inbox_smtp_target
 
 # Generous: servers delay sign-ins after failed ones (Dovecot up to 15 s per attempt).
 TIMEOUT = 20.0
@@ -23,6 +23,15 @@ IMAP_FIXES = {
     "connection.",
     "protocol": "check the security setting and port.",
 }
+# With an OAuth token (Microsoft 365, Google) a refused sign-in is about the token.
+OAUTH_IMAP_FIX = (
+    "reconnect the account (sign in again); the account signed in needs access to this "
+    "mailbox (Full Access for a shared mailbox), and IMAP must be allowed for it."
+)
+OAUTH_SMTP_FIX = (
+    "reconnect the account (sign in again); the mailbox must be allowed to send with "
+    "authenticated SMTP (Microsoft 365: “Authenticated SMTP” in the mailbox's settings)."
+)
 
 
 @dataclass
@@ -33,30 +42,37 @@ class ConnectionResult:
     folders: list[str] = field(default_factory=list)
 
 
-def imap_target(values: dict, password: str) -> ImapTarget:
+def imap_target(values: dict, password: str, oauth_token: str = "") -> ImapTarget:
+    """The wizard's IMAP fields; with an OAuth token, XOAUTH2 as the username field."""
     return ImapTarget(
         host=values["imap_host"],
         port=int(values["imap_port"]),
         security=values["imap_security"],
         username=values["imap_username"],
-        password=password,
+        password="" if oauth_token else password,
+        oauth_token=oauth_token,
     )
 
 
-def test_imap(values: dict, password: str, timeout: float = TIMEOUT) -> ConnectionResult:
-    target = imap_target(values, password)
+def test_imap(
+    values: dict, password: str, timeout: float = TIMEOUT, oauth_token: str = ""
+) -> ConnectionResult:
+    target = imap_target(values, password, oauth_token)
     try:
         folders = list_folders(target, timeout=timeout)
     except ImapFailure as failure:
-        message = f"IMAP test failed: {failure}. Fix: {IMAP_FIXES[failure.kind]}"
+        fix = OAUTH_IMAP_FIX if oauth_token and failure.kind == "auth" else None
+        said = str(failure).rstrip(".")
+        message = f"IMAP test failed: {said}. Fix: {fix or IMAP_FIXES[failure.kind]}"
         return ConnectionResult(False, message, failure.kind)
     found = f"{len(folders)} folder{'s' if len(folders) != 1 else ''}"
     message = f"Signed in to {target.address} as {target.username}; {found} found."
     return ConnectionResult(True, message, folders=folders)
 
 
-def smtp_target(values: dict, password: str) -> SmtpTarget:
-    """The wizard's SMTP fields as the target they describe (the same builder as sending)."""
+def smtp_target(values: dict, password: str, oauth_token: str = "") -> SmtpTarget:
+    """The wizard's SMTP fields as the target they describe (the same builder as sending);
+    with an OAuth token, XOAUTH2 as the username field."""
     return inbox_smtp_target(
         values["smtp_host"],
         int(values["smtp_port"]),
@@ -64,11 +80,14 @@ def smtp_target(values: dict, password: str) -> SmtpTarget:
         values["smtp_auth_method"],
         values["smtp_username"],
         password,
+        oauth_token,
     )
 
 
-def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> ConnectionResult:
-    target = smtp_target(values, password)
+def test_smtp(
+    values: dict, password: str, timeout: float = TIMEOUT, oauth_token: str = ""
+) -> ConnectionResult:
+    target = smtp_target(values, password, oauth_token)
     where = target.address
     try:
         with smtp_session(target, timeout=timeout) as session:
@@ -83,6 +102,13 @@ def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> Connecti
             signed_in = session.authenticated_as
             tls = session.tls
     except smtplib.SMTPAuthenticationError as exc:
+        if target.oauth_token:
+            return ConnectionResult(
+                False,
+                f"SMTP test failed: {where} refused the XOAUTH2 sign-in as {target.username}: "
+                f"{describe_refusal(exc)}. Fix: {OAUTH_SMTP_FIX}",
+                "auth",
+            )
         return ConnectionResult(
             False,
             f"SMTP test failed: {where} refused the login: {describe_refusal(exc)}. "
@@ -91,6 +117,14 @@ def test_smtp(values: dict, password: str, timeout: float = TIMEOUT) -> Connecti
             "auth",
         )
     except smtplib.SMTPNotSupportedError as exc:
+        if target.oauth_token:
+            return ConnectionResult(
+                False,
+                f"SMTP test failed: {where}: {exc}. Fix: check the host, port and security "
+                "(Microsoft 365: smtp.office365.com, 587, STARTTLS; Google: smtp.gmail.com, "
+                "465, SSL/TLS).",
+                "protocol",
+            )
         return ConnectionResult(
             False,
             f"SMTP test failed: {where}: {exc}. Fix: choose no authentication, or the "

@@ -22,6 +22,7 @@ from ingress import RawEmail
 from ingress.receive import receive
 from mail.smtp import send_mime, smtp_session
 from models import Conversation, InboundEmail, Inbox, Message, utcnow
+from services.oauth import OAuthError
 from services.outbound import NoTransport, transport_for
 
 WAIT_SECONDS = 120
@@ -81,6 +82,11 @@ def send_test_email(inbox: Inbox, admin_email: str) -> str:
         target = transport_for(inbox)
     except NoTransport as exc:
         raise TestMailError(f"{exc}; inject a sample email instead.") from exc
+    except OAuthError as exc:  # revoked sign-in, or the provider unreachable
+        raise TestMailError(
+            f"The test email was not sent: {exc.words}. Reconnect the mailbox in the "
+            "inbox's connection settings, or inject a sample email instead."
+        ) from exc
     token = new_token()
     raw = build_test_email(
         inbox,

@@ -1,7 +1,8 @@
 """Outgoing mail, shaped like inbound (services/inbound_delivery.py): a reply becomes an
 OutgoingEmail (compose), goes through the inbox's own SMTP server or the deployment's
-(transport_for), and its exact bytes are kept (store_mime). The job, jobs/send_message.py,
-only claims the reply, calls these, hands the bytes to SMTP and records the answer."""
+(transport_for; services/mail_credentials.py builds it), and its exact bytes are kept
+(store_mime). The job, jobs/send_message.py, only claims the reply, calls these, hands the
+bytes to SMTP and records the answer."""
 
 from __future__ import annotations
 
@@ -9,69 +10,24 @@ import io
 
 from sqlalchemy import func, select
 
-from config import Settings
 from extensions import db, get_settings, get_storage
 from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
 from mail.model import Person
 from mail.smtp import SmtpTarget
 from models import Inbox, Message, User
+from services.mail_credentials import (  # noqa: F401 - importable from here, as before
+    NoTransport,
+    global_smtp_target,
+    inbox_smtp_target,
+    smtp_target_for,
+)
 from services.replies import last_incoming
 
 
-class NoTransport(Exception):
-    """Neither the inbox nor the deployment has an SMTP server configured."""
-
-
-def inbox_smtp_target(
-    host: str,
-    port: int,
-    security: str,
-    auth_method: str,
-    username: str | None,
-    password: str | None,
-) -> SmtpTarget:
-    """An inbox's SMTP server (security ssl|starttls|none, auth plain|login|none): the one
-    builder for its saved settings and for the wizard's fields being tested."""
-    use_auth = auth_method != "none"
-    return SmtpTarget(
-        host=host,
-        port=port,
-        implicit_tls=security == "ssl",
-        starttls=security == "starttls",
-        username=(username or "") if use_auth else "",
-        password=(password or "") if use_auth else "",
-        auth_method=auth_method if use_auth else "",
-    )
-
-
-def global_smtp_target(settings: Settings) -> SmtpTarget:
-    """The deployment's SMTP server, from the SMTP_* settings."""
-    return SmtpTarget(
-        host=settings.smtp_address,
-        port=settings.smtp_port,
-        implicit_tls=settings.smtp_ssl,
-        starttls=settings.smtp_starttls_auto,
-        verify_certificate=settings.smtp_verify_mode != "none",
-        helo=settings.smtp_domain or None,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        auth_method=settings.smtp_authentication,
-    )
-
-
 def transport_for(inbox: Inbox) -> SmtpTarget:
-    """The inbox's own SMTP when configured, else the global SMTP_* settings."""
-    own = inbox.smtp
-    if own is not None and own.enabled and own.host:
-        return inbox_smtp_target(
-            own.host, own.port, own.security, own.auth_method, own.username, own.password
-        )
-    settings = get_settings()
-    if not settings.smtp_address:
-        raise NoTransport(
-            f"no SMTP server: configure SMTP for inbox {inbox.name} or set SMTP_ADDRESS"
-        )
-    return global_smtp_target(settings)
+    """The inbox's own SMTP when configured, else the global SMTP_* settings
+    (services/mail_credentials.py builds it, with the inbox's OAuth token when connected)."""
+    return smtp_target_for(inbox)
 
 
 # RFC 3834: what automations send says so, and asks Exchange/Outlook not to answer it with

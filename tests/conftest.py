@@ -201,10 +201,10 @@ def auth(client) -> AuthActions:
 ACCOUNT_POOL = 40  # mailboxes made at start-up in one passwd-file write
 
 
-def _running_dovecot(tls: bool):
+def _running_dovecot(tls: bool, oauth_introspection_url: str = ""):
     from tests.support.dovecot import DovecotServer, private_base
 
-    server = DovecotServer(private_base(), tls=tls)
+    server = DovecotServer(private_base(), tls=tls, oauth_introspection_url=oauth_introspection_url)
     server.pool = [
         (f"user-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8))
         for _ in range(ACCOUNT_POOL)
@@ -231,11 +231,48 @@ def dovecot_tls():
     server.remove()
 
 
+@pytest.fixture(scope="session")
+def oauth_provider_server() -> Iterator:
+    """The stand-in Microsoft/Google identity provider (tests/support/oauth_provider.py),
+    started once; tests use `oauth_provider`, which forgets the previous test's state."""
+    from tests.support.oauth_provider import OAuthProvider
+
+    provider = OAuthProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oauth_provider(oauth_provider_server):
+    oauth_provider_server.reset()
+    return oauth_provider_server
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(oauth_provider_server):
+    """A Dovecot that also takes XOAUTH2: its oauth2 passdb asks the stand-in identity
+    provider's /introspect about each bearer token. Passwords work too (tests APPEND with
+    them); take a mailbox with `oauth_imap_account`."""
+    server = _running_dovecot(False, oauth_provider_server.base_url + "/introspect")
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def oauth_imap_account(dovecot_oauth):
+    """A fresh mailbox on the XOAUTH2 Dovecot: (username, password)."""
+    return _take_account(dovecot_oauth)
+
+
 @pytest.fixture
 def imap_account(dovecot):
     """A fresh mailbox on the session's Dovecot: (username, password)."""
-    if dovecot.pool:
-        return dovecot.pool.pop()
+    return _take_account(dovecot)
+
+
+def _take_account(server) -> tuple[str, str]:
+    if server.pool:
+        return server.pool.pop()
     username, password = f"user-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
-    dovecot.add_user(username, password)
+    server.add_user(username, password)
     return username, password

@@ -1,8 +1,11 @@
 """A real, private Dovecot IMAP server for tests (Debian's dovecot-imapd).
 
 One instance per test session on a free port, with a passwd-file user and a Maildir in a
-temp dir; plain IMAP, or implicit TLS with a self-signed certificate. `stop()`/`start()`
-simulate an outage, `deliver()` drops a message into the Maildir the way an MDA would (works
+temp dir; plain IMAP, or implicit TLS with a self-signed certificate. With
+`oauth_introspection_url` it also takes XOAUTH2/OAUTHBEARER sign-ins, whose bearer tokens its
+oauth2 passdb checks against that RFC 7662 introspection endpoint (tests/support/
+oauth_provider.py); passwords keep working for the same users. `stop()`/`start()` simulate an
+outage, `deliver()` drops a message into the Maildir the way an MDA would (works
 while the server is down), `append()` goes through IMAP.
 """
 
@@ -57,9 +60,13 @@ def private_base(prefix: str = "threadline-dovecot-") -> Path:
 
 
 class DovecotServer:
-    def __init__(self, base: Path, tls: bool = False):
+    def __init__(self, base: Path, tls: bool = False, oauth_introspection_url: str = ""):
+        if "?" in oauth_introspection_url or "%" in oauth_introspection_url:
+            # Dovecot 2.3's oauth2 passdb crashes on a query string or a %-variable there.
+            raise ValueError("the introspection URL must be a plain URL")
         self.base = Path(base)
         self.tls = tls
+        self.oauth_introspection_url = oauth_introspection_url
         self.host = "127.0.0.1"
         self.port = free_port()
         self.users: dict[str, str] = {}
@@ -98,23 +105,53 @@ class DovecotServer:
                 f"  inet_listener imap {{\n    address = 127.0.0.1\n    port = {self.port}\n  }}\n"
                 "  inet_listener imaps {\n    port = 0\n  }\n"
             )
-        self.config_path.write_text(
+        self.config_path.write_text(self._base_config(b, ssl, listeners) + self._auth_config(b))
+
+    @staticmethod
+    def _base_config(b: Path, ssl: str, listeners: str) -> str:
+        return (
             "protocols = imap\n"
             "listen = 127.0.0.1\n"
             f"base_dir = {b}/run\n"
             f"state_dir = {b}/state\n"
-            f"log_path = {self.log_path}\n"
+            f"log_path = {b}/dovecot.log\n"
             f"{ssl}"
             "disable_plaintext_auth = no\n"
-            "auth_mechanisms = plain login\n"
             "auth_failure_delay = 0\n"
             "default_internal_user = dovecot\n"
             "default_internal_group = dovecot\n"
             "default_login_user = dovenull\n"
             "mail_location = maildir:~/Maildir\n"
-            f"passdb {{\n  driver = passwd-file\n  args = scheme=SHA512-CRYPT {b}/users\n}}\n"
-            f"userdb {{\n  driver = passwd-file\n  args = {b}/users\n}}\n"
             f"service imap-login {{\n{listeners}}}\n"
+        )
+
+    def _auth_config(self, b: Path) -> str:
+        if not self.oauth_introspection_url:
+            return (
+                "auth_mechanisms = plain login\n"
+                f"passdb {{\n  driver = passwd-file\n  args = scheme=SHA512-CRYPT {b}/users\n}}\n"
+                f"userdb {{\n  driver = passwd-file\n  args = {b}/users\n}}\n"
+            )
+        (b / "dovecot-oauth2.conf.ext").write_text(
+            "introspection_mode = post\n"
+            f"introspection_url = {self.oauth_introspection_url}\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+        )
+        # Passwords for the passwd-file users (tests APPEND with them), bearer tokens through
+        # the identity provider; a token's user outside the file gets a home like home().
+        # No per-IP penalty: refused tokens from 127.0.0.1 would slow every later sign-in.
+        return (
+            "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+            "passdb {\n  driver = passwd-file\n  mechanisms = plain login\n"
+            f"  args = scheme=SHA512-CRYPT {b}/users\n}}\n"
+            "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {b}/dovecot-oauth2.conf.ext\n}}\n"
+            f"userdb {{\n  driver = passwd-file\n  args = {b}/users\n}}\n"
+            "userdb {\n  driver = static\n"
+            f"  args = uid={MAIL_UID} gid={MAIL_UID} home={b}/mail/%n_at_%d\n}}\n"
         )
 
     def add_user(self, username: str, password: str) -> None:
@@ -193,8 +230,9 @@ class DovecotServer:
 
     # --- mail ------------------------------------------------------------------------------
 
-    def client(self, username: str, password: str) -> IMAPClient:
-        """A logged-in IMAPClient (tests use it to look at what the poller left behind)."""
+    def client(self, username: str, password: str, oauth_token: str = "") -> IMAPClient:
+        """A logged-in IMAPClient (tests use it to look at what the poller left behind); with
+        oauth_token it signs in with XOAUTH2 instead of the password."""
         if self.tls:
             import ssl
 
@@ -203,7 +241,10 @@ class DovecotServer:
             imap = IMAPClient(self.host, self.port, ssl=True, ssl_context=context, timeout=10)
         else:
             imap = IMAPClient(self.host, self.port, ssl=False, timeout=10)
-        imap.login(username, password)
+        if oauth_token:
+            imap.oauth2_login(username, oauth_token)
+        else:
+            imap.login(username, password)
         return imap
 
     def append(self, username: str, password: str, raw: bytes, folder: str = "INBOX") -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
 
 HOST = "127.0.0.1"
 START_ATTEMPTS = 5
@@ -55,6 +58,8 @@ class SMTPServer:
     #: `held` (at DATA the message is recorded first: it is on the server, only the answer
     #: waits), so a test can kill the sender at exactly that moment.
     hold_at: str | None = None
+    #: MAIL is refused before a successful AUTH (set when credentials or XOAUTH2 are given).
+    requires_auth: bool = False
     held: threading.Event = field(default_factory=threading.Event, repr=False)
     release: threading.Event = field(default_factory=threading.Event, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -100,7 +105,7 @@ class SMTPServer:
     ) -> str:
         # Enforced here rather than with aiosmtpd's auth_required, which warns on every
         # connection when TLS is not required too.
-        if self.username is not None and not session.authenticated:
+        if self.requires_auth and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -134,25 +139,89 @@ class SMTPServer:
             await asyncio.sleep(0.05)
 
 
+GOOGLE_XOAUTH2_ERROR = {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+XOAUTH2_REFUSED = (
+    "535 5.7.8 Username and Password not accepted. For more information, go to "
+    "https://support.google.com/mail/?p=BadCredentials"
+)
+
+
+@dataclass
+class XOAuth2SMTPServer(SMTPServer):
+    """Also offers AUTH XOAUTH2 (RFC-less, Google's and Microsoft's), refusing the way Gmail
+    does: a 334 with the JSON error, then 535 once the client answers it."""
+
+    #: The user a bearer token may sign in as, or None (the identity provider's answer).
+    token_user: Callable[[str], str | None] = field(default=lambda _token: None, repr=False)
+    #: Every XOAUTH2 response received, decoded, exactly as sent.
+    xoauth2_blobs: list[bytes] = field(default_factory=list)
+
+    async def auth_XOAUTH2(self, server, args: list[str]) -> AuthResult:  # noqa: N802
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Bad base64")
+        else:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        self.xoauth2_blobs.append(blob)
+        fields = dict(
+            part.split("=", 1)
+            for part in blob.decode(errors="replace").split("\x01")
+            if "=" in part
+        )
+        user, bearer = fields.get("user", ""), fields.get("auth", "")
+        token = bearer[len("Bearer ") :] if bearer.startswith("Bearer ") else ""
+        if user and token and self.token_user(token) == user.lower():
+            self.logins.append(user)
+            self.login_mechanisms.append("XOAUTH2")
+            return AuthResult(success=True, auth_data=user)
+        self.failed_logins.append(("XOAUTH2", user))
+        await server.challenge_auth(json.dumps(GOOGLE_XOAUTH2_ERROR))
+        return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
+
+
+def _token_checker(xoauth2) -> Callable[[str], str | None]:
+    if hasattr(xoauth2, "token_user"):  # tests/support/oauth_provider.OAuthProvider
+        return xoauth2.token_user
+    if isinstance(xoauth2, Mapping):  # {token: user}
+        accepted = {token: user.lower() for token, user in xoauth2.items()}
+        return accepted.get
+    raise TypeError("xoauth2: an OAuthProvider or a {token: user} mapping")
+
+
 @contextmanager
 def running_smtp_server(
     auth_user: str | None = None,
     auth_password: str | None = None,
     tls_context: ssl.SSLContext | None = None,
     implicit_tls: bool = False,
+    xoauth2=None,
 ) -> Iterator[SMTPServer]:
     """Run an SMTP server on a free 127.0.0.1 port; with credentials, AUTH is required.
 
     There is no TLS (no STARTTLS offered). With credentials, AUTH LOGIN/PLAIN is offered in
     clear text, wrong credentials are refused with 535 and MAIL before AUTH with 530; without
     them, no AUTH is offered and every message is accepted.
+
+    `xoauth2` (the stand-in identity provider, or a {token: user} mapping) also offers AUTH
+    XOAUTH2 and requires AUTH: a token is accepted for the user it belongs to, and each blob
+    received is kept in `xoauth2_blobs`.
     """
     if (auth_user is None) != (auth_password is None):
         raise ValueError("give both auth_user and auth_password, or neither")
-    needs_auth = auth_user is not None
+    needs_auth = auth_user is not None or xoauth2 is not None
     last_error: Exception | None = None
     for _ in range(START_ATTEMPTS):  # Another process may grab the free port first.
-        server = SMTPServer(HOST, _free_port(), auth_user, auth_password)
+        if xoauth2 is None:
+            server = SMTPServer(HOST, _free_port(), auth_user, auth_password)
+        else:
+            server = XOAuth2SMTPServer(
+                HOST, _free_port(), auth_user, auth_password, token_user=_token_checker(xoauth2)
+            )
+        server.requires_auth = needs_auth
         # Without credentials, AUTH is never advertised (it would need TLS, which is not
         # offered), like a local relay; with them, AUTH LOGIN/PLAIN is offered in clear text.
         smtp_options: dict = {"auth_require_tls": not needs_auth}
