@@ -1,7 +1,9 @@
 """The setup wizard's draft between steps: in Redis with a TTL, keyed by a random id.
 
 Not in the session cookie, which is signed but readable. Passwords are Fernet-encrypted
-with the app's key before they reach Redis, like the database columns.
+with the app's key before they reach Redis, like the database columns. A Microsoft 365 or
+Google sign-in made in the wizard is a database row (OAuthConnection.draft_id) until the
+inbox is created.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass, field
 from extensions import get_redis
 from models.base import secret_box
 from models.inboxes import new_forward_token
+from services import oauth
 from services.inbox_setup import DEFAULTS
+from services.oauth_status import server_values
 
 TTL_SECONDS = 24 * 3600
 
@@ -94,3 +98,18 @@ def save(draft: Draft) -> None:
 
 def discard(draft: Draft) -> None:
     get_redis().delete(_key(draft.id))
+
+
+def use_oauth(draft: Draft, conn) -> None:
+    """Signed in during the wizard: the provider's servers and the mailbox fill the IMAP and
+    SMTP step, which is tested again (with the token) on Next."""
+    draft.update(server_values(conn.provider, conn.mailbox))
+    draft.connection_checked = False
+    save(draft)
+
+
+def forget_oauth(draft: Draft) -> None:
+    """Disconnect in the wizard: the draft's sign-in is deleted (commits); passwords again."""
+    oauth.disconnect(draft_id=draft.id)
+    draft.connection_checked = False
+    save(draft)

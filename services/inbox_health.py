@@ -25,6 +25,7 @@ from models import (
 from services.conversation_list import before, encode_cursor
 from services.conversations import ConversationError
 from services.inbox_log import Summary, search_condition, summaries
+from services.oauth import token_state
 
 PAGE_SIZE = 50
 RECENT = 20
@@ -141,6 +142,8 @@ class InboxHealth:
     days: list[Day]
     recent: LogPage
     unroutable_recently: int
+    # Signed in with Microsoft 365 / Google: the token's state and last refresh, one line.
+    sign_in: str | None = None
 
     @property
     def peak(self) -> int:
@@ -242,4 +245,5 @@ def inbox_health(inbox: Inbox, today: date | None = None) -> InboxHealth:
         days=daily_counts(inbox.id, today),
         recent=inbound_page(inbox_id=inbox.id, limit=RECENT),
         unroutable_recently=unroutable,
+        sign_in=token_state(inbox.oauth) if inbox.oauth is not None else None,
     )

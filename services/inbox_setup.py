@@ -112,13 +112,14 @@ def active_user_ids(ids: list[int]) -> set[int]:
 
 
 def check_connections(
-    values: dict, imap_password: str | None, smtp_password: str | None
+    values: dict, imap_password: str | None, smtp_password: str | None, oauth_token: str = ""
 ) -> tuple[dict[str, str], dict[str, ConnectionResult]]:
-    """Live tests before saving: a failing one is an error unless its override is ticked."""
+    """Live tests before saving: a failing one is an error unless its override is ticked.
+    `oauth_token`: the inbox signs in with Microsoft 365 or Google (XOAUTH2)."""
     errors: dict[str, str] = {}
     results: dict[str, ConnectionResult] = {}
     if values["mode"] == "imap" and not values["imap_override"]:
-        result = results["imap"] = test_imap(values, imap_password or "")
+        result = results["imap"] = test_imap(values, imap_password or "", oauth_token=oauth_token)
         if not result.ok:
             errors["imap_test"] = result.message
         else:
@@ -129,7 +130,7 @@ def check_connections(
                     f"it has {', '.join(result.folders)}."
                 )
     if values["smtp_host"] and not values["smtp_override"]:
-        result = results["smtp"] = test_smtp(values, smtp_password or "")
+        result = results["smtp"] = test_smtp(values, smtp_password or "", oauth_token=oauth_token)
         if not result.ok:
             errors["smtp_test"] = result.message
     return errors, results

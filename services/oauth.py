@@ -422,11 +422,13 @@ def purge_abandoned_drafts() -> int:
     return gone
 
 
-def disconnect(inbox: Inbox) -> None:
-    """Forget the tokens (commits). The inbox goes back to passwords."""
-    if inbox.oauth is not None:
-        db.session.delete(inbox.oauth)
-        inbox.oauth = None
+def disconnect(inbox: Inbox | None = None, *, draft_id: str | None = None) -> None:
+    """Forget an inbox's (or a wizard draft's) tokens (commits): passwords again."""
+    conn = inbox.oauth if inbox is not None else connection_for_draft(draft_id or "")
+    if conn is not None:
+        if inbox is not None:
+            inbox.oauth = None
+        db.session.delete(conn)
         db.session.commit()
 
 

@@ -1,7 +1,8 @@
 """Admin inbox pages: the list (index.py), the setup wizard (wizard.py, steps.py), its test
 email step (test_mail.py), the settings (settings.py) and the connection tests both run
-(connection_tests.py); wizard and settings show the same Flask-WTF form per inbox section
-(forms/). Each inbox's health page is the inbound log's (blueprints/inbound.py).
+(connection_tests.py), and signing an inbox in with Microsoft 365 or Google (oauth.py);
+wizard and settings show the same Flask-WTF form per inbox section (forms/). Each inbox's
+health page is the inbound log's (blueprints/inbound.py).
 
 `bp` lives in blueprint.py so that every view module imports it from there rather than from
 another view module; importing the views here, once, registers their routes on it.
@@ -13,6 +14,7 @@ from blueprints.inboxes import (  # noqa: F401
     archive,
     hours,
     index,
+    oauth,
     rules,
     settings,
     shared,

@@ -1,7 +1,8 @@
 """An inbox's settings page: a tab per section (`?section=`), each its own HTML form with the
 wizard's forms and rules (forms/) and one Save; connection changes are tested before saving.
 The connection tab shows the fields of the inbox's mode (IMAP only in IMAP/SMTP mode; the
-optional SMTP server in both). The last tab archives or deletes the inbox (archive.py)."""
+optional SMTP server in both), and signing in with Microsoft 365 or Google instead of a
+password (oauth.py). The last tab archives or deletes the inbox (archive.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from blueprints.inboxes.forms import (
     values_of,
 )
 from blueprints.inboxes.forms.archive import ArchiveForm, DeleteForm
+from blueprints.inboxes.forms.oauth import allow_sign_in_redirects, sign_in_panel
 from blueprints.inboxes.shared import get_inbox
 from extensions import get_settings
 from models import Inbox
 from services import inbox_archive, inbox_saving, inbox_setup
 from services.inbox_forwarding import forwarding_instructions
+from services.oauth_status import server_values
 
 SETTINGS_SECTIONS = {
     "basics": ("basics",),
@@ -45,10 +48,20 @@ TABS = {
 
 
 def stored_forms(inbox: Inbox, posted=()) -> dict:
-    """Every section's form showing the stored values; the posted ones read the request."""
+    """Every section's form showing the stored values; the posted ones read the request.
+    A forwarding inbox signed in with a provider shows its servers for IMAP/SMTP mode."""
     values = inbox_setup.values_from_inbox(inbox)
+    if inbox.oauth is not None and inbox.imap is None:
+        values.update(server_values(inbox.oauth.provider, inbox.oauth.mailbox))
     kept = inbox_setup.stored_passwords(inbox)
-    return make_forms(ALL_SECTIONS, values, posted=posted, kept=kept, inbox_id=inbox.id)
+    return make_forms(
+        ALL_SECTIONS,
+        values,
+        posted=posted,
+        kept=kept,
+        inbox_id=inbox.id,
+        oauth_connection=inbox.oauth,
+    )
 
 
 @bp.route("/<int:inbox_id>/settings", methods=["GET", "POST"])
@@ -70,7 +83,7 @@ def edit(inbox_id: int):
     if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
         which = go.removeprefix("test_")
         kept = inbox_setup.stored_passwords(inbox)[which]
-        context["results"] = {which: connection_test(which, kept)}
+        context["results"] = {which: connection_test(which, kept, inbox.oauth)}
         show_results(forms, context["results"])
     else:
         section_forms = {name: forms[name] for name in posted}
@@ -90,8 +103,11 @@ def edit(inbox_id: int):
     )
 
 
-def render_settings(inbox: Inbox, tab: str, forms=None, values=None, status=200, **extra):
-    """The page with one tab's section; to htmx, only the section (a form posted in place)."""
+def render_settings(
+    inbox: Inbox, tab: str, forms=None, values=None, status=200, connect=None, **extra
+):
+    """The page with one tab's section; to htmx, only the section (a form posted in place).
+    `connect`: a Connect form that was refused (oauth.py)."""
     if forms is None:
         forms = stored_forms(inbox)
         values = values_of(forms, {})
@@ -112,6 +128,13 @@ def render_settings(inbox: Inbox, tab: str, forms=None, values=None, status=200,
         },
         "smtp_required": inbox_setup.smtp_required(values),
         "global_smtp": get_settings().smtp_address,
+        "sign_in": sign_in_panel(
+            inbox.oauth,
+            inbox.support_address,
+            lambda provider: url_for("inboxes.connect", inbox_id=inbox.id, provider=provider),
+            url_for("inboxes.disconnect", inbox_id=inbox.id),
+            connect,
+        ),
         "forwarding": forwarding_instructions(get_settings(), inbox.forward_token),
         "conversations": inbox_archive.conversation_count(inbox) if tab == "archive" else 0,
         "archive_form": ArchiveForm(formdata=None),
@@ -119,6 +142,7 @@ def render_settings(inbox: Inbox, tab: str, forms=None, values=None, status=200,
         **_automation_tabs(inbox, tab, extra),
         **extra,
     }
+    allow_sign_in_redirects()
     headers = {"Vary": "HX-Request"}
     if is_htmx() and context["section"]:
         return render_template(f"inboxes/settings/_{tab}.html", **context), status, headers
@@ -139,4 +163,4 @@ def settings_test(inbox_id: int, which: str):
     inbox = get_inbox(inbox_id)
     if which not in ("imap", "smtp"):
         abort(404)
-    return test_fragment(which, inbox_setup.stored_passwords(inbox)[which])
+    return test_fragment(which, inbox_setup.stored_passwords(inbox)[which], inbox.oauth)

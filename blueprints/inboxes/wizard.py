@@ -2,7 +2,9 @@
 
 Opening the wizard writes nothing; its first POST starts a draft in Redis
 (services/inbox_drafts.py), and the inbox is created only after the last form step, so
-nothing is saved half-broken. Each step shows the forms of its sections (forms.py).
+nothing is saved half-broken. Each step shows the forms of its sections (forms.py). A
+Microsoft 365 or Google sign-in made on the IMAP/SMTP step (oauth.py) belongs to the draft
+until the inbox is created.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from blueprints.inboxes.forms import (
     typed_passwords,
     values_of,
 )
+from blueprints.inboxes.forms.oauth import allow_sign_in_redirects, sign_in_panel
 from blueprints.inboxes.steps import STEP_SECTIONS, STEP_TITLES, steps_for
 from blueprints.inboxes.test_mail import render_test_page
 from extensions import get_settings
-from services import inbox_drafts, inbox_saving, inbox_setup
+from services import inbox_drafts, inbox_saving, inbox_setup, oauth
 from services.inbox_forwarding import forwarding_instructions
 
 
@@ -36,7 +39,14 @@ def load_draft(draft_id: str) -> inbox_drafts.Draft:
     return draft
 
 
-def step_context(draft: inbox_drafts.Draft | None, step: str, forms: dict, **extra) -> dict:
+def signed_in(draft: inbox_drafts.Draft | None):
+    """The draft's Microsoft 365 / Google sign-in, if one was made."""
+    return oauth.connection_for_draft(draft.id) if draft else None
+
+
+def step_context(
+    draft: inbox_drafts.Draft | None, step: str, forms: dict, connect=None, **extra
+) -> dict:
     values = draft.values if draft else inbox_setup.DEFAULTS
     steps = steps_for(values["mode"])
     secrets = draft.secrets if draft else {}
@@ -60,6 +70,16 @@ def step_context(draft: inbox_drafts.Draft | None, step: str, forms: dict, **ext
     }
     if step == "forwarding":
         context["forwarding"] = forwarding_instructions(get_settings(), draft.forward_token)
+    if step == "connection" and draft:
+        context["sign_in"] = sign_in_panel(
+            signed_in(draft),
+            values["support_address"],
+            lambda provider: url_for(
+                "inboxes.wizard_connect", draft_id=draft.id, provider=provider
+            ),
+            url_for("inboxes.wizard_disconnect", draft_id=draft.id),
+            connect,
+        )
     context.update(extra)
     return context
 
@@ -68,8 +88,10 @@ def render_step(draft, step: str, forms: dict | None = None, status=200, headers
     if forms is None:  # what the draft holds
         kept = draft.passwords() if draft else {}
         values = draft.values if draft else inbox_setup.DEFAULTS
-        forms = make_forms(STEP_SECTIONS[step], values, kept=kept)
+        connection = signed_in(draft) if step == "connection" else None
+        forms = make_forms(STEP_SECTIONS[step], values, kept=kept, oauth_connection=connection)
     context = step_context(draft, step, forms, **extra)
+    allow_sign_in_redirects()
     return respond("inboxes/wizard.html", "inboxes/_wizard.html", status, headers, **context)
 
 
@@ -111,7 +133,13 @@ def wizard_step(draft_id: str, step: str):
 def read_step(draft: inbox_drafts.Draft, step: str) -> dict:
     """This step's forms from the request; the draft keeps what was typed, valid or not."""
     sections = STEP_SECTIONS[step]
-    forms = make_forms(sections, draft.values, posted=sections, kept=draft.passwords())
+    forms = make_forms(
+        sections,
+        draft.values,
+        posted=sections,
+        kept=draft.passwords(),
+        oauth_connection=signed_in(draft) if step == "connection" else None,
+    )
     draft.update(values_of(forms, {}))
     if step == "connection":
         for which, typed in typed_passwords(forms).items():
@@ -136,7 +164,7 @@ def wizard_submit(draft_id: str, step: str):
     if go in ("test_imap", "test_smtp"):  # the test buttons without JavaScript
         inbox_drafts.save(draft)
         which = go.removeprefix("test_")
-        results = {which: connection_test(which, draft.password(which))}
+        results = {which: connection_test(which, draft.password(which), signed_in(draft))}
         show_results(forms, results)
         return render_step(draft, step, forms, results=results)
     valid, results = check_sections(forms, draft.values)
@@ -153,8 +181,11 @@ def wizard_submit(draft_id: str, step: str):
 
 def create_from_draft(draft: inbox_drafts.Draft, steps: list[str]):
     """Every step is checked again: the draft may have been edited in another tab."""
+    connection = signed_in(draft)
     for step in steps:
-        forms = make_forms(STEP_SECTIONS[step], draft.values, kept=draft.passwords())
+        forms = make_forms(
+            STEP_SECTIONS[step], draft.values, kept=draft.passwords(), oauth_connection=connection
+        )
         valid = all([form.validate() for form in forms.values()])
         if step == "connection" and valid and not draft.connection_checked:
             forms["imap"].form_errors.append(
@@ -163,7 +194,9 @@ def create_from_draft(draft: inbox_drafts.Draft, steps: list[str]):
             valid = False
         if not valid:
             return render_step(draft, step, forms, 422)
-    inbox = inbox_saving.create_inbox(draft.values, draft.passwords(), draft.forward_token)
+    inbox = inbox_saving.create_inbox(
+        draft.values, draft.passwords(), draft.forward_token, draft_id=draft.id
+    )
     inbox_drafts.discard(draft)
     url = url_for("inboxes.test_page", inbox_id=inbox.id)
     if is_htmx():
@@ -177,4 +210,4 @@ def wizard_test(draft_id: str, which: str):
     draft = load_draft(draft_id)
     if which not in ("imap", "smtp"):
         abort(404)
-    return test_fragment(which, draft.password(which))
+    return test_fragment(which, draft.password(which), signed_in(draft))

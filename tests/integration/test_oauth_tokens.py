@@ -25,23 +25,9 @@ MS_SCOPE = (
 )
 
 
-def oauth_settings(provider) -> dict:
-    """Both providers configured, pointing at the stand-in."""
-    return {
-        "MICROSOFT_CLIENT_ID": provider.client_id,
-        "MICROSOFT_CLIENT_SECRET": provider.client_secret,
-        "MICROSOFT_TENANT": "contoso.test",
-        "MICROSOFT_LOGIN_URL": provider.base_url + "/ms",
-        "GOOGLE_CLIENT_ID": provider.client_id,
-        "GOOGLE_CLIENT_SECRET": provider.client_secret,
-        "GOOGLE_AUTHORIZE_URL": provider.base_url + "/google/authorize",
-        "GOOGLE_TOKEN_URL": provider.base_url + "/google/token",
-    }
-
-
 @pytest.fixture
 def app_config(app_config, oauth_provider, smtp):
-    return {**app_config, **oauth_settings(oauth_provider), **global_smtp(smtp)}
+    return {**app_config, **oauth_provider.app_settings(), **global_smtp(smtp)}
 
 
 @pytest.fixture

@@ -39,10 +39,7 @@ def app_config(app_config, oauth_provider, smtp):
     """Microsoft 365 pointed at the stand-in; the deployment's SMTP is the module's server."""
     return {
         **app_config,
-        "MICROSOFT_CLIENT_ID": oauth_provider.client_id,
-        "MICROSOFT_CLIENT_SECRET": oauth_provider.client_secret,
-        "MICROSOFT_TENANT": "contoso.test",
-        "MICROSOFT_LOGIN_URL": oauth_provider.base_url + "/ms",
+        **oauth_provider.app_settings(),
         **global_smtp(smtp),
     }
 

@@ -112,6 +112,19 @@ class OAuthProvider:
 
     # --- what tests call -------------------------------------------------------------------
 
+    def app_settings(self, tenant: str = "contoso.test") -> dict[str, str]:
+        """Threadline's settings with both providers configured and pointing here."""
+        return {
+            "MICROSOFT_CLIENT_ID": self.client_id,
+            "MICROSOFT_CLIENT_SECRET": self.client_secret,
+            "MICROSOFT_TENANT": tenant,
+            "MICROSOFT_LOGIN_URL": self.base_url + "/ms",
+            "GOOGLE_CLIENT_ID": self.client_id,
+            "GOOGLE_CLIENT_SECRET": self.client_secret,
+            "GOOGLE_AUTHORIZE_URL": self.base_url + "/google/authorize",
+            "GOOGLE_TOKEN_URL": self.base_url + "/google/token",
+        }
+
     def issue(self, login: str, expires_in: int = 3600) -> tuple[str, str]:
         """An (access, refresh) token pair for login, as after a sign-in."""
         with self._lock:

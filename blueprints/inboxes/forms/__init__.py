@@ -7,7 +7,8 @@ them to the inbox, and `Form(formdata=None, data=values)` shows them again. A bl
 field means "keep the stored one" (`kept_password`), and a password is never rendered back.
 
 The live IMAP/SMTP tests stay in services/inbox_connections.py; `check_sections` runs them
-as the forms' last check, once every field is right.
+as the forms' last check, once every field is right. An inbox signed in with Microsoft 365
+or Google (`oauth`) is tested with its access token instead of a password.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from blueprints.inboxes.forms.sections import (
 from blueprints.inboxes.forms.servers import ImapForm, SmtpForm
 from services import inbox_setup
 from services.inbox_connections import ConnectionResult, test_imap, test_smtp
+from services.oauth import PROVIDERS, OAuthError, OAuthRevoked, access_token
 
 SECTION_FORMS: dict[str, type[SectionForm]] = {
     "basics": BasicsForm,
@@ -34,10 +36,17 @@ SECTION_FORMS: dict[str, type[SectionForm]] = {
 
 
 def make_forms(
-    sections, values: dict, *, posted=(), kept: dict | None = None, inbox_id: int | None = None
+    sections,
+    values: dict,
+    *,
+    posted=(),
+    kept: dict | None = None,
+    inbox_id: int | None = None,
+    oauth_connection=None,
 ) -> dict[str, SectionForm]:
     """The forms of these sections: a posted one reads the request, the others show `values`.
-    `values` are updated with what was posted, so SMTP knows the mode just chosen."""
+    `values` are updated with what was posted, so SMTP knows the mode just chosen.
+    `oauth_connection`: the inbox (or draft) is signed in with Microsoft 365 or Google."""
     values, kept, forms = dict(values), kept or {}, {}
     for section in sections:
         options: dict = {} if section in posted else {"formdata": None, "data": values}
@@ -45,6 +54,7 @@ def make_forms(
             options["inbox_id"] = inbox_id
         elif section in ("imap", "smtp"):
             options["kept_password"] = kept.get(section)
+            options["oauth"] = oauth_connection
         if section == "smtp":
             options["required"] = inbox_setup.smtp_required(values)
         elif section == "agents":
@@ -77,9 +87,21 @@ def check_sections(
     if not valid or "smtp" not in forms:
         return valid, {}
     imap, smtp = forms.get("imap"), forms["smtp"]
-    errors, results = inbox_setup.check_connections(
-        values, imap.password() if imap else None, smtp.password()
-    )
+    tested = [
+        which
+        for which, shown in (
+            ("imap", imap is not None and values["mode"] == "imap"),
+            ("smtp", bool(values["smtp_host"])),
+        )
+        if shown and not values[f"{which}_override"]
+    ]
+    token, refused = signed_in_token(smtp.oauth) if tested else ("", "")
+    if refused:  # no test can sign in; the fix is to reconnect (or to save anyway)
+        errors, results = {f"{which}_test": refused for which in tested}, {}
+    else:
+        errors, results = inbox_setup.check_connections(
+            values, imap.password() if imap else None, smtp.password(), oauth_token=token
+        )
     if imap is not None and "imap_test" in errors:
         imap.form_errors.append(errors["imap_test"])
     if imap is not None and "imap_folders" in errors:
@@ -97,15 +119,35 @@ def show_results(forms: dict[str, SectionForm], results: dict[str, ConnectionRes
         forms["imap"].imap_folders.offer(imap.folders)
 
 
-def connection_test(which: str, kept_password: str | None) -> ConnectionResult:
-    """A test button: sign in with the posted fields (a blank password uses the kept one)."""
+def connection_test(
+    which: str, kept_password: str | None, oauth_connection=None
+) -> ConnectionResult:
+    """A test button: sign in with the posted fields (a blank password uses the kept one),
+    or with the access token when the inbox is signed in with Microsoft 365 or Google."""
     form = (
-        ImapForm(kept_password=kept_password)
+        ImapForm(kept_password=kept_password, oauth=oauth_connection)
         if which == "imap"
-        else SmtpForm(kept_password=kept_password, required=True)
+        else SmtpForm(kept_password=kept_password, oauth=oauth_connection, required=True)
     )
     missing = form.missing_for_test()
     if missing:
         return ConnectionResult(False, "Fill in first: " + " ".join(missing))
+    token, refused = signed_in_token(oauth_connection)
+    if refused:
+        return ConnectionResult(False, refused)
     tester = test_imap if which == "imap" else test_smtp
-    return tester(form.values(), form.password() or "")
+    return tester(form.values(), form.password() or "", oauth_token=token)
+
+
+def signed_in_token(connection) -> tuple[str, str]:
+    """(access token, "") for a signed-in inbox, ("", "") for a password one, and ("", what
+    went wrong) when the provider would not give a token (revoked, unreachable)."""
+    if connection is None:
+        return "", ""
+    try:
+        return access_token(connection), ""
+    except OAuthRevoked as error:
+        label = PROVIDERS[connection.provider].label
+        return "", f"{error.words} Reconnect with {label} to sign in again."
+    except OAuthError as error:
+        return "", f"No access token: {error.words}. Try again in a moment."

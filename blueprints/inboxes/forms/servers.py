@@ -26,11 +26,21 @@ CONNECTION_FIELDS = ("host", "port", "security", "username", "password", "auth_m
 
 
 class ServerForm(SectionForm):
-    """IMAP or SMTP: a password that may be kept, and a live test (`check_sections`)."""
+    """IMAP or SMTP: a password that may be kept, and a live test (`check_sections`).
 
-    def __init__(self, *args, kept_password: str | None = None, **kwargs):
+    Signed in with Microsoft 365 or Google (`oauth`, the inbox's or the draft's
+    OAuthConnection), the server takes the token instead of a password (XOAUTH2) and the
+    user name is the mailbox signed in to, whatever was posted."""
+
+    def __init__(self, *args, kept_password: str | None = None, oauth=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.kept_password = kept_password
+        self.oauth = oauth
+        if oauth is not None:
+            self.sign_in_as(oauth.mailbox)
+
+    def sign_in_as(self, mailbox: str) -> None:
+        self[self.SECRETS[0].replace("password", "username")].data = mailbox
 
     @property
     def password_field(self) -> PasswordField:
@@ -100,7 +110,7 @@ class ImapForm(ServerForm):
     )
 
     def validate_imap_password(self, field) -> None:
-        if not self.password():
+        if not self.password() and self.oauth is None:
             raise ValidationError("Enter the password or app password of the mailbox.")
 
     def validate_imap_folders(self, field) -> None:
@@ -168,6 +178,10 @@ class SmtpForm(ServerForm):
         if self._signs_in() and not field.data:
             raise ValidationError("Enter the SMTP user name, or choose no authentication.")
 
+    def sign_in_as(self, mailbox: str) -> None:
+        super().sign_in_as(mailbox)
+        self.smtp_auth_method.data = "login"  # XOAUTH2 in fact; "none" would skip the token
+
     def validate_smtp_password(self, field) -> None:
-        if self._signs_in() and not self.password():
+        if self._signs_in() and not self.password() and self.oauth is None:
             raise ValidationError("Enter the SMTP password, or choose no authentication.")
