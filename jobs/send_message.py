@@ -21,8 +21,10 @@ from sqlalchemy import update
 from extensions import db
 from mail.smtp import DeliveryRefused, describe_refusal, send_mime, smtp_session
 from models import Message, utcnow
+from models.enums import NotificationEvent as Event
 from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from services.mail_credentials import NoTransport, provider_label, smtp_target_for
+from services.notifications import events as notifications
 from services.oauth import OAuthRevoked, OAuthUnavailable
 from services.outbound import compose, store_mime
 from services.replies import UNKNOWN_FATE
@@ -115,21 +117,30 @@ def _send(message: Message, number: int) -> str:
 
 
 def _fail(message: Message, number: int, reason: str) -> str:
-    finish(OUTGOING, message.id, number, delivery_status="failed", delivery_error=reason[:2000])
+    if finish(OUTGOING, message.id, number, delivery_status="failed", delivery_error=reason[:2000]):
+        _tell_author(message)
     log.warning("message %d failed: %s", message.id, reason)
     return "failed"
 
 
+def _tell_author(message: Message) -> None:
+    """The agent who wrote the reply hears that it was not (or may not have been) sent."""
+    db.session.refresh(message)
+    notifications.record(Event.SEND_FAILED, message.conversation, message=message)
+    db.session.commit()
+
+
 def _unknown(message: Message, number: int, reason: str) -> str:
     """The connection broke after DATA began: sending again could deliver it twice."""
-    finish(
+    if finish(
         OUTGOING,
         message.id,
         number,
         delivery_status="unknown",
         delivery_error=f"The connection broke after the reply was handed over ({reason}). "
         f"{UNKNOWN_FATE}"[:2000],
-    )
+    ):
+        _tell_author(message)
     log.warning("message %d: fate unknown (%s); an agent decides", message.id, reason)
     return "unknown"
 

@@ -7,6 +7,7 @@ from models.conversations import Attachment, Conversation, ConversationRead, Mes
 from models.inbound import InboundEmail
 from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
 from models.labels import ConversationLabel, Label
+from models.notifications import Notification, NotificationPreference, NotificationThread
 from models.oauth import OAuthConnection
 from models.users import User, UserSession
 from models.workspace import ReplyDraft, SavedReply
@@ -27,6 +28,9 @@ __all__ = [
     "InboxMember",
     "Label",
     "Message",
+    "Notification",
+    "NotificationPreference",
+    "NotificationThread",
     "OAuthConnection",
     "ReplyDraft",
     "SavedReply",

@@ -49,6 +49,9 @@ class InboundStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     BOUNCED = "bounced"
+    # Accepted by the ingress but not posted: a forged or expired agent reply address, a
+    # sender who is not that agent, an auto-reply or bounce to a notification.
+    REFUSED = "refused"
 
 
 class InboxMode(StrEnum):
@@ -107,6 +110,15 @@ class OAuthProvider(StrEnum):
     GOOGLE = "google"  # Gmail / Google Workspace
 
 
+class NotificationEvent(StrEnum):
+    NEW_CONVERSATION = "new_conversation"  # in an inbox I am a member of
+    ASSIGNED = "assigned"  # to me, by someone else, a rule or auto-assignment
+    CUSTOMER_REPLY = "customer_reply"  # on a conversation assigned to me
+    UNASSIGNED_REPLY = "unassigned_reply"  # on an unassigned conversation in my inbox
+    MENTION = "mention"  # @me in a note
+    SEND_FAILED = "send_failed"  # a reply of mine that could not be sent
+
+
 class Availability(StrEnum):
     ONLINE = "online"
     BUSY = "busy"
@@ -145,6 +157,9 @@ CHECKS: dict[str, dict[str, type[StrEnum]]] = {
     "reply_drafts": {"kind": DraftKind},  # added with its table by migration 0008
     "automation_rules": {"match": RuleMatch},  # added with its table by migration 0010
     "inbox_oauth": {"provider": OAuthProvider},  # added with its table by migration 0012
+    # added with their tables by migration 0013 (which also widens inbound_emails.status)
+    "notifications": {"event": NotificationEvent},
+    "notification_preferences": {"event": NotificationEvent},
 }
 
 

@@ -15,7 +15,9 @@ from sqlalchemy import func, or_, select
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, User, utcnow
+from models.enums import NotificationEvent as Event
 from models.enums import Role
+from services.notifications import events as notifications
 
 
 def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
@@ -47,6 +49,7 @@ def auto_assign(conversation: Conversation, inbox: Inbox) -> User | None:
     member.last_assigned_at = utcnow()
     conversation.assignee_id = user.id
     db.session.add(conversation.activity(f"Auto-assigned to {user.name}"))
+    notifications.record(Event.ASSIGNED, conversation)
     return user
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import Conversation, InboxMember, Message, User, utcnow
 from models.conversations import STATUSES
+from models.enums import NotificationEvent as Event
+from services.notifications import events as notifications
 
 NUMBER_RETRIES = 5
 # The largest id a row can have: ids are INTEGER columns, 32-bit on PostgreSQL. A larger
@@ -96,6 +98,7 @@ def update_conversation(
         conversation.assignee_id = assignee.id if assignee else None
         if assignee is not None:
             lines.append(f"{who} assigned this to {assignee.name}")
+            notifications.record(Event.ASSIGNED, conversation, actor_id=actor_id)
         else:
             former = current.name if current is not None else "the previous assignee"
             lines.append(f"{who} unassigned {former}")

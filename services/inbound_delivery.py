@@ -15,10 +15,12 @@ from extensions import db, get_settings
 from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Message, utcnow
+from models.enums import NotificationEvent as Event
 from services import automations
 from services.assignment import auto_assign
 from services.conversations import new_conversation
 from services.inbound_content import build_content, forget_attachments, store_attachments
+from services.notifications import events as notifications
 from services.routing import Route, conversation_by_subject, route
 
 DUPLICATE = "duplicate of a message already delivered"
@@ -34,6 +36,12 @@ class Outcome:
 
 def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     parsed = parse_email(raw, get_settings().attachment_max_bytes)
+    # An agent answering a notification is never a customer's email: posted, held or refused
+    # there alone. (Imported here: that module builds this one's Outcome.)
+    from services.notifications import reply_by_email
+
+    if reply_by_email.is_for_an_agent(parsed):
+        return reply_by_email.post_agent_reply(inbound, parsed)
     # An inbox known at receive time (IMAP polls its own mailbox) wins over the headers.
     where = route(parsed, inbound.inbox_id)
     if where.inbox is None:
@@ -116,7 +124,20 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         _mark_bounced_original(parsed, conversation)
     # Rules and the acknowledgement, in this transaction: exactly once per delivered message.
     effects = automations.run(message, conversation, parsed, is_new)
+    _tell_agents(conversation, message, is_new)
     return message, effects
+
+
+def _tell_agents(conversation: Conversation, message: Message, is_new: bool) -> None:
+    """The people this email concerns hear of it (as they chose), in the same transaction:
+    once per delivered email. Not when a rule has already closed it (spam)."""
+    if conversation.status == "resolved":
+        return
+    if is_new:
+        event = Event.NEW_CONVERSATION
+    else:
+        event = Event.CUSTOMER_REPLY if conversation.assignee_id else Event.UNASSIGNED_REPLY
+    notifications.record(event, conversation, message=message)
 
 
 def contact_person(contact: Contact) -> Person:

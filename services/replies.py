@@ -14,8 +14,11 @@ from mail.addresses import is_email_address, normalise, parse_addresses
 from mail.compose import OutgoingAttachment
 from mail.threading import outgoing_message_id
 from models import Attachment, Conversation, Inbox, Message, User, utcnow
+from models.enums import NotificationEvent as Event
 from services import background, reply_drafts
 from services.conversations import update_conversation
+from services.notifications import events as notifications
+from services.notifications import mentions
 
 log = logging.getLogger(__name__)
 # Why a reply is `unknown` (jobs/send_message.py, jobs/sweeps.py) ends with what to do.
@@ -108,6 +111,12 @@ def create_reply(
             conversation.token, message.id, message_domain(inbox)
         )
     _store_attachments(message, conversation, attachments or [])
+    if private:  # the people it @mentions hear of it
+        people = mentions.mentioned(text, conversation)
+        if people:
+            notifications.record(
+                Event.MENTION, conversation, message=message, actor_id=author.id, users=people
+            )
     conversation.last_activity_at = now
     reply_drafts.delete_for(conversation.id, author.id, commit=False)  # sent: no draft left
     db.session.commit()
