@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select
 
-from extensions import db, get_settings
+from extensions import db
 from mail.addresses import normalise, parse_addresses
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
 from services.access import visible_inboxes_query
+from services.routing import OurAddresses
 
 NAME_MAX = 255  # Contact.name's column
 NOTES_MAX = 10_000
@@ -65,7 +66,6 @@ _HEADERS = (
     .group_by(*_HEADER_COLUMNS)
     .order_by(func.min(Message.id))
 )
-_SUPPORT_ADDRESSES = select(Inbox.support_address)
 _EARLIER = (
     select(Conversation, Inbox.name, func.count().over())
     .join(Inbox, Inbox.id == Conversation.inbox_id)
@@ -87,26 +87,20 @@ def participants(conversation: Conversation, contact: Contact) -> list[Participa
     """Everyone else on the conversation's emails (From, To, Cc of every email in and out),
     less the contact and the inbox's own addresses, in order of first appearance."""
     rows = db.session.execute(_HEADERS, {"conversation_id": conversation.id}).all()
-    skip = {normalise(contact.email)} | _our_addresses(conversation)
-    domain = (get_settings().inbound_domain or "").lower()
+    contact_address, ours = normalise(contact.email), OurAddresses()
     found: dict[str, Participant] = {}
     for row in rows:
         for name, address in parse_addresses(
             [row.from_address, row.to_addresses, row.cc_addresses]
         ):
-            if normalise(address) in skip or (domain and address.endswith("@" + domain)):
-                continue
+            if normalise(address) == contact_address or address in ours:
+                continue  # a colleague's inbox on Cc is not a participant either
             known = found.get(address)
             if known is None:
                 found[address] = Participant(name=name, address=address)
             elif name and not known.name:
                 known.name = name
     return list(found.values())
-
-
-def _our_addresses(conversation: Conversation) -> set[str]:
-    """Every inbox's support address: a colleague's inbox on Cc is not a participant."""
-    return {normalise(a) for a in db.session.scalars(_SUPPORT_ADDRESSES) if a}
 
 
 def _earlier_conversations(user: User, conversation: Conversation) -> dict:

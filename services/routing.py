@@ -33,6 +33,24 @@ def _refused(inbox: Inbox) -> Route:
     return Route(None, refusal=refusal(inbox))
 
 
+class OurAddresses:
+    """Addresses that are Threadline itself: any inbox's support address, or anything at
+    the inbound domain (forwarding and reply+ continuity addresses). Mail from there is
+    never a customer, a participant or someone to answer automatically. Reads the inboxes
+    once: keep one for a whole check."""
+
+    def __init__(self) -> None:
+        self.support = {normalise(a) for a in db.session.scalars(_SUPPORT_ADDRESSES) if a}
+        self.domain = (get_settings().inbound_domain or "").lower()
+
+    def __contains__(self, address: object) -> bool:
+        found = normalise(str(address or ""))
+        return found in self.support or bool(self.domain and found.endswith("@" + self.domain))
+
+
+_SUPPORT_ADDRESSES = select(Inbox.support_address)
+
+
 def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
     """reply+token first, then the inbox (the one the mail was fetched for, as with IMAP,
     else by address), then header threading inside it."""

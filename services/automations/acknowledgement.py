@@ -22,13 +22,13 @@ from types import SimpleNamespace
 
 from sqlalchemy import func, select
 
-from extensions import db, get_settings
-from mail.addresses import normalise
+from extensions import db
 from mail.model import ParsedEmail
 from models import AutoAcknowledgement, Conversation, Inbox, Message, utcnow
 from services.automations.outgoing import queue_automatic_reply
 from services.business_hours import within_hours
 from services.labels import conversation_labels
+from services.routing import OurAddresses
 from services.saved_replies import render_text, variable_values
 
 KIND = "acknowledgement"
@@ -73,10 +73,7 @@ def acknowledge(
     Returns whether it was queued."""
     inbox = conversation.inbox
     contact = conversation.contact
-    if message.auto_flag or parsed.auto_flag or parsed.list_header:
-        return False
-    senders = {contact.email, *(p.address for p in (parsed.from_, parsed.contact) if p)}
-    if any(is_our_address(address) for address in senders):
+    if why_not_answer(message, parsed, contact):
         return False
     settings = db.session.get(AutoAcknowledgement, inbox.id)
     window = settings.window_minutes if settings is not None else DEFAULT_WINDOW_MINUTES
@@ -97,14 +94,16 @@ def acknowledge(
     return True
 
 
-def is_our_address(address: str) -> bool:
-    """Any inbox's support or forwarding address, or anything at the inbound domain (reply+
-    continuity addresses included): mail from there is ours and never acknowledged."""
-    address = normalise(address or "")
-    domain = (get_settings().inbound_domain or "").lower()
-    if domain and address.endswith("@" + domain):
-        return True
-    return address in {normalise(a) for a in db.session.scalars(select(Inbox.support_address))}
+def why_not_answer(message: Message, parsed: ParsedEmail, contact) -> str | None:
+    """The loop guard of everything sent automatically: never to automatic or list mail,
+    nor to our own address. None when answering is fine, else why not."""
+    if message.auto_flag or parsed.auto_flag or parsed.list_header:
+        return "it was sent automatically"
+    ours = OurAddresses()
+    senders = {contact.email, *(p.address for p in (parsed.from_, parsed.contact) if p)}
+    if any(address in ours for address in senders):
+        return "it came from our own address"
+    return None
 
 
 def _sent_within(inbox: Inbox, contact_id: int, window_minutes: int) -> bool:

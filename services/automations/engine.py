@@ -34,7 +34,7 @@ from models import (
     utcnow,
 )
 from services.assignment import next_among
-from services.automations.acknowledgement import acknowledge, is_our_address
+from services.automations.acknowledgement import acknowledge, why_not_answer
 from services.automations.catalog import describe_action, describe_condition
 from services.automations.outgoing import queue_automatic_reply
 from services.business_hours import within_hours
@@ -317,10 +317,8 @@ def _send_saved_reply(message, conversation, parsed, reply_id: int, by: str, eff
     reply = db.session.get(SavedReply, reply_id)
     if reply is None or reply.owner_id is not None or reply.inbox_id not in (None, inbox.id):
         raise RuleFailed(f"saved reply #{reply_id} was deleted or is no longer shared here")
-    senders = {contact.email, *(p.address for p in (parsed.from_, parsed.contact) if p)}
-    automatic = message.auto_flag or parsed.auto_flag or parsed.list_header
-    if automatic or any(is_our_address(address) for address in senders):
-        why = "it was sent automatically" if automatic else "it came from our own address"
+    why = why_not_answer(message, parsed, contact)
+    if why:
         line = f"{by} did not send the saved reply '{reply.name}': {why}"
         db.session.add(conversation.activity(line[:2000]))
         return
