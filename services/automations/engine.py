@@ -12,13 +12,11 @@ that stored email" without writing anything.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from email.utils import getaddresses, parseaddr
+from datetime import timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 
 from extensions import db
 from mail.model import ParsedEmail
@@ -35,18 +33,16 @@ from models import (
 )
 from services.assignment import next_among
 from services.automations.acknowledgement import acknowledge, why_not_answer
-from services.automations.catalog import describe_action, describe_condition
+from services.automations.catalog import describe_action
+from services.automations.conditions import facts_of_delivery, facts_of_stored, matches
 from services.automations.outgoing import queue_automatic_reply
-from services.business_hours import within_hours
 from services.conversations import update_conversation
 from services.labels import conversation_labels, get_or_create_label, key, set_labels
 from services.saved_replies import render_text, variable_values
 
 log = logging.getLogger(__name__)
 
-TEXT_LIMIT = 100_000  # a `text` condition reads this much of the body
 SPAM_LABEL = "spam"
-NEGATIVE_OPS = {"not_contains": "contains", "is_not": "is"}
 
 _RULES = (  # built once: every delivered message runs it
     select(AutomationRule)
@@ -60,21 +56,6 @@ _RULES = (  # built once: every delivered message runs it
 
 class RuleFailed(Exception):
     """An action that cannot be done now; the message says why, for `rule_errors`."""
-
-
-@dataclass
-class Facts:
-    """What conditions look at, from a message being delivered or a stored one."""
-
-    kind: str  # new | reply
-    sender: str  # lower-case address
-    recipients: list[str]  # every To and Cc address, lower-case
-    subject: str
-    text: str
-    has_attachments: bool
-    auto_flag: str | None
-    inbox: Inbox
-    arrived_at: datetime
 
 
 @dataclass
@@ -92,14 +73,14 @@ def run_rules(
         rules = list(db.session.scalars(_RULES, {"inbox_id": message.inbox_id}))
         if not rules:
             return
-        facts = _facts_of_delivery(message, conversation, parsed, is_new)
+        facts = facts_of_delivery(message, conversation, parsed, is_new)
     except Exception as exc:  # delivery must go on whatever the rules' state
         log.exception("automation rules not run for message %s", message.id)
         _record_failure(message, f"Rules not run: {_why(exc)}")
         return
     for rule in rules:
         try:
-            matched = _matches(rule, facts)[0]
+            matched = matches(rule, facts)[0]
         except Exception as exc:
             log.exception("rule %s failed on message %s", rule.id, message.id)
             _record_failure(message, f"Rule '{rule.name}': {_why(exc)}")
@@ -125,96 +106,13 @@ def dry_run(inbox: Inbox, rule, message: Message) -> DryRun:
     """Would `rule` (an AutomationRule or a catalog.CleanRule) match the stored `message`,
     and what would it do? Reads only."""
     with db.session.no_autoflush:
-        facts = _facts_of_stored(inbox, message)
-        matched, checks = _matches(rule, facts)
+        facts = facts_of_stored(inbox, message)
+        matched, checks = matches(rule, facts)
         would_do = []
         if matched:
             names = _user_names(rule.actions)
             would_do = [describe_action(action, names) for action in rule.actions]
     return DryRun(matched, checks, would_do)
-
-
-# --- conditions ------------------------------------------------------------------------------
-
-
-def _facts_of_delivery(message, conversation, parsed: ParsedEmail, is_new: bool) -> Facts:
-    person = parsed.from_ or parsed.contact
-    sender = person.address if person else parseaddr(message.from_address)[1]
-    return Facts(
-        kind="new" if is_new else "reply",
-        sender=sender.lower(),
-        recipients=[p.address.lower() for p in [*parsed.to, *parsed.cc]],
-        subject=message.subject or "",
-        text=(message.text_body or "")[:TEXT_LIMIT],
-        has_attachments=any(not a.inline for a in parsed.attachments),
-        auto_flag=message.auto_flag,
-        inbox=conversation.inbox,
-        arrived_at=message.created_at or utcnow(),
-    )
-
-
-def _facts_of_stored(inbox: Inbox, message: Message) -> Facts:
-    first_incoming = db.session.scalar(
-        select(func.min(Message.id)).where(
-            Message.conversation_id == message.conversation_id, Message.direction == "incoming"
-        )
-    )
-    recipients = getaddresses([message.to_addresses or "", message.cc_addresses or ""])
-    return Facts(
-        kind="new" if first_incoming == message.id else "reply",
-        sender=parseaddr(message.from_address or "")[1].lower(),
-        recipients=[address.lower() for _, address in recipients if address],
-        subject=message.subject or "",
-        text=(message.text_body or "")[:TEXT_LIMIT],
-        has_attachments=any(not a.inline for a in message.attachments),
-        auto_flag=message.auto_flag,
-        inbox=inbox,
-        arrived_at=message.created_at,
-    )
-
-
-def _matches(rule, facts: Facts) -> tuple[bool, list[tuple[str, bool]]]:
-    checks = [(describe_condition(c), _holds(c, facts)) for c in rule.conditions]
-    results = [held for _, held in checks]
-    matched = any(results) if rule.match == "any" else bool(results) and all(results)
-    return matched, checks
-
-
-def _holds(condition: dict, facts: Facts) -> bool:
-    field_, op, value = condition["field"], condition["op"], condition["value"]
-    if field_ == "kind":
-        return facts.kind == value
-    if field_ == "has_attachments":
-        return facts.has_attachments == (value == "yes")
-    if field_ == "automatic":
-        return (facts.auto_flag == value) == (op == "is")
-    if field_ == "hours":
-        return within_hours(facts.inbox, facts.arrived_at) == (value == "within")
-    candidates = {
-        "from": [facts.sender],
-        "to": facts.recipients,
-        "subject": [facts.subject],
-        "text": [facts.text],
-    }[field_]
-    # "To does not contain x": none of the addresses does (the opposite of "any does").
-    if op in NEGATIVE_OPS:
-        return not any(_text_holds(NEGATIVE_OPS[op], value, text) for text in candidates)
-    return any(_text_holds(op, value, text) for text in candidates)
-
-
-def _text_holds(op: str, value: str, text: str) -> bool:
-    if op == "matches":
-        return re.search(value, text, re.IGNORECASE) is not None
-    text = text.casefold()  # the catalog stores values casefolded
-    if op == "contains":
-        return value in text
-    if op == "is":
-        return text == value
-    if op == "starts_with":
-        return text.startswith(value)
-    if op == "ends_with":
-        return text.endswith(value)
-    raise RuleFailed(f"unknown test {op!r}")
 
 
 # --- actions ---------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def test_kind_reply_matches_the_second_email_of_a_thread(app, client, inbox):
     [(True, "within", True), (False, "within", False), (False, "outside", True)],
 )
 def test_business_hours_condition(app, client, inbox, monkeypatch, within, value, matches):
-    from services.automations import engine
+    from services.automations import conditions
 
     seen = []
 
@@ -179,7 +179,7 @@ def test_business_hours_condition(app, client, inbox, monkeypatch, within, value
         seen.append((the_inbox.id, moment))
         return within
 
-    monkeypatch.setattr(engine, "within_hours", within_hours)
+    monkeypatch.setattr(conditions, "within_hours", within_hours)
     inbox.business_hours = {"mon": [["09:00", "17:00"]]}
     db.session.commit()
     rule(inbox, conditions=[{"field": "hours", "op": "is", "value": value}])
