@@ -13,6 +13,7 @@ from jobs.sweeps import (
     recover_outgoing,
     wake_snoozed,
 )
+from services.notifications.email import send_due_notification_emails
 from services.oauth import purge_abandoned_drafts
 from services.sessions import purge_expired_sessions
 
@@ -29,3 +30,6 @@ cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_tim
 cron.register(purge_expired_sessions, queue_name="low", cron="43 * * * *", job_timeout=300)
 # Tokens of wizard drafts nobody finished (a draft lives a day).
 cron.register(purge_abandoned_drafts, queue_name="low", cron="51 * * * *", job_timeout=300)
+# Notification emails wait ~10 s after their event (services/notifications/events.py), so
+# they leave within 20 s; each run claims its emails, so overlapping runs send nothing twice.
+cron.register(send_due_notification_emails, queue_name="default", interval=10, job_timeout=120)

@@ -186,6 +186,7 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.imap_poll.enqueue_due_imap_polls",
         "services.sessions.purge_expired_sessions",
         "services.oauth.purge_abandoned_drafts",
+        "services.notifications.email.send_due_notification_emails",
     }
     purge = jobs["services.sessions.purge_expired_sessions"]
     assert purge.cron == "43 * * * *" and purge.queue_name in QUEUE_NAMES
@@ -194,6 +195,8 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
     for name in ("recover_inbound", "recover_outgoing"):  # well within a 20 s lease + 60 s
         sweep = jobs[f"jobs.sweeps.{name}"]
         assert sweep.interval == 15 and sweep.queue_name in QUEUE_NAMES
+    notify = jobs["services.notifications.email.send_due_notification_emails"]
+    assert notify.interval == 10 and notify.queue_name == "default"
     wake = jobs["jobs.sweeps.wake_snoozed"]
     assert wake.interval == 60 and wake.queue_name in QUEUE_NAMES
     job = jobs["jobs.sweeps.incinerate_processed_raw_emails"]
