@@ -1,9 +1,10 @@
 """The RQ job that processes one InboundEmail: claim it, deliver it, record the outcome.
 
-Status lifecycle: pending → processing → delivered | bounced | failed. A failure records
-its reason and re-raises so RQ retries with backoff; the last failure stays `failed`. The
-claim is a lease renewed while the job runs (services/leases.py): a killed worker's message is
-taken over by the sweep once the lease runs out.
+Status lifecycle: pending → processing → delivered | bounced | refused | failed (refused: an
+agent's answer by email that was not posted, services/notifications/reply_by_email.py). A
+failure records its reason and re-raises so RQ retries with backoff; the last failure stays
+`failed`. The claim is a lease renewed while the job runs (services/leases.py): a killed
+worker's message is taken over by the sweep once the lease runs out.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from storage import DamagedObject
 
 log = logging.getLogger(__name__)
 
-FINAL = ("delivered", "bounced")
+FINAL = ("delivered", "bounced", "refused")
 DAMAGED_HINT = (
     "not delivered; it is retried, and a post of the same message by the sender rewrites the "
     "copy (or restore the object from a backup and run `flask inbound reprocess`)"

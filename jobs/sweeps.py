@@ -22,7 +22,7 @@ from services.leases import INBOUND, OUTGOING, lease_expired
 log = logging.getLogger(__name__)
 
 # Failed and pending messages are kept: an admin may still reprocess them.
-INCINERATE_STATUSES = ("delivered", "bounced")
+INCINERATE_STATUSES = ("delivered", "bounced", "refused")
 BATCH = 500
 
 

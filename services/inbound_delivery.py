@@ -28,7 +28,7 @@ DUPLICATE = "duplicate of a message already delivered"
 
 @dataclass
 class Outcome:
-    status: str  # delivered | bounced
+    status: str  # delivered | bounced | refused
     reason: str | None = None
     message_pk: int | None = None
     inbox_id: int | None = None  # the inbox routing chose, recorded on the row with the outcome

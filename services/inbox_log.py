@@ -14,7 +14,8 @@ bounce is still found by its sender until its raw copy is incinerated, and it co
 cheap query once no NULL row is left.
 
 The search matches the stored From, To and Subject, the From, To, Cc and Subject of the
-delivered message, and the Message-ID, source and reason (a bounce names its recipients).
+delivered message, and the Message-ID, source and reason (a bounce names its recipients, a
+refused agent answer by email says why: services/notifications/reply_by_email.py).
 """
 
 from __future__ import annotations

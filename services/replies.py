@@ -76,8 +76,11 @@ def create_reply(
     cc: list[str] | str | None = None,
     bcc: list[str] | str | None = None,
     attachments: list[OutgoingAttachment] | None = None,
+    inbound_email_id: int | None = None,
 ) -> Message:
     """Record a note (never emailed) or an outgoing reply (queued, then sent by a job).
+    `inbound_email_id`: the agent's email it came from (a reply by email), linked in the
+    same commit, so a retried job finds it posted and never posts it twice.
 
     `to` is who the reply goes to (the composer's To chips); None (the API without `to`,
     older callers) means the conversation's contact, as reply-all has it. A note has no
@@ -102,6 +105,7 @@ def create_reply(
         bcc_addresses=", ".join(bcc_list),
         subject=conversation.subject,
         delivery_status=None if private else "queued",
+        inbound_email_id=inbound_email_id,
     )
     db.session.add(message)
     db.session.flush()
