@@ -19,7 +19,7 @@ from services.automations import catalog, engine
 from services.inbound_reprocess import reprocess
 from services.labels import conversation_labels
 from tests.conftest import global_smtp
-from tests.support.inbound import post_relay, work_inbound
+from tests.support.inbound import deliver, work_inbound
 
 
 @pytest.fixture
@@ -50,15 +50,6 @@ def with_attachment(message_id="att@customer.example"):
         '--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="a.pdf"'
         "\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n"
     ).encode()
-
-
-def deliver(app, client, raw: bytes) -> Message:
-    post_relay(client, raw)
-    work_inbound(app)
-    db.session.expire_all()
-    return db.session.scalars(
-        select(Message).where(Message.direction == "incoming").order_by(Message.id.desc())
-    ).first()
 
 
 def rule(inbox, name="VIP customers", conditions=None, actions=None, **options) -> AutomationRule:

@@ -32,7 +32,7 @@ from services.notifications.events import set_preferences
 from services.notifications.reply_address import address_for
 from services.replies import create_reply
 from tests.conftest import global_smtp
-from tests.support.inbound import post_relay, work_inbound
+from tests.support.inbound import deliver
 
 DOMAIN = "reply.example.com"
 PRINTER = "Hello, the printer is on fire."
@@ -82,15 +82,6 @@ def email(
         f"Subject: {subject}\r\nMessage-ID: <{message_id}>\r\n{threading_headers}"
         f"Content-Type: {content_type}; charset=utf-8\r\n\r\n{body}\r\n"
     ).encode()
-
-
-def deliver(app, client, raw: bytes) -> Message:
-    post_relay(client, raw)
-    work_inbound(app)
-    db.session.expire_all()
-    return db.session.scalars(
-        select(Message).where(Message.direction == "incoming").order_by(Message.id.desc())
-    ).first()
 
 
 def reply_from_carla(app, client, n: int, body: str) -> Message:

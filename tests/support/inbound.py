@@ -22,3 +22,18 @@ def work_inbound(app) -> None:
     from worker import build_worker
 
     build_worker(app, ["inbound"], simple=True).work(burst=True)
+
+
+def deliver(app, client, raw: bytes):
+    """Through the relay ingress and the worker; the newest incoming message afterwards."""
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Message
+
+    post_relay(client, raw)
+    work_inbound(app)
+    db.session.expire_all()
+    return db.session.scalars(
+        select(Message).where(Message.direction == "incoming").order_by(Message.id.desc())
+    ).first()
