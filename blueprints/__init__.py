@@ -23,11 +23,13 @@ def register_all(app: Flask) -> None:
     from blueprints.inboxes import bp as inboxes_bp
     from blueprints.inboxes import global_bp as global_rules_bp
     from blueprints.ingress import bp as ingress_bp
+    from blueprints.notifications import bp as notifications_bp
     from blueprints.presentation import register as register_presentation
     from blueprints.profile import bp as profile_bp
     from blueprints.saved_replies import bp as saved_replies_bp
     from blueprints.security_headers import register as register_security_headers
     from blueprints.two_factor import bp as two_factor_bp
+    from blueprints.unsubscribe import bp as unsubscribe_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
@@ -45,6 +47,8 @@ def register_all(app: Flask) -> None:
     app.register_blueprint(saved_replies_bp)
     app.register_blueprint(two_factor_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(unsubscribe_bp)
+    app.register_blueprint(notifications_bp)
     register_error_pages(app)
     register_security_headers(app)
     register_presentation(app)

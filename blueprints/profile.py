@@ -1,16 +1,18 @@
-"""The signed-in user's own page: who they are, password, sessions, time zone, API token."""
+"""The signed-in user's own page: who they are, password, sessions, time zone, notifications,
+API token."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from extensions import db
 from services import account
 from services.access import visible_inboxes_query
+from services.notifications import events
 from services.passwords import MAX_LENGTH
 from services.sessions import active_sessions, end_session_by_id
 from services.timezones import is_zone, zone_names
@@ -63,11 +65,64 @@ class TimezoneForm(FlaskForm):
             )
 
 
+TICKED = ("y", "on", "true", "1")  # what a ticked box may send; an unticked one sends nothing
+
+
+def _a_tick(form, field):
+    if field.raw_data and field.raw_data[0] not in TICKED:
+        raise ValidationError(
+            f"“{field.raw_data[0][:32]}” is not a choice here: tick the box or leave it empty."
+        )
+
+
+class _NotificationsBase(FlaskForm):
+    """Per event (events.EVENTS, in its order) two boxes, `<event>_email` and
+    `<event>_in_app`; a field the page does not draw is refused, not ignored."""
+
+    def rows(self):
+        for event, (label, description) in events.EVENTS.items():
+            yield event, label, description, self[f"{event}_email"], self[f"{event}_in_app"]
+
+    def choices(self) -> dict[str, tuple[bool, bool]]:
+        return {event: (email.data, in_app.data) for event, _, _, email, in_app in self.rows()}
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        unknown = sorted(set(request.form) - set(self._fields) - {"csrf_token"})
+        if unknown:
+            self.form_errors.append(
+                f"“{unknown[0][:40]}” is not a notification setting. "
+                "Reload the page and save again."
+            )
+            return False
+        return valid
+
+
+def _event_fields() -> dict:
+    fields = {}
+    for event, (label, _) in events.EVENTS.items():
+        fields[f"{event}_email"] = BooleanField(f"Email: {label}", validators=[_a_tick])
+        fields[f"{event}_in_app"] = BooleanField(f"In the app: {label}", validators=[_a_tick])
+    return fields
+
+
+NotificationsForm = type("NotificationsForm", (_NotificationsBase,), _event_fields())
+
+
+def _notifications_form(user) -> FlaskForm:
+    """The boxes as the person chose them (or the defaults)."""
+    data = {}
+    for event, (email, in_app) in events.preferences(user).items():
+        data[f"{event}_email"], data[f"{event}_in_app"] = email, in_app
+    return NotificationsForm(formdata=None, data=data)
+
+
 def _page(
     new_token: str | None = None,
     status: int = 200,
     password_form: PasswordForm | None = None,
     timezone_form: TimezoneForm | None = None,
+    notifications_form: FlaskForm | None = None,
 ):
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
     response = render_template(
@@ -76,6 +131,7 @@ def _page(
         new_token=new_token,
         password_form=password_form or PasswordForm(formdata=None),
         timezone_form=timezone_form or TimezoneForm(formdata=None, obj=current_user),
+        notifications_form=notifications_form or _notifications_form(current_user),
         action_form=ActionForm(formdata=None),
         sessions=active_sessions(current_user),
     )
@@ -122,6 +178,22 @@ def set_timezone():
             flash(f"Times are now shown in {form.timezone.data}.")
             return redirect(url_for("profile.index"))
     return _page(status=422, timezone_form=form)
+
+
+@bp.post("/notifications")
+@login_required
+def set_notifications():
+    """Per event: by email, in the app (the bell), both or neither."""
+    form = NotificationsForm()
+    if form.validate_on_submit():
+        try:
+            events.set_preferences(current_user, form.choices())
+        except ValueError as exc:
+            form.form_errors.append(f"Not saved: {exc}.")
+        else:
+            flash("Your notification settings are saved.")
+            return redirect(url_for("profile.index", _anchor="notifications"), 303)
+    return _page(status=422, notifications_form=form)
 
 
 @bp.post("/password")

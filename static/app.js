@@ -3,6 +3,24 @@
 // on the document: it works for content htmx swaps in later without rebinding anything.
 "use strict";
 
+// Put `text` in place of start..end of a textarea, as typing would: execCommand keeps the
+// browser's undo history; setRangeText is the fallback (then "input" is sent by hand, as
+// drafts save on input). Shared by the saved replies' picker and the @mention list.
+function insertAtCaret(textarea, text, start, end) {
+  textarea.focus();
+  textarea.setSelectionRange(start, end);
+  let done = false;
+  try {
+    done = document.execCommand("insertText", false, text);
+  } catch {
+    done = false;
+  }
+  if (!done || textarea.value.slice(start, start + text.length) !== text) {
+    textarea.setRangeText(text, start, end, "end");
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+}
+
 document.addEventListener("click", (event) => {
   const copy = event.target.closest("[data-copy-target]");
   if (copy) {

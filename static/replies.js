@@ -185,19 +185,7 @@
   }
 
   function insert(textarea, text, start, end) {
-    textarea.focus();
-    textarea.setSelectionRange(start, end);
-    // execCommand keeps the browser's undo history; setRangeText is the fallback.
-    let done = false;
-    try {
-      done = document.execCommand("insertText", false, text);
-    } catch {
-      done = false;
-    }
-    if (!done || textarea.value.slice(start, start + text.length) !== text) {
-      textarea.setRangeText(text, start, end, "end");
-      textarea.dispatchEvent(new Event("input", { bubbles: true })); // drafts save on input
-    }
+    insertAtCaret(textarea, text, start, end); // app.js
   }
 
   function choose(picker, option) {

@@ -1,10 +1,11 @@
 """One thread: the page, its message poll, a long thread's earlier messages and who else is
 viewing it. None of them writes: the thread drawn on the agent's screen marks itself read with
-a POST (thread_actions.read)."""
+a POST (thread_actions.read), and its conversation's notifications with another
+(notifications.read, asked for by _messages.html only when there are unread ones)."""
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request, url_for
+from flask import g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.conversations.blueprint import bp
@@ -17,8 +18,9 @@ from blueprints.conversations.pages import (
 )
 from blueprints.htmx import is_htmx
 from extensions import db
-from models import Contact
+from models import Contact, Conversation, User
 from services import presence, workspace
+from services.notifications import mentions
 from services.timezones import local
 
 
@@ -27,7 +29,29 @@ def thread_helpers():
     return {
         "local_time": lambda moment: local(moment, current_user),
         "viewers_of": lambda cid: presence.viewers(cid, excluding=current_user),
+        "mention_choices": mention_choices,
+        "highlight_mentions": lambda text, conversation: mentions.highlight(
+            text, _mentionable(conversation)
+        ),
     }
+
+
+def _mentionable(conversation: Conversation) -> list[User]:
+    """Who can be @mentioned here, read once per request: the composer's list and every
+    note's highlighting use the same people."""
+    known = g.setdefault("mentionable", {})
+    if conversation.id not in known:
+        known[conversation.id] = mentions.mentionable(conversation)
+    return known[conversation.id]
+
+
+def mention_choices(conversation: Conversation) -> list[dict]:
+    """The composer's @mention list (static/mentions.js): everyone but me, by name."""
+    return [
+        {"name": person.name, "email": person.email}
+        for person in _mentionable(conversation)
+        if person.id != current_user.id and person.name
+    ]
 
 
 @bp.route("/conversations/<int:conversation_id>")

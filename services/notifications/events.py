@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import (
@@ -195,10 +196,32 @@ def unread_count(user: User) -> int:
     )
 
 
+def has_unread(user: User, conversation_id: int) -> bool:
+    """Unread notifications about this conversation (one indexed EXISTS)."""
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(
+                    Notification.user_id == user.id,
+                    Notification.conversation_id == conversation_id,
+                    Notification.read_at.is_(None),
+                )
+            )
+        )
+    )
+
+
 def recent(user: User, *, mentions_only: bool = False, limit: int = 50) -> list[Notification]:
-    """The person's in-app notifications, newest first."""
-    query = select(Notification).where(
-        Notification.user_id == user.id, Notification.in_app.is_(True)
+    """The person's in-app notifications, newest first, with what the list shows of each
+    (conversation and contact, who did it, the message) loaded in a few queries."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user.id, Notification.in_app.is_(True))
+        .options(
+            selectinload(Notification.conversation).selectinload(Conversation.contact),
+            selectinload(Notification.actor),
+            selectinload(Notification.message),
+        )
     )
     if mentions_only:
         query = query.where(Notification.event == Event.MENTION)
