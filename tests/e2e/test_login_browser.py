@@ -56,6 +56,7 @@ def test_admin_worker_check_updates_by_itself_when_a_worker_runs_the_job(
     sign_in(admin.email, admin.plain_password)
     page.get_by_role("link", name="System").click()
     expect(page.get_by_role("heading", name="System")).to_be_visible()
+    page.wait_for_load_state("load")  # htmx (a deferred script) listens before the click
 
     failed = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else 0)

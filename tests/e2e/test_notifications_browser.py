@@ -233,6 +233,8 @@ def test_the_bell_follows_new_email_without_a_reload(app, browser, team, live_se
         expect(bell).to_have_attribute("aria-label", "Notifications, 1 unread", timeout=POLL)
         expect(bell.locator(".bell-count")).to_have_text("1")
         assert page.evaluate("document.body.dataset.sameDocument") == "yes", "the page reloaded"
+        # The script pops it up after the bell is swapped in: wait for it, not for a time.
+        page.wait_for_function("(window.__shown || []).length > 0")
         shown = page.evaluate("window.__shown")
         newest = db.session.scalar(
             select(Notification.id).where(

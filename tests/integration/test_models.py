@@ -17,6 +17,9 @@ from models import (
     Inbox,
     InboxMember,
     Message,
+    Notification,
+    NotificationPreference,
+    OAuthConnection,
     ReplyDraft,
     SmtpSettings,
     User,
@@ -199,6 +202,15 @@ def test_every_status_and_choice_column_refuses_a_value_outside_its_enum(app, ta
     db.session.flush()
     db.session.add(ReplyDraft(conversation_id=conversation.id, user_id=user.id, text="Hi"))
     db.session.add(AutomationRule(inbox_id=inbox.id, name="VIP", conditions=[], actions=[]))
+    db.session.add(
+        OAuthConnection(
+            inbox_id=inbox.id, provider="google", mailbox="u@example.com", refresh_token="r"
+        )
+    )
+    db.session.add(Notification(user_id=user.id, conversation_id=conversation.id, event="mention"))
+    db.session.add(
+        NotificationPreference(user_id=user.id, event="mention", email=True, in_app=True)
+    )
     db.session.commit()
     with pytest.raises(IntegrityError, match=rf"(?i)check|ck_{table}_{column}"):
         db.session.execute(text(f"UPDATE {table} SET {column} = 'exploded'"))
