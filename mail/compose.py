@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import re
 import struct
@@ -73,13 +74,32 @@ def bounded_references(references: list[str], in_reply_to: str | None) -> list[s
     return chain
 
 
-def thread_index(conversation_token: str, started: datetime, position: int) -> str:
-    """Outlook's Thread-Index: a 22-byte header fixed per conversation (time + GUID from the
-    token) and one 5-byte child block per reply, so Outlook groups the thread consistently."""
-    filetime = int(started.timestamp() * 10_000_000) + _FILETIME_OFFSET
-    header = struct.pack(">Q", filetime)[:6] + bytes.fromhex(conversation_token[:32].ljust(32, "0"))
-    children = b"".join(struct.pack(">IB", n, 0) for n in range(1, position + 1))
-    return base64.b64encode(header + children).decode()
+def filetime(moment: datetime) -> int:
+    """A Windows FILETIME: 100-nanosecond intervals since 1601-01-01 UTC."""
+    return int(moment.timestamp() * 10_000_000) + _FILETIME_OFFSET
+
+
+def thread_index(conversation_token: str, started: datetime, replies: list[datetime]) -> str:
+    """Outlook's Thread-Index, laid out as MS-OXOMSG 2.2.1.3 (PidTagConversationIndex) has it.
+
+    The 22-byte header is fixed per conversation: a reserved 0x01, the conversation's start
+    as the 40 high bits of its FILETIME (big-endian), and a GUID (the conversation token's
+    first 16 bytes). Then one 5-byte response level per reply of ours so far, in order: the
+    DC bit and 31 bits of the time since the header (bits 18-48 of the FILETIME difference;
+    bits 23-53, with DC set, once that no longer fits), 4 random bits (derived from the token,
+    so a rebuilt message is the same) and a 4-bit sequence count."""
+    header_time = filetime(started) >> 24
+    guid = bytes.fromhex(conversation_token[:32].ljust(32, "0"))
+    blocks = [b"\x01" + header_time.to_bytes(5, "big") + guid]
+    for level, moment in enumerate(replies, start=1):
+        delta = max(filetime(moment) - (header_time << 24), 0)
+        if delta >> 18 < 1 << 31:
+            first = delta >> 18
+        else:
+            first = (1 << 31) | ((delta >> 23) & 0x7FFFFFFF)
+        random_bits = hashlib.sha256(f"{conversation_token}:{level}".encode()).digest()[0] >> 4
+        blocks.append(struct.pack(">IB", first, (random_bits << 4) | (level & 0x0F)))
+    return base64.b64encode(b"".join(blocks)).decode()
 
 
 def text_to_html(text: str) -> str:

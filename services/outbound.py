@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from extensions import db, get_settings, get_storage
 from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
@@ -75,11 +75,16 @@ def compose(message: Message) -> OutgoingEmail:
         if continuity
         else inbox.support_address
     )
-    position = db.session.scalar(
-        select(func.count(Message.id)).where(
-            Message.conversation_id == conversation.id,
-            Message.direction == "outgoing",
-            Message.id <= message.id,
+    # Ours so far, this one included: one response level each in Thread-Index.
+    replied_at = list(
+        db.session.scalars(
+            select(Message.created_at)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.direction == "outgoing",
+                Message.id <= message.id,
+            )
+            .order_by(Message.id)
         )
     )
     text = message.text_body
@@ -100,7 +105,7 @@ def compose(message: Message) -> OutgoingEmail:
         html=None,
         in_reply_to=parent.message_id if parent else None,
         references=references,
-        thread_index=thread_index(conversation.token, conversation.created_at, position),
+        thread_index=thread_index(conversation.token, conversation.created_at, replied_at),
         attachments=[
             OutgoingAttachment(a.filename, a.content_type, storage.get_bytes(a.storage_key))
             for a in message.attachments

@@ -1,6 +1,7 @@
 """Conversation continuity end to end: customer email in → agent reply out over real SMTP →
 the customer's answer, built from the captured mail, back into the same conversation."""
 
+import base64
 import smtplib
 from email import policy
 from email.parser import BytesParser
@@ -118,9 +119,10 @@ def test_three_rounds_stay_in_one_conversation_with_correct_headers(app, client,
     assert len(smtp.envelopes) - before == 3
     assert db.session.query(Conversation).count() == 1
     # Thread-Index keeps the conversation's header and grows one block per reply.
-    indexes = [captured(smtp, i)[1]["Thread-Index"] for i in (-3, -2, -1)]
-    assert len({str(i)[:30] for i in indexes}) == 1
-    assert [len(str(i)) for i in indexes] == sorted(len(str(i)) for i in indexes)
+    indexes = [base64.b64decode(str(captured(smtp, i)[1]["Thread-Index"])) for i in (-3, -2, -1)]
+    assert [len(index) for index in indexes] == [22 + 5, 22 + 10, 22 + 15]  # MS-OXOMSG
+    assert indexes[1].startswith(indexes[0]) and indexes[2].startswith(indexes[1])
+    assert indexes[0][0] == 0x01 and indexes[0][6:22] == bytes.fromhex(conversation.token[:32])
 
 
 @pytest.mark.parametrize(
