@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Inbox, OAuthConnection
-from services.oauth import PROVIDERS, enabled_providers
+from services.oauth_providers import PROVIDERS, enabled_providers
 
 
 @dataclass(frozen=True)

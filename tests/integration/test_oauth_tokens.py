@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from extensions import db
 from models import ImapSettings, Inbox, OAuthConnection, utcnow
-from services import oauth
+from services import oauth, oauth_providers
 from tests.conftest import global_smtp
 
 MS_SCOPE = (
@@ -144,7 +144,7 @@ def test_start_refuses_an_unconfigured_provider_and_a_bad_mailbox(app, admin, in
         oauth.start("google", "a@example.com", admin.id, inbox_id=inbox.id)
     with pytest.raises(oauth.OAuthError, match="not an email address"):
         oauth.start("microsoft", "not-an-address", admin.id, inbox_id=inbox.id)
-    assert [p.name for p in oauth.enabled_providers()] == ["microsoft"]
+    assert [p.name for p in oauth_providers.enabled_providers()] == ["microsoft"]
 
 
 def test_a_fresh_token_is_handed_out_without_asking_the_provider(app, oauth_provider, inbox, admin):

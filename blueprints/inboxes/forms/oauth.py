@@ -15,7 +15,7 @@ from wtforms import EmailField
 from wtforms.validators import ValidationError
 
 from blueprints.form_fields import strip
-from services import oauth
+from services import oauth_providers
 from services.oauth_status import sign_in_origins
 
 SHARED_MAILBOX_HELP = (
@@ -53,7 +53,7 @@ class SignIn:
 
     @property
     def label(self) -> str:
-        return oauth.PROVIDERS[self.connection.provider].label if self.connection else ""
+        return oauth_providers.PROVIDERS[self.connection.provider].label if self.connection else ""
 
     @property
     def can_reconnect(self) -> bool:
@@ -62,14 +62,14 @@ class SignIn:
     @property
     def scopes(self) -> dict[str, tuple[str, ...]]:
         """What each provider's app registration must allow (the page explains it)."""
-        return {name: provider.scopes for name, provider in oauth.PROVIDERS.items()}
+        return {name: provider.scopes for name, provider in oauth_providers.PROVIDERS.items()}
 
 
 def sign_in_panel(
     connection, mailbox: str, connect_url: Callable[[str], str], disconnect_url: str, form=None
 ) -> SignIn:
     """The panel for a settings page or wizard step."""
-    providers = oauth.enabled_providers()
+    providers = oauth_providers.enabled_providers()
     if form is None:
         form = ConnectForm(formdata=None, data={"mailbox": mailbox})
     return SignIn(
@@ -78,7 +78,7 @@ def sign_in_panel(
         form,
         {provider.name: connect_url(provider.name) for provider in providers},
         disconnect_url,
-        oauth.redirect_uri(),
+        oauth_providers.redirect_uri(),
     )
 
 
