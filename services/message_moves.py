@@ -16,7 +16,7 @@ from extensions import db
 from models import Conversation, Message, User, utcnow
 from models.enums import ConversationStatus
 from services.access import can_view_inbox
-from services.conversations import ConversationError, new_conversation
+from services.conversations import MAX_ID, ConversationError, new_conversation
 
 MOVABLE = ("incoming",)
 
@@ -56,16 +56,26 @@ def _remaining_incoming(conversation: Conversation) -> int:
     )
 
 
-def find_target(source: Conversation, actor: User, reference: str) -> Conversation:
-    """The conversation an agent typed as "#42" or "42", checked like any other access."""
+def conversation_numbered(actor: User, reference: str, doing: str = "move to") -> Conversation:
+    """The conversation an agent typed as "#42" or "42", checked like any other access: one
+    outside their inboxes is "no such conversation" (also used by services/merge.py)."""
     number = reference.strip().lstrip("#").strip()
-    if not number.isdigit():
-        raise MoveError("Give the number of the conversation to move to, like #42.")
-    target = db.session.scalar(
-        select(Conversation).where(Conversation.display_number == int(number))
-    )
-    if target is None or not can_view_inbox(actor, target.inbox_id):
+    if not (number.isascii() and number.isdigit()):  # "²" passes isdigit() but not int()
+        raise MoveError(f"Give the number of the conversation to {doing}, like #42.")
+    found = None
+    if int(number) <= MAX_ID:  # a larger one cannot exist (and PostgreSQL refuses to bind it)
+        found = db.session.scalar(
+            select(Conversation).where(Conversation.display_number == int(number))
+        )
+    if found is None or not can_view_inbox(actor, found.inbox_id):
         raise MoveError(f"There is no conversation #{number} in your inboxes.")
+    return found
+
+
+def find_target(source: Conversation, actor: User, reference: str) -> Conversation:
+    """The conversation to move an email into: one of the same inbox, not its own."""
+    target = conversation_numbered(actor, reference)
+    number = target.display_number
     if target.id == source.id:
         raise MoveError(f"The email is already in #{number}.")
     if target.inbox_id != source.inbox_id:
@@ -73,6 +83,9 @@ def find_target(source: Conversation, actor: User, reference: str) -> Conversati
             f"#{number} is in another inbox; emails can only move between conversations "
             "of the same inbox."
         )
+    if target.merged_into_id is not None:
+        survivor = db.session.get(Conversation, target.merged_into_id)
+        raise MoveError(f"#{number} was merged into #{survivor.display_number}: move it there.")
     return target
 
 

@@ -1,5 +1,8 @@
 """Where an incoming message belongs: its inbox, and the conversation it continues (if any).
 
+A merged conversation's mail goes to the one it was merged into (`surviving`): its
+reply+<token>@ address and our Message-IDs (which carry the token) stay valid after a merge.
+
 An archived inbox receives nothing: mail for its addresses, its conversations' reply
 addresses or the mailbox it was fetched from gets no inbox and a `refusal` (the bounce reason
 the Inbound log shows), so it is bounced, never lost. An active inbox sharing a recipient wins.
@@ -112,6 +115,7 @@ def conversation_by_subject(inbox: Inbox, contact: Contact, subject: str) -> Con
             Conversation.inbox_id == inbox.id,
             Conversation.contact_id == contact.id,
             Conversation.status.in_(OPEN_FOR_SUBJECT),
+            Conversation.merged_into_id.is_(None),  # a merged one is empty, even if reopened
         )
         .order_by(Conversation.last_activity_at.desc())
         .limit(50)
@@ -131,7 +135,21 @@ def _conversation_by_reply_token(recipients: list[str]) -> Conversation | None:
 
 
 def _conversation_by_token(token: str) -> Conversation | None:
-    return db.session.scalar(select(Conversation).where(Conversation.token == token))
+    found = db.session.scalar(select(Conversation).where(Conversation.token == token))
+    return surviving(found)
+
+
+MAX_MERGE_HOPS = 20  # merges shorten chains as they go (services/merge.py); this is a guard
+
+
+def surviving(conversation: Conversation | None) -> Conversation | None:
+    """Where mail for `conversation` goes: itself, or, once it was merged into another, the
+    conversation it lives on in (following merges of merges)."""
+    for _ in range(MAX_MERGE_HOPS):
+        if conversation is None or conversation.merged_into_id is None:
+            return conversation
+        conversation = db.session.get(Conversation, conversation.merged_into_id)
+    return conversation
 
 
 def _conversation_by_message_id(inbox_id: int | None, message_id: str) -> Conversation | None:
@@ -145,4 +163,4 @@ def _conversation_by_message_id(inbox_id: int | None, message_id: str) -> Conver
     if inbox_id is not None:
         query = query.where(Message.inbox_id == inbox_id)
     conversation_id = db.session.scalar(query.limit(1))
-    return db.session.get(Conversation, conversation_id) if conversation_id else None
+    return surviving(db.session.get(Conversation, conversation_id)) if conversation_id else None

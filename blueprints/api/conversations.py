@@ -1,7 +1,9 @@
 """Conversation endpoints: the filtered, paginated list, one conversation with its messages,
-and the PATCH that changes its status, assignee, snooze and labels."""
+the PATCH that changes its status, assignee, snooze and labels, and merging one into another."""
 
 from __future__ import annotations
+
+import re
 
 from flask import request
 
@@ -18,6 +20,7 @@ from models.conversations import STATUSES
 from services.conversation_list import list_conversations
 from services.conversations import ConversationError, update_conversation
 from services.labels import clean_names, labels_for, set_labels
+from services.merge import MergeError, find_survivor, merge
 
 LIST_PARAMS = ("inbox_id", "status", "assignee", "q", "cursor", "limit", "label")
 PATCH_FIELDS = ("status", "assignee_id", "snoozed_until", "labels")
@@ -92,3 +95,34 @@ def update(conversation_id: int):
     except ConversationError as exc:  # raised before anything changes: nothing to undo
         raise ApiError(422, str(exc)) from None
     return json_response(conversation_detail(conv))
+
+
+@bp.post("/conversations/<int:conversation_id>/merge")
+def merge_conversation(conversation_id: int):
+    """Merge this conversation into `into` (services/merge.py); answers with the survivor."""
+    source = find_conversation(conversation_id)
+    survivor = _merge_target(json_body(("into",)).get("into"))
+    try:
+        merge(source, survivor, api_user())
+    except ConversationError as exc:  # raised before anything changes
+        raise ApiError(422, str(exc)) from None
+    return json_response(conversation_detail(survivor))
+
+
+def _merge_target(into):
+    """`into`: the survivor's id, or its number as "#42"; one out of reach is a 404."""
+    if isinstance(into, bool) or not isinstance(into, int | str):
+        raise ApiError(
+            422, 'into must be the id of the conversation to merge into, or its number as "#42"'
+        )
+    if isinstance(into, str):
+        if not re.fullmatch(r"#[0-9]{1,12}", into):
+            raise ApiError(422, f'into: give a conversation number as "#42", not "{into[:40]}"')
+        try:
+            return find_survivor(api_user(), into)
+        except MergeError as exc:
+            raise ApiError(404, f"into: {exc}") from None
+    try:
+        return find_conversation(into)
+    except ApiError as exc:
+        raise ApiError(404, f"into: {exc.message}") from None

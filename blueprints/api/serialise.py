@@ -41,6 +41,7 @@ def conversation_json(row: ConversationRow, labels: dict | None = None) -> dict:
         "labels": [label.display_name for label in found],
         "last_activity_at": iso(conv.last_activity_at),
         "created_at": iso(conv.created_at),
+        "merged_into_id": conv.merged_into_id,
     }
 
 

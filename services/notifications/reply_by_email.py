@@ -34,6 +34,7 @@ from services.notifications import reply_address
 from services.notifications.reply_address import AgentReply, BadAddress
 from services.replies import ReplyError, create_reply, reply_all_recipients
 from services.reply_form import collisions
+from services.routing import surviving
 from services.system_mail import send_to_user
 from services.timezones import user_zone
 
@@ -101,7 +102,8 @@ def _checked(parsed: ParsedEmail) -> tuple[AgentReply, Conversation, User] | Out
         problem = next(one for one in found if isinstance(one, BadAddress))
         return Outcome("refused", automatic or str(problem))
     reply = replies[0]
-    conversation = db.session.get(Conversation, reply.conversation_id)
+    # A conversation merged since the notification: the answer goes where it lives on.
+    conversation = surviving(db.session.get(Conversation, reply.conversation_id))
     if conversation is None:
         return Outcome("refused", automatic or "the conversation no longer exists")
     agent = db.session.get(User, reply.user_id)
