@@ -174,6 +174,7 @@ class Settings:
     remember_me_days: int = 30
     require_2fa_for_admins: bool = False
     trusted_proxies: int = 0
+    send_undo_seconds: int = 10
     # OAuth 2.0 for Microsoft 365 / Google mailboxes (services/oauth.py); a provider is
     # offered once its client id and secret are set. The endpoints are settings so tests
     # can point them at a stand-in identity provider.
@@ -266,6 +267,8 @@ class Settings:
         s.require_2fa_for_admins = r.bool("REQUIRE_2FA_FOR_ADMINS", False)
         # How many reverse proxies in front set X-Forwarded-*; 0 trusts none of them.
         s.trusted_proxies = r.int("TRUSTED_PROXIES", s.trusted_proxies, 0, 5)
+        # How long a reply sent from the composer waits for "Undo" (services/send_later.py).
+        s.send_undo_seconds = r.int("SEND_UNDO_SECONDS", s.send_undo_seconds, 0, 300)
         s.microsoft_client_id = r.str("MICROSOFT_CLIENT_ID")
         s.microsoft_client_secret = r.str("MICROSOFT_CLIENT_SECRET")
         s.microsoft_tenant = r.str("MICROSOFT_TENANT", s.microsoft_tenant)

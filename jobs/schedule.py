@@ -11,6 +11,7 @@ from jobs.sweeps import (
     incinerate_processed_raw_emails,
     recover_inbound,
     recover_outgoing,
+    send_due_replies,
     wake_snoozed,
 )
 from services.notifications.email import send_due_notification_emails
@@ -25,6 +26,9 @@ cron.register(
 cron.register(recover_inbound, queue_name="default", interval=15, job_timeout=300)
 cron.register(recover_outgoing, queue_name="default", interval=15, job_timeout=300)
 cron.register(wake_snoozed, queue_name="default", interval=60, job_timeout=300)
+# Replies wait for their undo window (SEND_UNDO_SECONDS) or scheduled time without a job; this
+# enqueues them when due, so a 10 s window sends within 15 s (services/send_later.py).
+cron.register(send_due_replies, queue_name="default", interval=5, job_timeout=60)
 cron.register(enqueue_due_imap_polls, queue_name="default", interval=30, job_timeout=120)
 # Expired sessions are already refused at sign-in time; this only keeps the table small.
 cron.register(purge_expired_sessions, queue_name="low", cron="43 * * * *", job_timeout=300)

@@ -22,6 +22,7 @@ from extensions import db
 from mail.smtp import DeliveryRefused, describe_refusal, send_mime, smtp_session
 from models import Message, utcnow
 from models.enums import NotificationEvent as Event
+from services import send_later
 from services.leases import OUTGOING, LeaseKeeper, claim, finish, held
 from services.mail_credentials import NoTransport, provider_label, smtp_target_for
 from services.notifications import events as notifications
@@ -33,13 +34,19 @@ log = logging.getLogger(__name__)
 
 
 def send_message(message_pk: int) -> str:
+    """Send the reply if it is queued and due (services/send_later.py: not before its undo
+    window or scheduled time ends, never a scheduled one the customer wrote after)."""
     number = claim(
         OUTGOING,
         message_pk,
-        (Message.direction == "outgoing") & (Message.delivery_status == "queued"),
+        (Message.direction == "outgoing")
+        & (Message.delivery_status == "queued")
+        & send_later.sendable(utcnow()),
         handed_over_at=None,
     )
-    if number is None:  # sent, failed or in another job's hands: nothing for this one to do
+    if number is None:  # sent, failed, in another job's hands, taken back, not due or held
+        if send_later.hold_answered(message_pk):
+            return "held"
         message = db.session.get(Message, message_pk)
         return message.delivery_status if message else "nothing to send"
     with LeaseKeeper(OUTGOING, message_pk, number):

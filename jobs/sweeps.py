@@ -1,5 +1,6 @@
 """Periodic housekeeping: delete processed raw messages after the retention period, hand what
-a dead worker left (or a lost job never started) to a live one, and wake snoozed conversations."""
+a dead worker left (or a lost job never started) to a live one, send replies whose wait is
+over and wake snoozed conversations."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
 from models import Conversation, InboundEmail, Message, utcnow
+from services import send_later
 from services.background import (
     enqueue_processing,
     enqueue_send,
@@ -133,16 +135,48 @@ def recover_outgoing() -> int:
             Message.direction == "outgoing",
             Message.delivery_status == "queued",
             Message.updated_at < now - ENQUEUE_GRACE,
+            send_later.due(now),  # an undo window or a scheduled time is no lost job
         )
     ).all()
-    requeued = 0
-    for message_pk in sorted(set(resend) | set(stale_queued)):
-        if not job_is_waiting(send_job_id(message_pk)):
-            enqueue_send(message_pk)
-            requeued += 1
+    requeued = _give_send_jobs(sorted(set(resend) | set(stale_queued)))
     if requeued:
         log.info("sweep: %d reply(ies) without a live send job (re)enqueued", requeued)
     return requeued
+
+
+def send_due_replies() -> int:
+    """Every few seconds: hold the scheduled replies the customer wrote after, and give each
+    reply whose wait is over (undo window, scheduled time) its send job; the number enqueued.
+
+    Waiting replies have no job until then (services/send_later.py); a reply whose job waits
+    (a retry's backoff) is left to it, and the job's claim makes a duplicate harmless."""
+    send_later.hold_answered()
+    now = utcnow()
+    due = db.session.scalars(
+        select(Message.id)
+        .where(
+            Message.delivery_status == "queued",
+            Message.send_after <= now,
+            Message.direction == "outgoing",
+        )
+        .order_by(Message.send_after)
+        .limit(BATCH)
+    ).all()
+    enqueued = _give_send_jobs(due)
+    if enqueued:
+        log.debug("%d reply(ies) due after their wait enqueued", enqueued)
+    return enqueued
+
+
+def _give_send_jobs(message_pks: list[int]) -> int:
+    """Enqueue a send job for each reply without a live one; how many. Redis errors fail the
+    run: the next one tries again."""
+    enqueued = 0
+    for message_pk in message_pks:
+        if not job_is_waiting(send_job_id(message_pk)):
+            enqueue_send(message_pk)
+            enqueued += 1
+    return enqueued
 
 
 def wake_snoozed() -> int:

@@ -47,6 +47,11 @@ class Conversation(TimestampMixin, Base):
     subject: Mapped[str] = mapped_column(String(998), default="")
     snoozed_until: Mapped[datetime | None]
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when this one was merged into another (services/merge.py): its reply address and
+    # Message-IDs route there from then on (services/routing.py).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.id", cascade="all, delete-orphan"
@@ -112,6 +117,8 @@ class Message(TimestampMixin, Base):
         *checks_for("messages"),
         UniqueConstraint("inbox_id", "message_id"),
         Index("ix_messages_conversation_id", "conversation_id", "id"),
+        # The tick that sends replies when due (jobs/sweeps.py send_due_replies).
+        Index("ix_messages_delivery_send_after", "delivery_status", "send_after"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,6 +149,10 @@ class Message(TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None]
     # Set just before SMTP DATA: from then on only the server's answer says whether it was sent.
     handed_over_at: Mapped[datetime | None]
+    # A reply no send job may take before this: the composer's undo window, or the time the
+    # agent chose (`scheduled`; held if the customer writes first): services/send_later.py.
+    send_after: Mapped[datetime | None]
+    scheduled: Mapped[bool] = mapped_column(default=False)
     smtp_response: Mapped[str | None] = mapped_column(Text)  # e.g. "250 2.0.0 queued as 4XyZ"
     sent_at: Mapped[datetime | None]
     threaded_by: Mapped[str | None] = mapped_column(String(16))

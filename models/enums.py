@@ -30,6 +30,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"  # handed to SMTP by a worker that died: an agent decides
+    HELD = "held"  # scheduled, but the customer wrote since: an agent decides (send_later.py)
 
 
 class ThreadedBy(StrEnum):

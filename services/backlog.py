@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from extensions import QUEUE_NAMES, db
 from models import InboundEmail, Message, utcnow
 from services.leases import INBOUND, OUTGOING, lease_expired
+from services.send_later import due
 
 # Mail older than this should have been picked up: with no live worker, doctor fails.
 WAITING_AFTER = timedelta(minutes=1)
@@ -122,7 +123,8 @@ def _gather_from_database(now: datetime, workers, queues) -> Backlog:
         )
     ).one()
     outgoing = Message.direction == "outgoing"
-    queued = Message.delivery_status == "queued"
+    # A reply in its undo window or scheduled for later waits on purpose (services/send_later).
+    queued = (Message.delivery_status == "queued") & due(now)
     past_sending, oldest_sending = db.session.execute(
         select(func.count(), func.min(ran_out(Message))).where(
             outgoing, Message.delivery_status == "sending", lease_expired(OUTGOING, now)
@@ -139,7 +141,9 @@ def _gather_from_database(now: datetime, workers, queues) -> Backlog:
         ),
         past_lease_inbound=past_inbound,
         queued_replies=count(outgoing, queued),
-        stale_queued_replies=count(outgoing, queued, Message.updated_at < now - WAITING_AFTER),
+        stale_queued_replies=count(
+            outgoing, queued, due(now - WAITING_AFTER), Message.updated_at < now - WAITING_AFTER
+        ),
         past_lease_sending=past_sending,
         unknown_replies=count(outgoing, Message.delivery_status == "unknown"),
         oldest_stuck_age=_age(now, oldest_stuck),

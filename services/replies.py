@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from datetime import datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -77,10 +78,16 @@ def create_reply(
     bcc: list[str] | str | None = None,
     attachments: list[OutgoingAttachment] | None = None,
     inbound_email_id: int | None = None,
+    send_after: datetime | None = None,
+    scheduled: bool = False,
 ) -> Message:
     """Record a note (never emailed) or an outgoing reply (queued, then sent by a job).
     `inbound_email_id`: the agent's email it came from (a reply by email), linked in the
     same commit, so a retried job finds it posted and never posts it twice.
+
+    `send_after`: no send job takes the reply before then (the composer's undo window, or
+    the time the agent chose when `scheduled`); it is not enqueued now, the scheduler's tick
+    does it when due (services/send_later.py). A note is never delayed nor scheduled.
 
     `to` is who the reply goes to (the composer's To chips); None (the API without `to`,
     older callers) means the conversation's contact, as reply-all has it. A note has no
@@ -92,6 +99,10 @@ def create_reply(
     cc_list, bcc_list = clean_addresses(cc, "CC"), clean_addresses(bcc, "BCC")
     if private and (cc_list or bcc_list):
         raise ReplyError("a private note is never emailed, so it cannot have CC or BCC")
+    if private and scheduled:
+        raise ReplyError("A note is added at once: only a reply can be sent later.", "send_at")
+    if private:
+        send_after = None
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -106,6 +117,8 @@ def create_reply(
         subject=conversation.subject,
         delivery_status=None if private else "queued",
         inbound_email_id=inbound_email_id,
+        send_after=send_after,
+        scheduled=scheduled and send_after is not None,
     )
     db.session.add(message)
     db.session.flush()
@@ -124,7 +137,7 @@ def create_reply(
     conversation.last_activity_at = now
     reply_drafts.delete_for(conversation.id, author.id, commit=False)  # sent: no draft left
     db.session.commit()
-    if not private:
+    if not private and send_after is None:
         enqueue_send(message.id)
     return message
 

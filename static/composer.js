@@ -1,7 +1,8 @@
 /* The composer (templates/conversations/_composer.html), on top of a form that works without
    it: To/CC/BCC chips over the comma-separated inputs, attachments dropped onto the composer,
    and a note that never carries recipients. Reply/Note are radios (`private`) that CSS draws
-   as tabs; the draft is saved by htmx (the status line's hx-post) as the agent types. */
+   as tabs; the draft is saved by htmx (the status line's hx-post) as the agent types. A sent
+   reply's undo window counts down in the thread; Enter in "Send later"'s time schedules. */
 "use strict";
 
 (function () {
@@ -219,8 +220,29 @@
         });
       });
       form.classList.toggle("is-note", isNote(form));
+      // Enter in "Send later"'s time schedules (the form's first button would send now).
+      const sendAt = form.querySelector('input[name="send_at"]');
+      const schedule = form.querySelector('button[name="later"]');
+      if (sendAt && schedule) {
+        sendAt.addEventListener("keydown", (event) => {
+          if (event.key !== "Enter") return;
+          event.preventDefault();
+          schedule.click();
+        });
+      }
     });
   }
+
+  /* A reply in its undo window (_message.html) counts down to its sending. The seconds come
+     from the server when the thread is drawn, so a wrong clock here changes nothing. */
+  function countDown() {
+    document.querySelectorAll("[data-send-countdown]").forEach((span) => {
+      if (!span.dataset.sendBy) span.dataset.sendBy = String(Date.now() + 1000 * Number(span.dataset.sendIn || 0));
+      const left = Math.ceil((Number(span.dataset.sendBy) - Date.now()) / 1000);
+      span.textContent = left > 0 ? "Sending in " + left + " s" : "Sending…";
+    });
+  }
+  setInterval(countDown, 1000);
 
   // Addresses still in an entry box become chips before the form's values are read.
   document.addEventListener("submit", (event) => {

@@ -104,6 +104,7 @@ def base_config(database_url: str, redis_url: str, instance_path) -> dict:
         "REDIS_URL": redis_url,
         "INSTANCE_PATH": str(instance_path),
         "APP_URL": "http://localhost",
+        "SEND_UNDO_SECONDS": 0,  # replies go at once; tests/integration/test_send_later.py waits
         "TESTING": True,
     }
 

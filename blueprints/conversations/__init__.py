@@ -15,6 +15,8 @@ from blueprints.conversations import (  # noqa: F401  (their routes and context 
     drafts,
     list_views,
     mail_frame,
+    merge,
+    sending,
     thread_actions,
     thread_views,
 )

@@ -7,8 +7,9 @@ or is shared with the API (addresses, who may be assigned, labels' limits, the m
 is the service's to refuse, and the view adds that refusal to `form.form_errors`. The HTML
 field names are the ones the API, the tests and old tabs post: `for` (a snooze preset),
 `until`, `assignee_id`, `labels`, `target`, `text`, `to`, `cc`, `bcc`, `private`, `seen`,
-`confirm`, `resolve` ("Send and resolve"). The composer's Reply/Note tabs are the two values
-of `private` (ModeTabs); DraftForm is what the composer autosaves (drafts.py).
+`confirm`, `resolve` ("Send and resolve"), `later` and `send_at` ("Send later"). The
+composer's Reply/Note tabs are the two values of `private` (ModeTabs); DraftForm is what the
+composer autosaves (drafts.py).
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ class ComposerForm(ThreadForm):
     seen = HiddenField(widget=OrderedHidden())
     confirm = HiddenField()
     resolve = HiddenField()  # posted by the "Send and resolve" button, never drawn as a field
+    # "Send later": its Schedule button posts `later=1` with `send_at`, a date and time in the
+    # agent's own zone (services/send_later.scheduled_moment reads and checks it).
+    send_at = StringField("Send at", widget=DateTimeLocalInput())
+    later = HiddenField()
 
     uploads: list = []
     draft = None  # the agent's saved draft the composer was drawn from (composer_form)
@@ -189,6 +194,10 @@ class ComposerForm(ThreadForm):
     @property
     def and_resolve(self) -> bool:
         return self.resolve.data == "1" or self.confirm.data == "resolve"
+
+    @property
+    def send_later(self) -> bool:
+        return self.later.data == "1"
 
 
 class DraftForm(ThreadForm):

@@ -47,6 +47,7 @@ from services.replies import (
     retry_delivery,
 )
 from services.reply_form import collisions
+from services.send_later import TooLate, scheduled_moment, undo_window
 from services.timezones import user_zone
 from services.unread import mark_read
 
@@ -114,6 +115,7 @@ def reply(conversation_id: int):
         )
     send = reply_and_resolve if form.and_resolve else create_reply  # "Send and resolve"
     try:
+        send_after, scheduled = _when_to_send(form)
         send(
             conversation,
             current_user,
@@ -123,11 +125,22 @@ def reply(conversation_id: int):
             cc=form.cc.data,
             bcc=form.bcc.data,
             attachments=form.uploads,
+            send_after=send_after,
+            scheduled=scheduled,
         )
-    except ReplyError as exc:  # what is wrong with To is shown beside To
-        (form.to.errors if exc.field == "to" else form.form_errors).append(str(exc))
+    except ReplyError as exc:  # what is wrong with To (or the time) is shown beside it
+        field = {"to": form.to, "send_at": form.send_at}.get(exc.field)
+        (field.errors if field is not None else form.form_errors).append(str(exc))
         return after_action(conversation, 422, forms={"composer": form})
     return after_action(conversation)
+
+
+def _when_to_send(form: ComposerForm):
+    """ "Send later": the time typed, in the agent's zone (scheduled). "Send": after the undo
+    window (SEND_UNDO_SECONDS), or at once when it is off; a note at once."""
+    if form.send_later:
+        return scheduled_moment(form.send_at.data, user_zone(current_user)), True
+    return (None if form.private.data else undo_window()), False
 
 
 @bp.post("/conversations/<int:conversation_id>/assign")
@@ -181,10 +194,17 @@ def _decide(conversation_id: int, message_pk: int, decision):
     try:
         decision(message)
     except ReplyError as exc:
-        form = ActionForm()
-        form.form_errors.append(str(exc))
-        return after_action(conversation, 422, forms={"delivery": form})
+        return delivery_refused(conversation, exc)
     return after_action(conversation)
+
+
+def delivery_refused(conversation: Conversation, exc: ReplyError):
+    """What the thread says above its messages when a reply's delivery button is refused:
+    422, or 409 when a send job took the reply meanwhile (services/send_later.TooLate)."""
+    form = ActionForm()
+    form.form_errors.append(str(exc))
+    status = 409 if isinstance(exc, TooLate) else 422
+    return after_action(conversation, status, forms={"delivery": form})
 
 
 def _message_in(conversation_id: int, message_pk: int) -> Message:

@@ -210,7 +210,7 @@ def test_the_periodic_jobs_log_nothing_at_info_when_there_is_nothing_to_do(app, 
     for cron_job in scheduler.get_jobs():
         cron_job.func(*(cron_job.args or ()), **(cron_job.kwargs or {}))
 
-    assert len(scheduler.get_jobs()) == 8
+    assert len(scheduler.get_jobs()) == 9
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
 
 

@@ -326,6 +326,7 @@ def test_mail_received_by_one_machine_is_processed_stored_and_answered_by_the_ot
             "MINIO_BUCKET": bucket,
             "SMTP_ADDRESS": smtp.host,
             "SMTP_PORT": str(smtp.port),
+            "SEND_UNDO_SECONDS": "0",  # no scheduler here: its tick sends what waits
         }
         a = ProcessSet("a", tmp_path, shared)
         b = ProcessSet("b", tmp_path, shared)

@@ -183,6 +183,7 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         "jobs.sweeps.recover_inbound",
         "jobs.sweeps.recover_outgoing",
         "jobs.sweeps.wake_snoozed",
+        "jobs.sweeps.send_due_replies",
         "jobs.imap_poll.enqueue_due_imap_polls",
         "services.sessions.purge_expired_sessions",
         "services.oauth.purge_abandoned_drafts",
@@ -197,6 +198,8 @@ def test_schedule_registers_the_periodic_jobs_with_rq_cron(redis_server):
         assert sweep.interval == 15 and sweep.queue_name in QUEUE_NAMES
     notify = jobs["services.notifications.email.send_due_notification_emails"]
     assert notify.interval == 10 and notify.queue_name == "default"
+    due = jobs["jobs.sweeps.send_due_replies"]  # a 10 s undo window sends within 15 s
+    assert due.interval == 5 and due.queue_name == "default"
     wake = jobs["jobs.sweeps.wake_snoozed"]
     assert wake.interval == 60 and wake.queue_name in QUEUE_NAMES
     job = jobs["jobs.sweeps.incinerate_processed_raw_emails"]

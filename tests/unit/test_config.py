@@ -217,6 +217,12 @@ def test_account_settings_are_bounded(setting, value, bound):
     assert problem.setting == setting and bound in problem.message
 
 
+def test_undo_send_waits_ten_seconds_unless_set_and_zero_turns_it_off():
+    assert settings().send_undo_seconds == 10
+    assert settings(SEND_UNDO_SECONDS="0").send_undo_seconds == 0
+    assert settings(SEND_UNDO_SECONDS="301").send_undo_seconds == 10  # and a problem, below
+
+
 def test_common_admin_password():
     problem = only_problem(ADMIN_PASSWORD="Password1234")
     assert problem.setting == "ADMIN_PASSWORD"
@@ -420,6 +426,9 @@ def test_good_mailer_sender_email(value):
         ("INBOUND_EMAIL_MAX_BYTES", "ten", "from 1024 to 2147483648", 41943040),
         ("INBOUND_EMAIL_MAX_BYTES", "1023", "from 1024 to 2147483648", 41943040),
         ("ATTACHMENT_MAX_BYTES", "25MB", "from 1024 to 2147483648", 26214400),
+        ("SEND_UNDO_SECONDS", "-1", "from 0 to 300", 10),
+        ("SEND_UNDO_SECONDS", "301", "from 0 to 300", 10),
+        ("SEND_UNDO_SECONDS", "10s", "from 0 to 300", 10),
     ],
 )
 def test_bad_whole_numbers(name, value, bound, default):
@@ -430,7 +439,8 @@ def test_bad_whole_numbers(name, value, bound, default):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "65535"), ("INBOUND_EMAIL_MAX_BYTES", "2147483648")]
+    ("name", "value"),
+    [("PORT", "65535"), ("INBOUND_EMAIL_MAX_BYTES", "2147483648"), ("SEND_UNDO_SECONDS", "300")],
 )
 def test_whole_numbers_at_the_limit_are_accepted(name, value):
     assert settings(**{name: value}).validate() == []
