@@ -108,7 +108,7 @@ def test_merge_from_the_thread_moves_everything_and_old_emails_still_arrive(
     assert {m.direction for m in messages_of(old)} == {"incoming", "outgoing", "note"}
 
     page = bob.get(f"/conversations/{old.id}").get_data(as_text=True)
-    assert "Merge into…" in page and f'action="{merge_url(old)}"' in page
+    assert "Merge into another conversation" in page and f'action="{merge_url(old)}"' in page
 
     response = bob.post(merge_url(old), {"into": f"#{survivor.display_number}"})
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
