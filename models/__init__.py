@@ -3,9 +3,22 @@
 from models.automations import AutoAcknowledgement, AutomationRule
 from models.base import Base, utcnow
 from models.contacts import Contact
-from models.conversations import Attachment, Conversation, ConversationRead, Message
+from models.conversations import (
+    Attachment,
+    Conversation,
+    ConversationRead,
+    Message,
+    Participant,
+)
 from models.inbound import InboundEmail
-from models.inboxes import ImapFolderState, ImapSettings, Inbox, InboxMember, SmtpSettings
+from models.inboxes import (
+    ImapFolderState,
+    ImapSettings,
+    Inbox,
+    InboxAddress,
+    InboxMember,
+    SmtpSettings,
+)
 from models.labels import ConversationLabel, Label
 from models.notifications import Notification, NotificationPreference, NotificationThread
 from models.oauth import OAuthConnection
@@ -25,6 +38,7 @@ __all__ = [
     "ImapSettings",
     "InboundEmail",
     "Inbox",
+    "InboxAddress",
     "InboxMember",
     "Label",
     "Message",
@@ -32,6 +46,7 @@ __all__ = [
     "NotificationPreference",
     "NotificationThread",
     "OAuthConnection",
+    "Participant",
     "ReplyDraft",
     "SavedReply",
     "SmtpSettings",

@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, utcnow
-from models.enums import ConversationStatus, Direction, checks_for, values
+from models.enums import ConversationStatus, Direction, ParticipantRole, checks_for, values
 
 if TYPE_CHECKING:
     from models.contacts import Contact
@@ -162,12 +162,46 @@ class Message(TimestampMixin, Base):
     # the message was delivered all the same (services/automations).
     rule_errors: Mapped[str | None] = mapped_column(Text)
     mime_storage_key: Mapped[str | None] = mapped_column(String(1024))  # sent MIME
+    # Incoming: written by this participant (not the contact). Outgoing: sent in that third
+    # party's thread (a forward, or an answer to them): their reply address, not the customer's.
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversation_participants.id", ondelete="SET NULL"), index=True
+    )
+    # Outgoing: a forward to a third party (services/forwards.py), not a reply.
+    forward: Mapped[bool] = mapped_column(default=False)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     sender: Mapped[User | None] = relationship()  # the agent who wrote it (outgoing, note)
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", cascade="all, delete-orphan"
     )
+
+
+class Participant(Base):
+    """Someone on a conversation besides its contact: a person the customer wrote to or
+    copied (`cc`: reply-all includes them), or a third party an agent forwarded it to
+    (`third_party`: their own thread inside the conversation, answered at
+    reply+<token>@<inbound domain>, never copied to the customer)."""
+
+    __tablename__ = "conversation_participants"
+    __table_args__ = (
+        *checks_for("conversation_participants"),
+        UniqueConstraint("conversation_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))  # lower-case
+    name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(16), default=ParticipantRole.CC)
+    # A third party's continuity token (reply+<token>@), like Conversation.token.
+    token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Participant {self.email} {self.role}>"
 
 
 class Attachment(Base):

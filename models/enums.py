@@ -33,6 +33,13 @@ class DeliveryStatus(StrEnum):
     HELD = "held"  # scheduled, but the customer wrote since: an agent decides (send_later.py)
 
 
+class ParticipantRole(StrEnum):
+    """Who else is on a conversation besides its contact (models/conversations.Participant)."""
+
+    CC = "cc"  # someone the customer wrote to or copied: the customer's side, reply-all
+    THIRD_PARTY = "third_party"  # someone an agent forwarded it to: their own thread
+
+
 class ThreadedBy(StrEnum):
     """How an incoming message found its conversation; shown to agents."""
 
@@ -161,6 +168,7 @@ CHECKS: dict[str, dict[str, type[StrEnum]]] = {
     # added with their tables by migration 0013 (which also widens inbound_emails.status)
     "notifications": {"event": NotificationEvent},
     "notification_preferences": {"event": NotificationEvent},
+    "conversation_participants": {"role": ParticipantRole},  # added with it by migration 0016
 }
 
 

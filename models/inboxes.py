@@ -47,6 +47,8 @@ class Inbox(TimestampMixin, Base):
     support_address: Mapped[str] = mapped_column(String(320), unique=True)
     forward_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_forward_token)
     mode: Mapped[str] = mapped_column(String(16), default="forwarding")
+    # Sanitised HTML (services/signatures.py) with {{agent.name}} / {{inbox.name}} variables;
+    # the plain-text part gets its text version.
     signature: Mapped[str] = mapped_column(Text, default="")
     sender_name_style: Mapped[str] = mapped_column(String(24), default="agent_from_inbox")
     reply_to_style: Mapped[str] = mapped_column(String(24), default="continuity")
@@ -77,6 +79,11 @@ class Inbox(TimestampMixin, Base):
         back_populates="inbox", cascade="all, delete-orphan", uselist=False
     )
 
+    # More addresses that are this inbox (aliases, send-as): routed here, replied from.
+    aliases: Mapped[list[InboxAddress]] = relationship(
+        back_populates="inbox", cascade="all, delete-orphan", order_by="InboxAddress.id"
+    )
+
     def forwarding_address(self, domain: str) -> str:
         return f"{self.forward_token}@{domain}" if domain else ""
 
@@ -98,6 +105,23 @@ class InboxMember(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     inbox: Mapped[Inbox] = relationship(back_populates="members")
+
+
+class InboxAddress(Base):
+    """An alias of an inbox: mail to it lands in the inbox, and a reply to a customer who
+    wrote to it goes out from it. Verified once a test email sent to it arrived."""
+
+    __tablename__ = "inbox_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)  # lower-case
+    # The test email: when it was sent, and when it arrived through this address.
+    test_sent_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inbox: Mapped[Inbox] = relationship(back_populates="aliases")
 
 
 class ImapSettings(TimestampMixin, Base):

@@ -37,6 +37,8 @@ class User(UserMixin, TimestampMixin, Base):
     last_login_at: Mapped[datetime | None]
     # IANA name ("Europe/Lisbon"); snooze times and dates on pages are in this zone.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # The agent's own signature, sanitised HTML (services/signatures.py), above the inbox's.
+    signature: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Two-factor sign-in (TOTP). The secret is encrypted at rest like every other secret;
     # it exists from "set up" on, but only counts once `totp_enabled_at` is set.
     totp_secret: Mapped[str | None] = mapped_column(EncryptedText)

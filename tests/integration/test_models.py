@@ -20,6 +20,7 @@ from models import (
     Notification,
     NotificationPreference,
     OAuthConnection,
+    Participant,
     ReplyDraft,
     SmtpSettings,
     User,
@@ -211,6 +212,7 @@ def test_every_status_and_choice_column_refuses_a_value_outside_its_enum(app, ta
     db.session.add(
         NotificationPreference(user_id=user.id, event="mention", email=True, in_app=True)
     )
+    db.session.add(Participant(conversation_id=conversation.id, email="p@example.com"))
     db.session.commit()
     with pytest.raises(IntegrityError, match=rf"(?i)check|ck_{table}_{column}"):
         db.session.execute(text(f"UPDATE {table} SET {column} = 'exploded'"))
