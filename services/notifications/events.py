@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from extensions import db
@@ -98,25 +99,46 @@ def _active(user_ids: Iterable[int]) -> list[User]:
     return list(db.session.scalars(select(User).where(User.id.in_(ids), User.active.is_(True))))
 
 
-def _members(inbox_id: int) -> list[int]:
-    return list(
+def _members(inbox_id: int) -> set[int]:
+    return set(
         db.session.scalars(select(InboxMember.user_id).where(InboxMember.inbox_id == inbox_id))
     )
 
 
-def _audience(event: str, conversation: Conversation, message: Message | None) -> list[int]:
-    """Who an event concerns, before preferences."""
+def _audience(
+    event: str, conversation: Conversation, message: Message | None, members: set[int]
+) -> Iterable[int]:
+    """Who an event concerns, before preferences (`members`: the inbox's, read once by
+    `record`, which also needs them for the access check)."""
     if event == Event.NEW_CONVERSATION:
-        return _members(conversation.inbox_id)
+        return members
     if event == Event.ASSIGNED:
         return [conversation.assignee_id] if conversation.assignee_id else []
     if event == Event.CUSTOMER_REPLY:
         return [conversation.assignee_id] if conversation.assignee_id else []
     if event == Event.UNASSIGNED_REPLY:
-        return [] if conversation.assignee_id else _members(conversation.inbox_id)
+        return [] if conversation.assignee_id else members
     if event == Event.SEND_FAILED:
         return [message.sender_user_id] if message is not None and message.sender_user_id else []
     return []  # mentions name their people
+
+
+def _choices(event: str, user_ids: list[int]) -> dict[int, tuple[bool, bool]]:
+    """(email, in the app) for this one event per person, in one query whatever their
+    number (a new conversation concerns every member of the inbox)."""
+    chosen = dict.fromkeys(user_ids, DEFAULTS[event])
+    if not user_ids:
+        return chosen
+    rows = db.session.execute(
+        select(
+            NotificationPreference.user_id,
+            NotificationPreference.email,
+            NotificationPreference.in_app,
+        ).where(NotificationPreference.user_id.in_(user_ids), NotificationPreference.event == event)
+    )
+    for user_id, email, in_app in rows:
+        chosen[user_id] = (email, in_app)
+    return chosen
 
 
 def record(
@@ -127,63 +149,89 @@ def record(
     actor_id: int | None = None,
     users: Iterable[User] | None = None,
 ) -> list[Notification]:
-    """Tell the people this event concerns (or `users`), as each chose; no commit."""
+    """Tell the people this event concerns (or `users`), as each chose; no commit.
+    A fixed number of queries however many people that is."""
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
-    wanted = [u.id for u in users] if users is not None else _audience(event, conversation, message)
-    members = set(_members(conversation.inbox_id))
-    made = []
+    members = _members(conversation.inbox_id)
+    if users is not None:
+        wanted = [u.id for u in users]
+    else:
+        wanted = _audience(event, conversation, message, members)
+    people = [
+        user
+        for user in _active(u for u in wanted if u != actor_id)
+        if user.is_admin or user.id in members  # (else: lost access to the inbox)
+    ]
+    choices = _choices(event, [user.id for user in people])
+    message_id = message.id if message is not None else None
     now = utcnow()
-    for user in _active(u for u in wanted if u != actor_id):
-        if not (user.is_admin or user.id in members):  # lost access to the inbox
-            continue
-        email, in_app = preferences(user)[event]
-        if not (email or in_app):
-            continue
-        note = Notification(
-            user_id=user.id,
-            conversation_id=conversation.id,
-            message_id=message.id if message is not None else None,
-            event=event,
-            actor_id=actor_id,
-            in_app=in_app,
-            email="pending" if email else None,
-            created_at=now,
-        )
-        db.session.add(note)
-        made.append(note)
-        if email:
-            _email_due(user.id, conversation.id, now)
+    rows = []
+    for user in people:
+        email, in_app = choices[user.id]
+        if email or in_app:
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "conversation_id": conversation.id,
+                    "message_id": message_id,
+                    "event": event,
+                    "actor_id": actor_id,
+                    "in_app": in_app,
+                    "email": "pending" if email else None,
+                    "created_at": now,
+                }
+            )
+    if not rows:
+        return []
+    # One INSERT for everyone: a flush would send one per row (SQLite), and render_nulls
+    # keeps the rows with and without an email in the same statement.
+    made = sorted(
+        db.session.scalars(
+            insert(Notification).returning(Notification).execution_options(render_nulls=True),
+            rows,
+        ),
+        key=lambda note: note.id,
+    )
+    emailed = [row["user_id"] for row in rows if row["email"]]
+    _emails_due(emailed, conversation.id, now)
     return made
 
 
-def _email_due(user_id: int, conversation_id: int, now) -> None:
-    """Give the person's email about this conversation a due time, unless one is pending:
-    then this event folds into it."""
-    thread = db.session.scalar(
-        select(NotificationThread).where(
-            NotificationThread.user_id == user_id,
-            NotificationThread.conversation_id == conversation_id,
+def _threads(user_ids: Iterable[int], conversation_id: int) -> list[NotificationThread]:
+    return list(
+        db.session.scalars(
+            select(NotificationThread).where(
+                NotificationThread.conversation_id == conversation_id,
+                NotificationThread.user_id.in_(list(user_ids)),
+            )
         )
     )
-    if thread is None:
-        thread = NotificationThread(user_id=user_id, conversation_id=conversation_id)
-        try:
-            with db.session.begin_nested():  # another worker may make it at the same moment
-                db.session.add(thread)
-        except IntegrityError:
-            thread = db.session.scalar(
-                select(NotificationThread).where(
-                    NotificationThread.user_id == user_id,
-                    NotificationThread.conversation_id == conversation_id,
-                )
-            )
-    if thread.due_at is not None:
+
+
+def _emails_due(user_ids: list[int], conversation_id: int, now) -> None:
+    """Give each person's email about this conversation a due time, unless one is pending:
+    then this event folds into it. The missing threads are made in one INSERT that skips
+    any another worker made at the same moment, then read with the rest."""
+    if not user_ids:
         return
-    due = now + FIRST_DELAY
-    if thread.last_sent_at is not None:
-        due = max(due, thread.last_sent_at + FOLD)
-    thread.due_at = due
+    threads = _threads(user_ids, conversation_id)
+    missing = set(user_ids) - {thread.user_id for thread in threads}
+    if missing:
+        dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(
+            dialect_insert(NotificationThread)
+            .values([{"user_id": u, "conversation_id": conversation_id} for u in sorted(missing)])
+            .on_conflict_do_nothing(index_elements=["user_id", "conversation_id"])
+        )
+        threads += _threads(missing, conversation_id)
+    for thread in threads:
+        if thread.due_at is not None:
+            continue
+        due = now + FIRST_DELAY
+        if thread.last_sent_at is not None:
+            due = max(due, thread.last_sent_at + FOLD)
+        thread.due_at = due
 
 
 def unread_count(user: User) -> int:
