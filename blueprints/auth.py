@@ -6,13 +6,14 @@ tells which accounts exist; every 429 says how long to wait (Retry-After).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_url, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from blueprints.form_fields import strip
+from blueprints.htmx import navigate
 from blueprints.sign_in import finish_sign_in, is_known_device, safe_next
 from blueprints.two_factor import begin_second_factor
 from extensions import login_manager
@@ -44,9 +45,7 @@ def sign_in_first():
     else:
         flash(login_manager.login_message)
     target = login_url(login_manager.login_view, next_url=request.url)
-    if request.headers.get("HX-Request"):
-        return Response(status=200, headers={"HX-Redirect": target, "Vary": "HX-Request"})
-    return redirect(target)
+    return navigate(target, status=302, htmx_status=200)
 
 
 RESET_REQUESTS_PER_HOUR = 5  # per address typed and per client address

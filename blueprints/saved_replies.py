@@ -16,7 +16,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from blueprints.form_fields import strip
-from blueprints.htmx import is_htmx
+from blueprints.htmx import navigate
 from services import saved_replies
 from services.access import visible_conversation
 
@@ -165,10 +165,7 @@ def delete(reply_id: int):
     name = reply.name
     saved_replies.delete_reply(current_user, reply)
     flash(f"Deleted “{name}”.")
-    target = url_for(".index")
-    if is_htmx():  # hx-confirm asked first; the whole page follows
-        return "", 204, {"HX-Redirect": target}
-    return redirect(target, 303)
+    return navigate(url_for(".index"))  # (htmx: hx-confirm asked first; the whole page follows)
 
 
 # --- the composer's picker ------------------------------------------------------------

@@ -15,7 +15,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from blueprints.guards import admin_required
-from blueprints.htmx import is_htmx
+from blueprints.htmx import navigate
 from blueprints.inboxes.blueprint import bp
 from blueprints.inboxes.forms.oauth import ConnectForm, DisconnectForm
 from blueprints.inboxes.settings import render_settings
@@ -35,14 +35,6 @@ def enabled_provider(name: str) -> oauth.Provider:
     return provider
 
 
-def go(url: str):
-    """A full-page navigation, also from htmx (its XHR cannot follow a cross-origin
-    redirect)."""
-    if is_htmx():
-        return "", 204, {"HX-Redirect": url}
-    return redirect(url, 303)
-
-
 def connection_tab(inbox_id: int) -> str:
     return url_for("inboxes.edit", inbox_id=inbox_id, section="connection")
 
@@ -60,7 +52,7 @@ def connect(inbox_id: int, provider: str):
     url = started(form, chosen, inbox_id=inbox.id)
     if url is None:
         return render_settings(inbox, "connection", status=422, section="connection", connect=form)
-    return go(url)
+    return navigate(url)
 
 
 @bp.post("/new/<draft_id>/oauth/<provider>/connect")
@@ -75,7 +67,7 @@ def wizard_connect(draft_id: str, provider: str):
     url = started(form, chosen, draft_id=draft.id)
     if url is None:
         return render_step(draft, "connection", forms, 422, connect=form)
-    return go(url)
+    return navigate(url)
 
 
 def started(form: ConnectForm, provider: oauth.Provider, **target) -> str | None:
@@ -99,7 +91,7 @@ def disconnect(inbox_id: int):
     oauth.disconnect(inbox)
     if signed_in is not None:
         flash(signed_out(signed_in))
-    return go(connection_tab(inbox.id))
+    return navigate(connection_tab(inbox.id))
 
 
 @bp.post("/new/<draft_id>/oauth/disconnect")
@@ -113,7 +105,7 @@ def wizard_disconnect(draft_id: str):
     if signed_in is not None:
         flash(signed_out(signed_in))
     inbox_drafts.forget_oauth(draft)
-    return go(wizard_servers(draft.id))
+    return navigate(wizard_servers(draft.id))
 
 
 def signed_out(conn) -> str:

@@ -7,9 +7,10 @@ webhooks) are left alone: neither is a browser session that could enrol.
 
 from __future__ import annotations
 
-from flask import Response, redirect, request, url_for
+from flask import request, url_for
 from flask_login import current_user
 
+from blueprints.htmx import navigate
 from blueprints.two_factor.blueprint import bp
 from extensions import get_settings
 
@@ -30,8 +31,5 @@ def require_two_factor_for_admins():
         return None
     if current_user.has_two_factor:
         return None
-    target = url_for("two_factor.manage")
-    if request.headers.get("HX-Request"):
-        # htmx would swap a redirected page into a fragment; this makes it load the page.
-        return Response(status=200, headers={"HX-Redirect": target, "Vary": "HX-Request"})
-    return redirect(target, code=303)
+    # (htmx would swap a redirected page into a fragment; navigate makes it load the page.)
+    return navigate(url_for("two_factor.manage"), htmx_status=200)
