@@ -7,25 +7,9 @@ import re
 
 import pytest
 
-from extensions import db
-from models import Conversation
 from services.labels import conversation_labels, set_labels
-from tests.support.workspace import Browser, activity, make_team, quick_conversation
-
-
-@pytest.fixture
-def team(app, inbox, make_user):
-    return make_team(inbox, make_user)
-
-
-@pytest.fixture
-def bob(client, auth, team):
-    return Browser(client, auth).login(team.bob)
-
-
-def fresh(conversation) -> Conversation:
-    db.session.expire_all()
-    return db.session.get(Conversation, conversation.id)
+from tests.integration.conftest import fresh
+from tests.support.workspace import Browser, activity, quick_conversation
 
 
 def bulk(who, ids, action, current="/conversations", **fields):

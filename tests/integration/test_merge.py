@@ -13,17 +13,16 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import Attachment, Conversation, Message, Notification, NotificationThread
+from models import Attachment, Message, Notification, NotificationThread
 from services import merge, reply_drafts
 from services.labels import conversation_labels, set_labels
 from services.replies import create_reply
 from tests.conftest import global_smtp
+from tests.integration.conftest import fresh
 from tests.support.inbound import post_relay, work_inbound
 from tests.support.workspace import (
-    Browser,
     activity,
     api,
-    make_team,
     messages_of,
     quick_conversation,
 )
@@ -35,21 +34,6 @@ DOMAIN = "reply.example.com"
 @pytest.fixture
 def app_config(app_config, smtp):
     return {**app_config, "MAILER_INBOUND_EMAIL_DOMAIN": DOMAIN, **global_smtp(smtp)}
-
-
-@pytest.fixture
-def team(app, inbox, make_user):
-    return make_team(inbox, make_user)
-
-
-@pytest.fixture
-def bob(client, auth, team):
-    return Browser(client, auth).login(team.bob)
-
-
-def fresh(conversation) -> Conversation:
-    db.session.expire_all()
-    return db.session.get(Conversation, conversation.id)
 
 
 def merge_url(conversation) -> str:
