@@ -21,6 +21,63 @@ function insertAtCaret(textarea, text, start, end) {
   }
 }
 
+// The open option lists a text field owns (the saved replies' picker, the @mention list):
+// the focus stays in the field, which points at the active option with
+// aria-activedescendant. Mark option `index` (wrapping round) active and scroll it into
+// view; the active index, -1 when there are no options.
+function markActiveOption(options, index, owner) {
+  const active = options.length ? (index + options.length) % options.length : -1;
+  options.forEach((option, i) => {
+    const on = i === active;
+    option.setAttribute("aria-selected", String(on));
+    option.classList.toggle("active", on);
+    if (on) {
+      option.scrollIntoView({ block: "nearest" });
+    }
+  });
+  if (owner) {
+    if (active >= 0) {
+      owner.setAttribute("aria-activedescendant", options[active].id);
+    } else {
+      owner.removeAttribute("aria-activedescendant");
+    }
+  }
+  return active;
+}
+
+// A key pressed while such a list is open: ArrowDown and ArrowUp move, Enter (and the other
+// `chooseKeys`) chooses the active option, Escape closes. A key it handles goes no further
+// (call it from a capture-phase keydown listener, so the composer and the page's shortcuts
+// never see it); true then. `list`: {size, active, move(index), choose(index), close(),
+// chooseKeys (default ["Enter"]), shiftIsText (with Shift those keys stay the text's: a new
+// line), nothingActive() (Enter with no active option: whether it handled that; default not)}.
+function optionListKey(event, list) {
+  const key = event.key;
+  let handled = false;
+  if (key === "ArrowDown" || key === "ArrowUp") {
+    handled = list.size > 0;
+    if (handled) {
+      list.move(list.active + (key === "ArrowDown" ? 1 : -1));
+    }
+  } else if (key === "Escape") {
+    list.close();
+    handled = true;
+  } else if ((list.chooseKeys || ["Enter"]).includes(key)
+    && !(list.shiftIsText && event.shiftKey)) {
+    if (list.active >= 0 && list.size > 0) {
+      list.choose(list.active);
+      handled = true;
+    } else {
+      handled = Boolean(list.nothingActive && list.nothingActive());
+    }
+  }
+  if (handled) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+  return handled;
+}
+
 document.addEventListener("click", (event) => {
   const copy = event.target.closest("[data-copy-target]");
   if (copy) {

@@ -84,23 +84,8 @@
   }
 
   function setActive(field, index) {
-    const state = stateOf(field);
     const options = [...listOf(field).querySelectorAll("[role=option]")];
-    state.active = options.length ? (index + options.length) % options.length : -1;
-    options.forEach((option, i) => {
-      const on = i === state.active;
-      option.setAttribute("aria-selected", String(on));
-      option.classList.toggle("active", on);
-      if (on) {
-        option.scrollIntoView({ block: "nearest" });
-      }
-    });
-    const textarea = textOf(field);
-    if (state.active >= 0) {
-      textarea.setAttribute("aria-activedescendant", options[state.active].id);
-    } else {
-      textarea.removeAttribute("aria-activedescendant");
-    }
+    stateOf(field).active = markActiveOption(options, index, textOf(field)); // app.js
   }
 
   function show(field, textarea, query, start) {
@@ -207,19 +192,18 @@
       if (!state || !state.open) {
         return;
       }
-      const key = event.key;
-      if (key === "ArrowDown" || key === "ArrowUp") {
-        setActive(field, state.active + (key === "ArrowDown" ? 1 : -1));
-      } else if ((key === "Enter" || key === "Tab") && !event.shiftKey && state.active >= 0) {
-        choose(field, state.active);
-      } else if (key === "Escape") {
-        state.dismissed = state.start;
-        close(field);
-      } else {
-        return;
-      }
-      event.preventDefault();
-      event.stopImmediatePropagation();
+      optionListKey(event, { // app.js
+        size: state.matches.length,
+        active: state.active,
+        move: (index) => setActive(field, index),
+        choose: (index) => choose(field, index),
+        close: () => {
+          state.dismissed = state.start;
+          close(field);
+        },
+        chooseKeys: ["Enter", "Tab"],
+        shiftIsText: true,
+      });
     },
     true,
   );

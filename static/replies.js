@@ -129,24 +129,8 @@
 
   function setActive(picker, index) {
     const state = stateOf(picker);
-    const options = visibleOptions(picker);
-    state.active = options.length ? (index + options.length) % options.length : -1;
     const owner = state.mode === "slash" ? state.textarea : part(picker, "filter");
-    options.forEach((option, i) => {
-      const on = i === state.active;
-      option.setAttribute("aria-selected", String(on));
-      option.classList.toggle("active", on);
-      if (on) {
-        option.scrollIntoView({ block: "nearest" });
-      }
-    });
-    if (owner) {
-      if (state.active >= 0) {
-        owner.setAttribute("aria-activedescendant", options[state.active].id);
-      } else {
-        owner.removeAttribute("aria-activedescendant");
-      }
-    }
+    state.active = markActiveOption(visibleOptions(picker), index, owner); // app.js
   }
 
   function open(picker, mode, query = "") {
@@ -223,33 +207,25 @@
   function navigate(picker, event) {
     const state = stateOf(picker);
     const options = visibleOptions(picker);
-    switch (event.key) {
-      case "ArrowDown":
-      case "ArrowUp":
-        if (!options.length) {
-          return false;
-        }
-        setActive(picker, state.active + (event.key === "ArrowDown" ? 1 : -1));
-        return true;
-      case "Enter":
-        if (state.active < 0 || !options.length) {
-          if (state.mode === "slash") {
-            close(picker, false);
-            return false; // a plain new line
-          }
-          return true; // never submits the composer from the filter box
-        }
-        choose(picker, options[state.active]);
-        return true;
-      case "Escape":
+    optionListKey(event, { // app.js
+      size: options.length,
+      active: state.active,
+      move: (index) => setActive(picker, index),
+      choose: (index) => choose(picker, options[index]),
+      close: () => {
         if (state.mode === "slash") {
           state.dismissed = state.slashStart; // this "/" stays text until typed again
         }
         close(picker, true);
-        return true;
-      default:
-        return false;
-    }
+      },
+      nothingActive: () => {
+        if (state.mode === "slash") {
+          close(picker, false);
+          return false; // a plain new line
+        }
+        return true; // never submits the composer from the filter box
+      },
+    });
   }
 
   document.addEventListener("click", (event) => {
@@ -300,9 +276,8 @@
           return;
         }
       }
-      if (picker && stateOf(picker).mode && navigate(picker, event)) {
-        event.preventDefault();
-        event.stopImmediatePropagation();
+      if (picker && stateOf(picker).mode) {
+        navigate(picker, event);
       }
     },
     true,
