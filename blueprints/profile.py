@@ -9,8 +9,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from blueprints.signature_forms import PreviewForm, SignatureForm, preview_response
 from extensions import db
-from services import account
+from services import account, signatures
 from services.access import visible_inboxes_query
 from services.notifications import events
 from services.passwords import MAX_LENGTH
@@ -123,6 +124,7 @@ def _page(
     password_form: PasswordForm | None = None,
     timezone_form: TimezoneForm | None = None,
     notifications_form: FlaskForm | None = None,
+    signature_form: SignatureForm | None = None,
 ):
     inboxes = db.session.scalars(visible_inboxes_query(current_user)).all()
     response = render_template(
@@ -132,6 +134,7 @@ def _page(
         password_form=password_form or PasswordForm(formdata=None),
         timezone_form=timezone_form or TimezoneForm(formdata=None, obj=current_user),
         notifications_form=notifications_form or _notifications_form(current_user),
+        signature_form=signature_form or SignatureForm(formdata=None, obj=current_user),
         action_form=ActionForm(formdata=None),
         sessions=active_sessions(current_user),
     )
@@ -178,6 +181,32 @@ def set_timezone():
             flash(f"Times are now shown in {form.timezone.data}.")
             return redirect(url_for("profile.index"))
     return _page(status=422, timezone_form=form)
+
+
+def _example_inbox():
+    """The inbox the preview fills {{inbox.name}} from: the first one the agent works in."""
+    return db.session.scalars(visible_inboxes_query(current_user)).first()
+
+
+@bp.post("/signature")
+@login_required
+def set_signature():
+    """The agent's own signature, added above the inbox's to every reply they send."""
+    form = SignatureForm()
+    if not form.validate_on_submit():
+        return _page(status=422, signature_form=form)
+    signatures.save_agent_signature(current_user._get_current_object(), form.signature.data)
+    flash("Your signature is saved.")
+    return redirect(url_for("profile.index", _anchor="signature"), 303)
+
+
+@bp.post("/signature/preview")
+@login_required
+def preview_signature():
+    """The signature as typed, filled in for the agent and their first inbox. Writes nothing."""
+    inbox = _example_inbox()
+    name, address = (inbox.name, inbox.support_address) if inbox else ("", "")
+    return preview_response(PreviewForm(), current_user, name, address)
 
 
 @bp.post("/notifications")

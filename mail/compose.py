@@ -84,10 +84,11 @@ def thread_index(conversation_token: str, started: datetime, replies: list[datet
 
     The 22-byte header is fixed per conversation: a reserved 0x01, the conversation's start
     as the 40 high bits of its FILETIME (big-endian), and a GUID (the conversation token's
-    first 16 bytes). Then one 5-byte response level per reply of ours so far, in order: the
-    DC bit and 31 bits of the time since the header (bits 18-48 of the FILETIME difference;
-    bits 23-53, with DC set, once that no longer fits), 4 random bits (derived from the token,
-    so a rebuilt message is the same) and a 4-bit sequence count."""
+    first 16 bytes). Then one 5-byte response level per message after the first (`replies`:
+    their times, in order): the DC bit and 31 bits of the time since the header (bits 18-48
+    of the FILETIME difference; bits 23-53, with DC set, once that no longer fits), 4 random
+    bits (derived from the token, so a rebuilt message is the same) and a 4-bit sequence
+    count."""
     header_time = filetime(started) >> 24
     guid = bytes.fromhex(conversation_token[:32].ljust(32, "0"))
     blocks = [b"\x01" + header_time.to_bytes(5, "big") + guid]
@@ -108,6 +109,17 @@ def text_to_html(text: str) -> str:
         f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip()
     )
     return f'<!doctype html><html><body><div dir="auto">{body}</div></body></html>'
+
+
+def html_with_signature(text: str, signature_html: str) -> str:
+    """A reply's HTML part: the text's paragraphs (text_to_html) and under them the
+    signature block, "-- " and the signature's (already sanitised) HTML, as mail clients
+    draw the text part's signature separator."""
+    document = text_to_html(text)
+    if not signature_html.strip():
+        return document
+    block = f'<div class="signature">-- <br>{signature_html}</div>'
+    return document.removesuffix("</body></html>") + block + "</body></html>"
 
 
 def build_mime(out: OutgoingEmail) -> bytes:

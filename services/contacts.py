@@ -11,6 +11,8 @@ from sqlalchemy import bindparam, func, select
 from extensions import db
 from mail.addresses import normalise, parse_addresses
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
+from models.enums import ParticipantRole
+from services import participants as conversation_participants
 from services.access import visible_inboxes_query
 from services.routing import OurAddresses
 
@@ -31,6 +33,7 @@ class ContactError(ValueError):
 class Participant:
     name: str
     address: str
+    third_party: bool = False  # forwarded to by an agent, not copied by the customer
 
 
 @dataclass
@@ -84,6 +87,17 @@ _EARLIER_FOR_MEMBER = _EARLIER.where(  # an agent: only the inboxes they are a m
 
 
 def participants(conversation: Conversation, contact: Contact) -> list[Participant]:
+    """Everyone else on the conversation: its recorded participants (services/participants.py:
+    those the customer copied, third parties it was forwarded to), in the order they joined.
+    A conversation from before they were recorded has none: then the people on its emails."""
+    recorded = [
+        Participant(p.name, p.email, p.role == ParticipantRole.THIRD_PARTY)
+        for p in conversation_participants.of(conversation.id)
+    ]
+    return recorded or _on_its_emails(conversation, contact)
+
+
+def _on_its_emails(conversation: Conversation, contact: Contact) -> list[Participant]:
     """Everyone else on the conversation's emails (From, To, Cc of every email in and out),
     less the contact and the inbox's own addresses, in order of first appearance."""
     rows = db.session.execute(_HEADERS, {"conversation_id": conversation.id}).all()

@@ -58,6 +58,16 @@ def new_conversation(inbox_id: int, contact_id: int, subject: str) -> Conversati
     raise RuntimeError("could not allocate a conversation number; retry")
 
 
+def latest_email(conversation_id: int) -> Message | None:
+    """The conversation's newest incoming email: what reply-all and the From address go by."""
+    return db.session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.direction == "incoming")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
 def update_conversation(
     conversation: Conversation,
     actor: User | None,

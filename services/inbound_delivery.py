@@ -16,7 +16,7 @@ from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Message, utcnow
 from models.enums import NotificationEvent as Event
-from services import automations
+from services import automations, inbox_aliases, participants
 from services.assignment import auto_assign
 from services.conversations import new_conversation
 from services.inbound_content import build_content, forget_attachments, store_attachments
@@ -61,7 +61,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     if where.conversation is None:
         found = conversation_by_subject(where.inbox, contact, parsed.subject)
         if found is not None:
-            where = Route(where.inbox, found, "subject")
+            where = Route(where.inbox, found, "subject", participant=where.participant)
     try:
         message, effects = _record(inbound, parsed, where, contact)
         db.session.commit()
@@ -110,6 +110,9 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     )
     db.session.add(message)
     db.session.flush()
+    # Who else is on it (reply-all), and who wrote it when not the contact.
+    writer = participants.on_incoming(conversation, parsed, contact, where.participant)
+    message.participant_id = writer.id if writer is not None else None
     if reopened_from:  # after the message, so the thread reads in order
         line = f"Reopened ({reopened_from}) by a new email from {contact.email}"
         db.session.add(conversation.activity(line))
@@ -122,8 +125,14 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     message.html_body, message.quoted_html = content.html, content.quoted_html
     if parsed.bounce:
         _mark_bounced_original(parsed, conversation)
+    inbox_aliases.note_arrival(inbox, parsed)  # an alias's test email verifies it
     # Rules and the acknowledgement, in this transaction: exactly once per delivered message.
-    effects = automations.run(message, conversation, parsed, is_new)
+    # Not for a third party's answer to a forward: those are for the customer's emails (no
+    # acknowledgement, no rule's reply to the customer about someone else's email).
+    if writer is not None and writer.role == participants.THIRD_PARTY:
+        effects = automations.Effects()
+    else:
+        effects = automations.run(message, conversation, parsed, is_new)
     _tell_agents(conversation, message, is_new)
     return message, effects
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from extensions import db
 from models import ImapSettings, Inbox, InboxMember, OAuthConnection, SmtpSettings
-from services import oauth
+from services import oauth, signatures
 from services.inbox_setup import values_from_inbox
 from services.oauth_status import server_values
 
@@ -23,7 +23,7 @@ def _apply_basics(inbox: Inbox, values: dict) -> None:
 
 def _apply_identity(inbox: Inbox, values: dict) -> None:
     inbox.sender_name_style = values["sender_name_style"]
-    inbox.signature = values["signature"].replace("\r\n", "\n")
+    inbox.signature = signatures.sanitise(values["signature"])  # the wizard's too
     inbox.reply_to_style = values["reply_to_style"]
     inbox.subject_threading = bool(values["subject_threading"])
     inbox.auto_assign = bool(values["auto_assign"])

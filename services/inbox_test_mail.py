@@ -64,20 +64,34 @@ def outbound_path(inbox: Inbox) -> str | None:
     return None
 
 
-def build_test_email(inbox: Inbox, token: str, sender: str, reply_to: str, text: str) -> bytes:
+def build_test_email(
+    inbox: Inbox,
+    token: str,
+    sender: str,
+    reply_to: str,
+    text: str,
+    *,
+    to: str | None = None,
+    subject: str = "Threadline setup test",
+) -> bytes:
+    """To the support address, or `to` (an alias: services/inbox_aliases.py)."""
     message = EmailMessage(policy=SMTP)
     message["Message-ID"] = f"<{message_id_for(inbox, token)}>"
     message["Date"] = format_datetime(utcnow())
     message["From"] = sender
-    message["To"] = inbox.support_address
+    message["To"] = to or inbox.support_address
     message["Reply-To"] = reply_to
-    message["Subject"] = f"Threadline setup test {token}"
+    message["Subject"] = f"{subject} {token}"
     message.set_content(text)
     return message.as_bytes()
 
 
-def send_test_email(inbox: Inbox, admin_email: str) -> str:
-    """Through the inbox's SMTP (or the global one) to its support address; the token."""
+def send_test_email(
+    inbox: Inbox, admin_email: str, *, to: str | None = None, subject: str = "Threadline setup test"
+) -> str:
+    """Through the inbox's SMTP (or the global one) to its support address (or `to`, an
+    alias being verified); the token."""
+    to = to or inbox.support_address
     try:
         target = transport_for(inbox)
     except NoTransport as exc:
@@ -93,13 +107,15 @@ def send_test_email(inbox: Inbox, admin_email: str) -> str:
         token,
         inbox.support_address,
         admin_email,
-        "This is a test email sent by the Threadline setup wizard through "
-        f"{target.address} to {inbox.support_address}. If you can read it as a "
+        "This is a test email sent by Threadline through "
+        f"{target.address} to {to}. If you can read it as a "
         "conversation, receiving works.\n",
+        to=to,
+        subject=subject,
     )
     try:
         with smtp_session(target, timeout=15) as session:
-            send_mime(session, inbox.support_address, [inbox.support_address], raw)
+            send_mime(session, inbox.support_address, [to], raw)
     except (smtplib.SMTPException, OSError) as exc:
         raise TestMailError(
             f"The test email was not sent: {target.address} said: {exc}. "

@@ -23,6 +23,7 @@ from models import (
     Message,
     Notification,
     NotificationThread,
+    Participant,
     ReplyDraft,
     User,
     utcnow,
@@ -100,6 +101,7 @@ def merge(
     )
     _follow(NotificationThread, source, survivor, _fold_notification_thread)
     _follow(ReplyDraft, source, survivor, _fold_draft)
+    _move_participants(source, survivor)
     _add_labels(source, survivor, actor)
 
     open_ = ConversationStatus.OPEN
@@ -160,6 +162,37 @@ def _fold_draft(kept: ReplyDraft, theirs: ReplyDraft) -> None:
     text = theirs.text.strip()
     if text and text not in kept.text:
         kept.text = f"{kept.text.rstrip()}\n\n{text}".strip()
+
+
+def _move_participants(source: Conversation, survivor: Conversation) -> None:
+    """The merged one's participants join the survivor; one the survivor already has (same
+    address) is folded into it: their emails point at the survivor's row, which takes over
+    a third party's reply token (so their reply+ address keeps working) and role."""
+    kept = {
+        p.email: p
+        for p in db.session.scalars(
+            select(Participant).where(Participant.conversation_id == survivor.id)
+        )
+    }
+    for theirs in db.session.scalars(
+        select(Participant).where(Participant.conversation_id == source.id)
+    ).all():
+        same = kept.get(theirs.email)
+        if same is None:
+            theirs.conversation_id = survivor.id
+            continue
+        db.session.execute(
+            update(Message)
+            .where(Message.participant_id == theirs.id)
+            .values(participant_id=same.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        token, role, name = theirs.token, theirs.role, theirs.name
+        db.session.delete(theirs)
+        db.session.flush()  # the token is unique: free it before the survivor's row takes it
+        if token and not same.token:
+            same.token, same.role = token, role
+        same.name = same.name or name
 
 
 def _add_labels(source: Conversation, survivor: Conversation, actor: User) -> None:

@@ -11,10 +11,18 @@ import io
 from sqlalchemy import select
 
 from extensions import db, get_settings, get_storage
-from mail.compose import OutgoingAttachment, OutgoingEmail, build_mime, reply_subject, thread_index
+from mail.compose import (
+    OutgoingAttachment,
+    OutgoingEmail,
+    build_mime,
+    html_with_signature,
+    reply_subject,
+    thread_index,
+)
 from mail.model import Person
 from mail.smtp import SmtpTarget
 from models import Inbox, Message, User
+from services import participants, signatures
 from services.mail_credentials import (  # noqa: F401 - importable from here, as before
     NoTransport,
     global_smtp_target,
@@ -75,37 +83,53 @@ def compose(message: Message) -> OutgoingEmail:
         if continuity
         else inbox.support_address
     )
-    # Ours so far, this one included: one response level each in Thread-Index.
-    replied_at = list(
+    # A forward, or an answer to a third party: their own thread and reply address, under
+    # their latest email (never the customer's), and never copied to the customer.
+    third_party = participants.participant_of(message)
+    if third_party is not None and third_party.role != participants.THIRD_PARTY:
+        third_party = None
+    if third_party is not None:
+        parent = participants.latest_from(conversation.id, third_party.id, message.id)
+        references = (parent.references or "").split() if parent else []
+        reply_to = participants.reply_address(third_party) or reply_to
+    not_customer = contact.email.lower() if third_party is not None else None
+    # Thread-Index: one response level per email of the conversation after its first, up to
+    # this one (the customer's too: Outlook adds one level per message of the thread).
+    emails_at = list(
         db.session.scalars(
             select(Message.created_at)
             .where(
                 Message.conversation_id == conversation.id,
-                Message.direction == "outgoing",
+                Message.direction.in_(("incoming", "outgoing")),
                 Message.id <= message.id,
             )
             .order_by(Message.id)
         )
     )
+    # The agent's signature, then the inbox's; an automation's reply has only the inbox's.
+    signature_html, signature_text = signatures.render(inbox, author, message.from_address)
     text = message.text_body
-    if inbox.signature.strip():
-        text = f"{text}\n\n-- \n{inbox.signature.strip()}"
+    if signature_text:
+        text = f"{text}\n\n-- \n{signature_text}"
     storage = get_storage()
     return OutgoingEmail(
         message_id=message.message_id,
-        sender=Person(inbox.support_address, sender_name(inbox, author)),
+        # The address the customer wrote to (an alias) or the agent chose; else the primary.
+        sender=Person(message.from_address or inbox.support_address, sender_name(inbox, author)),
         to=recipients(message, contact),
-        cc=[a for a in message.cc_addresses.split(", ") if a],
-        bcc=[a for a in message.bcc_addresses.split(", ") if a],
+        cc=[a for a in message.cc_addresses.split(", ") if a and a.lower() != not_customer],
+        bcc=[a for a in message.bcc_addresses.split(", ") if a and a.lower() != not_customer],
         reply_to=reply_to,
         # What automations send carries the subject they chose (an acknowledgement's own).
-        subject=(automatic and message.subject) or reply_subject(conversation.subject),
+        subject=(automatic and message.subject)
+        or (message.forward and message.subject)  # "Fwd: …" (services/forwards.py)
+        or reply_subject(conversation.subject),
         date=message.created_at,
         text=text,
-        html=None,
+        html=html_with_signature(message.text_body, signature_html),
         in_reply_to=parent.message_id if parent else None,
         references=references,
-        thread_index=thread_index(conversation.token, conversation.created_at, replied_at),
+        thread_index=thread_index(conversation.token, conversation.created_at, emails_at[1:]),
         attachments=[
             OutgoingAttachment(a.filename, a.content_type, storage.get_bytes(a.storage_key))
             for a in message.attachments

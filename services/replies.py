@@ -8,16 +8,17 @@ import re
 from datetime import datetime
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from extensions import db, get_settings, get_storage
-from mail.addresses import is_email_address, normalise, parse_addresses
+from mail.addresses import is_email_address, normalise
 from mail.compose import OutgoingAttachment
 from mail.threading import outgoing_message_id
 from models import Attachment, Conversation, Inbox, Message, User, utcnow
+from models.conversations import Participant
 from models.enums import NotificationEvent as Event
-from services import background, reply_drafts
-from services.conversations import update_conversation
+from services import background, inbox_aliases, participants, reply_drafts
+from services.conversations import latest_email, update_conversation
 from services.notifications import events as notifications
 from services.notifications import mentions
 
@@ -80,6 +81,7 @@ def create_reply(
     inbound_email_id: int | None = None,
     send_after: datetime | None = None,
     scheduled: bool = False,
+    from_address: str | None = None,
 ) -> Message:
     """Record a note (never emailed) or an outgoing reply (queued, then sent by a job).
     `inbound_email_id`: the agent's email it came from (a reply by email), linked in the
@@ -91,7 +93,11 @@ def create_reply(
 
     `to` is who the reply goes to (the composer's To chips); None (the API without `to`,
     older callers) means the conversation's contact, as reply-all has it. A note has no
-    recipients: its To is ignored (the composer's To is always prefilled), CC/BCC refused."""
+    recipients: its To is ignored (the composer's To is always prefilled), CC/BCC refused.
+
+    `from_address`: the inbox address the reply goes out from (the primary or an alias: the
+    composer's From); None (the API without `from`, other callers) means the alias the
+    customer's latest email was written to, else the primary."""
     text = (text or "").strip()
     if not text and not attachments:
         raise ReplyError("the reply is empty: write a message or attach a file")
@@ -103,6 +109,7 @@ def create_reply(
         raise ReplyError("A note is added at once: only a reply can be sent later.", "send_at")
     if private:
         send_after = None
+    sender = "" if private else _sending_address(conversation, from_address)
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -114,12 +121,19 @@ def create_reply(
         to_addresses=", ".join(to_list),
         cc_addresses=", ".join(cc_list),
         bcc_addresses=", ".join(bcc_list),
+        from_address=sender,
         subject=conversation.subject,
         delivery_status=None if private else "queued",
         inbound_email_id=inbound_email_id,
         send_after=send_after,
         scheduled=scheduled and send_after is not None,
     )
+    # To a third party alone: their thread, their reply address (services/outbound.py).
+    # Otherwise whoever the agent added is on the conversation from now on (reply-all).
+    third_party = participants.third_party_for(conversation, to_list) if to_list else None
+    message.participant_id = third_party.id if third_party is not None else None
+    if not private and third_party is None:
+        participants.on_outgoing(conversation, to_list + cc_list)
     db.session.add(message)
     db.session.flush()
     if not private:
@@ -142,6 +156,20 @@ def create_reply(
     return message
 
 
+def _sending_address(conversation: Conversation, chosen: str | None) -> str:
+    """The reply's From address as stored ("" for the primary): one of the inbox's own."""
+    if chosen is None:
+        return inbox_aliases.reply_from(conversation)
+    found = inbox_aliases.sending_address(conversation.inbox, chosen)
+    if found is None:
+        raise ReplyError(
+            f"{chosen.strip() or 'That address'} is not an address of this inbox: choose its "
+            "primary address or one of its aliases.",
+            "from_address",
+        )
+    return found
+
+
 def reply_to_addresses(conversation: Conversation, to: list[str] | str | None) -> list[str]:
     """An email reply's To: the addresses given, at least one; None means the contact."""
     if to is None:
@@ -161,9 +189,9 @@ def reply_and_resolve(conversation: Conversation, author: User, text: str, **opt
 
 
 def our_addresses(conversation: Conversation) -> set[str]:
-    """Addresses that are the inbox itself (support, forwarding, reply+ continuity)."""
+    """Addresses that are the inbox itself (support, aliases, forwarding, reply+ continuity)."""
     inbox, domain = conversation.inbox, get_settings().inbound_domain
-    ours = {normalise(inbox.support_address)}
+    ours = {normalise(address) for address in inbox_aliases.addresses_of(inbox)}
     if domain:
         ours.add(normalise(inbox.forwarding_address(domain)))
     return ours
@@ -172,31 +200,13 @@ def our_addresses(conversation: Conversation) -> set[str]:
 def reply_all_recipients(
     conversation: Conversation, latest: Message | None = None
 ) -> tuple[str, list[str]]:
-    """Who a reply goes to, reply-all style: To is the contact; CC the other people on the
-    customer's latest email (its To and Cc), less the contact and the inbox's own addresses
-    (support, forwarding, any address at the inbound domain). `latest`: that email, when the
-    caller has it at hand."""
-    contact = conversation.contact
+    """Who a reply goes to, reply-all style (services/participants.reply_all): To is who wrote
+    the latest incoming email (the contact or a participant), CC the contact and the other
+    cc participants, less To and our own addresses; a third party's email is answered to
+    them alone. `latest`: that email, when the caller has it at hand."""
     if latest is None:
-        latest = db.session.scalar(
-            select(Message)
-            .where(Message.conversation_id == conversation.id, Message.direction == "incoming")
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-    if latest is None:
-        return contact.email, []
-    ours = our_addresses(conversation)
-    domain = (get_settings().inbound_domain or "").lower()
-    sender = [normalise(a) for _n, a in parse_addresses([latest.from_address or ""])]
-    skip = {normalise(contact.email), *sender} | ours
-    cc: dict[str, None] = {}
-    for _name, address in parse_addresses([latest.to_addresses, latest.cc_addresses]):
-        if normalise(address) in skip or (domain and address.endswith("@" + domain)):
-            continue
-        if is_email_address(address):
-            cc[address] = None
-    return contact.email, list(cc)
+        latest = latest_email(conversation.id)
+    return participants.reply_all(conversation, latest)
 
 
 def _store_attachments(message: Message, conversation: Conversation, files) -> None:
@@ -245,6 +255,12 @@ def mark_sent(message: Message, agent: User) -> None:
 
 
 def last_incoming(conversation_id: int, before_id: int) -> Message | None:
+    """The email a reply to the customer threads under: never a third party's (their thread
+    is their own: services/participants.latest_from)."""
+    third_parties = select(Participant.id).where(
+        Participant.conversation_id == conversation_id,
+        Participant.role == participants.THIRD_PARTY,
+    )
     return db.session.scalar(
         select(Message)
         .where(
@@ -252,6 +268,7 @@ def last_incoming(conversation_id: int, before_id: int) -> Message | None:
             Message.direction == "incoming",
             Message.id < before_id,
             Message.message_id.is_not(None),
+            or_(Message.participant_id.is_(None), Message.participant_id.not_in(third_parties)),
         )
         .order_by(Message.id.desc())
         .limit(1)

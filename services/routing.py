@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 
 from extensions import db, get_settings
 from mail.addresses import normalise, reply_token
 from mail.model import ParsedEmail
 from mail.threading import normalise_subject, token_from_message_id
-from models import Contact, Conversation, Inbox, Message
+from models import Contact, Conversation, Inbox, InboxAddress, Message
+from models.conversations import Participant
+from services.inbox_aliases import inbox_ids_for
 from services.inbox_archive import refusal
 
 OPEN_FOR_SUBJECT = ("open", "pending", "snoozed")
@@ -30,6 +32,8 @@ class Route:
     conversation: Conversation | None = None
     threaded_by: str = "new"
     refusal: str | None = None  # why no inbox takes it (an archived one matched)
+    # The third party whose reply+<token>@ address it was sent to (services/participants.py).
+    participant: Participant | None = None
 
 
 def _refused(inbox: Inbox) -> Route:
@@ -37,7 +41,7 @@ def _refused(inbox: Inbox) -> Route:
 
 
 class OurAddresses:
-    """Addresses that are Threadline itself: any inbox's support address, or anything at
+    """Addresses that are Threadline itself: any inbox's support address or alias, or anything at
     the inbound domain (forwarding and reply+ continuity addresses). Mail from there is
     never a customer, a participant or someone to answer automatically. Reads the inboxes
     once: keep one for a whole check."""
@@ -51,7 +55,8 @@ class OurAddresses:
         return found in self.support or bool(self.domain and found.endswith("@" + self.domain))
 
 
-_SUPPORT_ADDRESSES = select(Inbox.support_address)
+# Every inbox's support address and aliases (an inbox's aliases are the inbox too): one query.
+_SUPPORT_ADDRESSES = union_all(select(Inbox.support_address), select(InboxAddress.address))
 
 
 def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
@@ -63,6 +68,12 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
         if inbox.archived_at is not None:
             return _refused(inbox)
         return Route(inbox, by_token, "reply_token")
+    third_party = _participant_by_reply_token(parsed.recipients)
+    if third_party is not None:
+        conversation = surviving(db.session.get(Conversation, third_party.conversation_id))
+        if conversation.inbox.archived_at is not None:
+            return _refused(conversation.inbox)
+        return Route(conversation.inbox, conversation, "reply_token", participant=third_party)
     # A bounce is about the message it names: that is its reply-to, whatever its headers say.
     bounced = parsed.bounce.original_message_id if parsed.bounce else None
     known = db.session.get(Inbox, inbox_id) if inbox_id is not None else None
@@ -88,15 +99,16 @@ def route(parsed: ParsedEmail, inbox_id: int | None = None) -> Route:
 
 
 def inbox_for(recipients: list[str]) -> Inbox | None:
-    """The inbox a recipient names: an active one first, else an archived one (which
-    `route` refuses with its reason)."""
+    """The inbox a recipient names (its support address, an alias or its forwarding address):
+    an active one first, else an archived one (which `route` refuses with its reason)."""
     domain = get_settings().inbound_domain
     wanted = {normalise(address) for address in recipients}
     if not wanted:
         return None
+    by_alias = inbox_ids_for(wanted)
     query = select(Inbox).order_by(Inbox.archived_at.is_not(None), Inbox.id)
     for inbox in db.session.scalars(query):
-        if normalise(inbox.support_address) in wanted:
+        if normalise(inbox.support_address) in wanted or inbox.id in by_alias:
             return inbox
         if domain and normalise(inbox.forwarding_address(domain)) in wanted:
             return inbox
@@ -131,6 +143,17 @@ def _conversation_by_reply_token(recipients: list[str]) -> Conversation | None:
             found = _conversation_by_token(token)
             if found is not None:
                 return found
+    return None
+
+
+def _participant_by_reply_token(recipients: list[str]) -> Participant | None:
+    """A forward's reply+<token>@ address names its third party (services/forwards.py)."""
+    domain = get_settings().inbound_domain
+    for address in recipients:
+        token = reply_token(address, domain)
+        found = token and db.session.scalar(select(Participant).where(Participant.token == token))
+        if found:
+            return found
     return None
 
 

@@ -22,12 +22,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from extensions import db, get_settings, get_storage
 from mail.addresses import parse_addresses
-from models import Message, ReplyDraft, User, utcnow
+from models import Message, Participant, ReplyDraft, User, utcnow
+from models.enums import ParticipantRole
 from services import reply_drafts
 from services.replies import ReplyError, enqueue_send
 
@@ -47,13 +48,32 @@ def due(now: datetime):
 
 
 def answered():
-    """SQL: a scheduled reply that the customer wrote after (an email newer than it)."""
+    """SQL: a scheduled reply that the people it is for wrote after (an email newer than it)."""
     incoming = aliased(Message)
     return Message.scheduled & exists().where(
         incoming.conversation_id == Message.conversation_id,
         incoming.direction == "incoming",
         incoming.id > Message.id,
         incoming.auto_flag.is_(None),
+        same_party(incoming, Message),
+    )
+
+
+def same_party(incoming, reply):
+    """SQL: `incoming` is from the side `reply` (a Message row or the Message class) is for:
+    a reply to a third party (its participant_id) is answered by that party alone; a reply to
+    the customer by the customer's side (the contact or someone they copied), never by a
+    third party's email."""
+    by_third_party = exists().where(
+        Participant.id == incoming.participant_id, Participant.role == ParticipantRole.THIRD_PARTY
+    )
+    if isinstance(reply, Message):  # one reply: its side is known
+        if reply.participant_id is None:
+            return ~by_third_party
+        return incoming.participant_id == reply.participant_id
+    return or_(
+        reply.participant_id.is_not(None) & (incoming.participant_id == reply.participant_id),
+        reply.participant_id.is_(None) & ~by_third_party,
     )
 
 
@@ -215,6 +235,7 @@ def wrote_since(message: Message) -> str | None:
             Message.direction == "incoming",
             Message.id > message.id,
             Message.auto_flag.is_(None),
+            same_party(Message, message),
         )
         .order_by(Message.id.desc())
         .limit(1)

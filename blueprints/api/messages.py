@@ -18,7 +18,7 @@ from models import Attachment, Message
 from services.access import can_view_inbox
 from services.replies import ReplyError, create_reply, mark_sent, retry_delivery
 
-REPLY_FIELDS = ("content", "private", "to", "cc", "bcc")
+REPLY_FIELDS = ("content", "private", "to", "cc", "bcc", "from")
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
@@ -37,8 +37,13 @@ def reply(conversation_id: int):
     if private and to:
         raise ApiError(422, "a private note is never emailed, so it cannot have To")
     cc, bcc = address_list(data, "cc"), address_list(data, "bcc")
+    sender = data.get("from")  # None: the alias the customer wrote to, else the primary
+    if sender is not None and not isinstance(sender, str):
+        raise ApiError(422, "from must be one of the inbox's addresses, as a string")
     try:
-        message = create_reply(conv, api_user(), content, private=private, to=to, cc=cc, bcc=bcc)
+        message = create_reply(
+            conv, api_user(), content, private=private, to=to, cc=cc, bcc=bcc, from_address=sender
+        )
     except ReplyError as exc:
         raise ApiError(422, str(exc)) from None
     senders = load_senders([message])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from blueprints.conversations import (  # noqa: F401  (their routes and context processors)
     bulk,
     drafts,
+    forwarding,
     list_views,
     mail_frame,
     merge,

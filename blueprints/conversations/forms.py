@@ -7,7 +7,8 @@ or is shared with the API (addresses, who may be assigned, labels' limits, the m
 is the service's to refuse, and the view adds that refusal to `form.form_errors`. The HTML
 field names are the ones the API, the tests and old tabs post: `for` (a snooze preset),
 `until`, `assignee_id`, `labels`, `target`, `text`, `to`, `cc`, `bcc`, `private`, `seen`,
-`confirm`, `resolve` ("Send and resolve"), `later` and `send_at` ("Send later"). The
+`confirm`, `resolve` ("Send and resolve"), `later` and `send_at` ("Send later"), `from`
+(the address the reply goes out from, when the inbox has aliases). The
 composer's Reply/Note tabs are the two values of `private` (ModeTabs); DraftForm is what the
 composer autosaves (drafts.py).
 """
@@ -31,7 +32,7 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import DateTimeLocalInput
 
 from blueprints.form_fields import attribute
-from services import reply_drafts
+from services import inbox_aliases, participants, reply_drafts
 from services.bulk_actions import ACTIONS as BULK_ACTIONS
 from services.labels import LabelError, clean_names, split_names
 from services.replies import ReplyError, reply_all_recipients
@@ -44,6 +45,9 @@ SNOOZE_PRESETS = {
     "1d": timedelta(days=1),
     "1w": timedelta(weeks=1),
 }
+# `private` values that are not a note: the Reply tab (""), and the Forward tab ("forward",
+# _composer.html), whose own form is posted elsewhere (forwarding.py).
+NOT_A_NOTE = (False, "false", "", "forward")
 SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "1d": "1 day", "1w": "1 week"}
 
 
@@ -159,7 +163,9 @@ class ComposerForm(ThreadForm):
     to = StringField("To")
     cc = StringField("CC", render_kw={"placeholder": "a@example.com, b@example.com"})
     bcc = StringField("BCC")
-    private = BooleanField("Private note (never emailed)", widget=ModeTabs())
+    private = BooleanField(
+        "Private note (never emailed)", widget=ModeTabs(), false_values=NOT_A_NOTE
+    )
     attachments = MultipleFileField("Attachments", widget=OrderedFileInput())
     seen = HiddenField(widget=OrderedHidden())
     confirm = HiddenField()
@@ -168,9 +174,19 @@ class ComposerForm(ThreadForm):
     # agent's own zone (services/send_later.scheduled_moment reads and checks it).
     send_at = StringField("Send at", widget=DateTimeLocalInput())
     later = HiddenField()
+    # "From": the inbox's primary address or one of its aliases (drawn only when it has
+    # aliases; `offer_from` fills it); create_reply refuses any other address.
+    from_address = SelectField(
+        "From",
+        name="from",
+        coerce=lambda value: "" if value is None else str(value),
+        validate_choice=False,
+        widget=OrderedSelect(),
+    )
 
     uploads: list = []
     draft = None  # the agent's saved draft the composer was drawn from (composer_form)
+    addressee = None  # how "Reply to …" names the person To is prefilled with (composer_form)
 
     def validate_attachments(self, field):
         """Each upload within ATTACHMENT_MAX_BYTES (the error names the file)."""
@@ -199,6 +215,18 @@ class ComposerForm(ThreadForm):
     def send_later(self) -> bool:
         return self.later.data == "1"
 
+    def offer_from(self, inbox) -> None:
+        """The addresses the reply may go out from: the primary, then each alias."""
+        self.from_address.choices = [(a, a) for a in inbox_aliases.addresses_of(inbox)]
+
+    @property
+    def sender(self) -> str | None:
+        """The posted From, or None when the form had none (create_reply: the alias the
+        customer wrote to, else the primary)."""
+        if not self.from_address.raw_data:
+            return None
+        return self.from_address.data or ""
+
 
 class DraftForm(ThreadForm):
     """What the composer autosaves as the agent types: the tab (`private`), text, To, CC, BCC.
@@ -208,7 +236,7 @@ class DraftForm(ThreadForm):
     to = StringField()
     cc = StringField()
     bcc = StringField()
-    private = BooleanField()
+    private = BooleanField(false_values=NOT_A_NOTE)
 
     @property
     def kind(self) -> str:
@@ -329,6 +357,12 @@ def composer_form(conversation, agent_id: int, drafts=None, shown=()) -> Compose
     else:
         form = ComposerForm(formdata=None, to=to, cc=", ".join(cc))
     form.draft = draft
+    form.addressee = participants.name_for(conversation, (form.to.data or "").split(",")[0])
+    form.offer_from(conversation.inbox)
+    latest = next((m for m in reversed(shown) if m.direction == "incoming"), None)
+    form.from_address.data = inbox_aliases.reply_from(conversation, latest) or (
+        conversation.inbox.support_address.lower()
+    )
     return form
 
 

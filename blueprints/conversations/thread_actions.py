@@ -102,6 +102,7 @@ def read(conversation_id: int):
 def reply(conversation_id: int):
     conversation = visible_conversation(conversation_id)
     form = ComposerForm()
+    form.offer_from(conversation.inbox)
     if not form.validate_on_submit():  # an attachment over the limit
         return after_action(conversation, 422, forms={"composer": form})
     newer = collisions(conversation.id, form.seen.data)
@@ -127,9 +128,12 @@ def reply(conversation_id: int):
             attachments=form.uploads,
             send_after=send_after,
             scheduled=scheduled,
+            from_address=form.sender,
         )
     except ReplyError as exc:  # what is wrong with To (or the time) is shown beside it
-        field = {"to": form.to, "send_at": form.send_at}.get(exc.field)
+        field = {"to": form.to, "send_at": form.send_at, "from_address": form.from_address}.get(
+            exc.field
+        )
         (field.errors if field is not None else form.form_errors).append(str(exc))
         return after_action(conversation, 422, forms={"composer": form})
     return after_action(conversation)

@@ -1,8 +1,8 @@
 """Admin inbox pages: the list (index.py), the setup wizard (wizard.py, steps.py), its test
-email step (test_mail.py), the settings (settings.py) and the connection tests both run
-(connection_tests.py), and signing an inbox in with Microsoft 365 or Google (oauth.py);
-wizard and settings show the same Flask-WTF form per inbox section (forms/). Each inbox's
-health page is the inbound log's (blueprints/inbound.py).
+email step (test_mail.py), the settings (settings.py; the Addresses tab: aliases.py) and the
+connection tests both run (connection_tests.py), and signing an inbox in with Microsoft 365
+or Google (oauth.py); wizard and settings show the same Flask-WTF form per inbox section
+(forms/). Each inbox's health page is the inbound log's (blueprints/inbound.py).
 
 `bp` lives in blueprint.py so that every view module imports it from there rather than from
 another view module; importing the views here, once, registers their routes on it.
@@ -11,6 +11,7 @@ another view module; importing the views here, once, registers their routes on i
 from __future__ import annotations
 
 from blueprints.inboxes import (  # noqa: F401
+    aliases,
     archive,
     hours,
     index,
@@ -18,6 +19,7 @@ from blueprints.inboxes import (  # noqa: F401
     rules,
     settings,
     shared,
+    signature,
     test_mail,
     wizard,
 )

@@ -38,6 +38,7 @@ SETTINGS_SECTIONS = {
 ALL_SECTIONS = ("basics", "mode", "imap", "smtp", "identity", "agents")
 TABS = {
     "basics": "Name and address",
+    "aliases": "Addresses",  # the aliases (aliases.py)
     "connection": "Connection",
     "identity": "Identity",
     "agents": "Agents",
@@ -140,6 +141,7 @@ def render_settings(
         "archive_form": ArchiveForm(formdata=None),
         "delete_form": DeleteForm(formdata=None),
         **_automation_tabs(inbox, tab, extra),
+        **_aliases_tab(inbox, tab, extra),
         **extra,
     }
     allow_sign_in_redirects()
@@ -153,6 +155,13 @@ def _automation_tabs(inbox: Inbox, tab: str, extra: dict) -> dict:
     """The Rules and Business hours tabs' own context (hours.py; imported here, late, as
     hours.py renders this page)."""
     from blueprints.inboxes.hours import tab_context
+
+    return tab_context(inbox, tab, extra)
+
+
+def _aliases_tab(inbox: Inbox, tab: str, extra: dict) -> dict:
+    """The Addresses tab's own context (aliases.py; imported late, as it renders this page)."""
+    from blueprints.inboxes.aliases import tab_context
 
     return tab_context(inbox, tab, extra)
 

@@ -9,6 +9,7 @@ from extensions import db
 from mail.compose import reply_subject
 from mail.threading import outgoing_message_id
 from models import Conversation, Message, utcnow
+from services.inbox_aliases import reply_from
 from services.replies import message_domain
 
 KINDS = ("acknowledgement", "saved_reply")  # Message.auto_flag of what automations send
@@ -30,6 +31,7 @@ def queue_automatic_reply(
         sender_user_id=None,
         text_body=text,
         to_addresses=conversation.contact.email.lower(),
+        from_address=reply_from(conversation),  # the alias the customer wrote to, if any
         subject=(subject or reply_subject(conversation.subject))[:998],
         delivery_status="queued",
         auto_flag=kind,

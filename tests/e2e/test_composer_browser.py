@@ -122,7 +122,7 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     assert chips(composer, f"cc-{cid}") == ["zoe@partner.example", "dan@customer.example"]
     expect(composer.get_by_role("radio", name="Reply")).to_be_checked()
     expect(composer.get_by_text("Signature, added when sent")).to_be_visible()
-    expect(composer.locator(".composer-signature-text")).to_contain_text("Ana from Support")
+    expect(composer.locator(".composer-signature-body")).to_contain_text("Ana from Support")
 
     # To, keyboard only: from the To box, Shift+Tab reaches Carla's remove button, Enter takes
     # her off (focus comes back to the box), then Gus is typed and added with Enter.

@@ -5,7 +5,6 @@ In-Reply-To, or to its reply+ address) land there, through the relay ingress and
 from __future__ import annotations
 
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
 
@@ -13,13 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import Attachment, Message, Notification, NotificationThread
+from models import Attachment, Notification, NotificationThread
 from services import merge, reply_drafts
 from services.labels import conversation_labels, set_labels
 from services.replies import create_reply
 from tests.conftest import global_smtp
 from tests.integration.conftest import fresh
-from tests.support.inbound import post_relay, work_inbound
+from tests.support.inbound import arrive, email_message
 from tests.support.workspace import (
     activity,
     api,
@@ -42,25 +41,8 @@ def merge_url(conversation) -> str:
 
 def customer_mail(message_id, body, *, subject="Printer on fire", to="support@example.com", **more):
     """The customer's email as their mail client sends it; `more`: In_Reply_To, References."""
-    message = EmailMessage()
-    message["From"], message["To"] = "Carla Customer <carla@customer.example>", to
-    message["Subject"], message["Message-ID"] = subject, message_id
-    for name, value in more.items():
-        message[name.replace("_", "-")] = value
-    message.set_content(body)
-    return message
-
-
-def arrive(app, client, message: EmailMessage) -> Message:
-    """Through the relay ingress and the inbound job: the stored message."""
-    post_relay(client, message.as_bytes())
-    work_inbound(app)
-    db.session.expire_all()
-    stored = db.session.scalar(
-        select(Message).where(Message.message_id == message["Message-ID"].strip("<>"))
-    )
-    assert stored is not None, "the inbound job did not store the message"
-    return stored
+    sender = "Carla Customer <carla@customer.example>"
+    return email_message(sender, to, subject, message_id, body, **more)
 
 
 def reply_over_smtp(app, smtp, conversation, agent, text):

@@ -163,7 +163,16 @@ def test_the_signature_is_previewed_on_the_reply_tab(app, client, team, browser)
     browser.login(team.bob)
     html = composer(browser.get(f"/conversations/{conv.id}").get_data(as_text=True))
     assert "Signature, added when sent" in html
-    assert "-- \nAna &amp; the Support team\nexample.com</pre>" in html
+    # A plain-text signature is drawn as HTML: escaped, its line breaks kept.
+    assert "-- <br><div>Ana &amp; the Support team<br>\nexample.com</div></div>" in html
+
+    # The agent's own signature comes first, with its variables filled in; markup that
+    # reached the database unsanitised is sanitised again when drawn.
+    team.bob.signature = "<b>{{agent.name}}</b><script>alert(1)</script>"
+    db.session.commit()
+    html = composer(browser.get(f"/conversations/{conv.id}").get_data(as_text=True))
+    assert "-- <br><div><b>Bob Agent</b></div><div>Ana &amp; the Support team" in html
+    assert "<script>alert(1)" not in html
 
 
 def test_send_and_resolve_is_one_request(app, client, team, browser):

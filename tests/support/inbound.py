@@ -37,3 +37,33 @@ def deliver(app, client, raw: bytes):
     return db.session.scalars(
         select(Message).where(Message.direction == "incoming").order_by(Message.id.desc())
     ).first()
+
+
+def email_message(sender, to, subject, message_id, body, **headers):
+    """An email as a mail client sends it; more headers by keyword (In_Reply_To, Cc)."""
+    from email.message import EmailMessage
+
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = sender, to, subject
+    email["Message-ID"] = message_id
+    for name, value in headers.items():
+        email[name.replace("_", "-")] = value
+    email.set_content(body)
+    return email
+
+
+def arrive(app, client, email):
+    """Through the relay ingress and the worker: the message stored for this email."""
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Message
+
+    post_relay(client, email.as_bytes())
+    work_inbound(app)
+    db.session.expire_all()
+    stored = db.session.scalar(
+        select(Message).where(Message.message_id == email["Message-ID"].strip("<>"))
+    )
+    assert stored is not None, "the inbound job did not store the message"
+    return stored

@@ -12,7 +12,7 @@ from blueprints.form_fields import MultiCheckboxField, strip
 from blueprints.inboxes.forms.fields import choices, radio
 from extensions import get_settings
 from models.inboxes import MODES, REPLY_TO_STYLES, SENDER_NAME_STYLES
-from services import inbox_setup
+from services import inbox_aliases, inbox_setup, signatures
 
 
 class SectionForm(FlaskForm):
@@ -64,6 +64,17 @@ class BasicsForm(SectionForm):
                 f"{address} is already the address of the inbox “{taken.name}”. "
                 "Each address belongs to one inbox; choose another or edit that inbox."
             )
+        alias = inbox_aliases.alias_of(address)
+        if alias is not None:
+            where = (
+                "this inbox"
+                if alias.inbox_id == self.inbox_id
+                else f"the inbox “{alias.inbox.name}”"
+            )
+            raise ValidationError(
+                f"{address} is already an alias of {where}. Each address belongs to one "
+                "inbox once; remove that alias first or choose another address."
+            )
         domain = get_settings().inbound_domain
         if domain and address.endswith("@" + domain) and address.startswith("reply+"):
             raise ValidationError(
@@ -90,8 +101,16 @@ class IdentityForm(SectionForm):
     )
     signature = TextAreaField(
         "Signature",
-        description="Added below every reply from this inbox.",
-        validators=[Length(max=2000, message="Keep the signature under 2,000 characters.")],
+        description="Added below every reply from this inbox, under the agent's own. HTML: "
+        "links, bold, italics, lists; scripts and styles are removed. Variables: "
+        + ", ".join(signatures.VARIABLES)
+        + ".",
+        validators=[
+            Length(
+                max=signatures.MAX_LENGTH,
+                message=f"Keep the signature under {signatures.MAX_LENGTH:,} characters.",
+            )
+        ],
         filters=[strip],
     )
     reply_to_style = radio(
