@@ -103,23 +103,28 @@ def thread_index(conversation_token: str, started: datetime, replies: list[datet
     return base64.b64encode(b"".join(blocks)).decode()
 
 
-def text_to_html(text: str) -> str:
-    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
-    body = "".join(
+def _paragraphs(text: str) -> str:
+    paragraphs = text.replace("\r\n", "\n").split("\n\n")
+    return "".join(
         f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip()
     )
-    return f'<!doctype html><html><body><div dir="auto">{body}</div></body></html>'
 
 
-def html_with_signature(text: str, signature_html: str) -> str:
-    """A reply's HTML part: the text's paragraphs (text_to_html) and under them the
-    signature block, "-- " and the signature's (already sanitised) HTML, as mail clients
-    draw the text part's signature separator."""
-    document = text_to_html(text)
-    if not signature_html.strip():
-        return document
-    block = f'<div class="signature">-- <br>{signature_html}</div>'
-    return document.removesuffix("</body></html>") + block + "</body></html>"
+def text_to_html(text: str) -> str:
+    return f'<!doctype html><html><body><div dir="auto">{_paragraphs(text)}</div></body></html>'
+
+
+def html_with_signature(text: str, signature_html: str, after: str = "") -> str:
+    """A reply's HTML part: the text's paragraphs (as text_to_html draws them) and under them
+    the signature block, "-- " and the signature's (already sanitised) HTML, as mail clients
+    draw the text part's signature separator; then `after` (a forward's forwarded emails,
+    which go under the signature, as mail clients place them)."""
+    parts = [f'<div dir="auto">{_paragraphs(text)}</div>']
+    if signature_html.strip():
+        parts.append(f'<div class="signature">-- <br>{signature_html}</div>')
+    if after.strip():
+        parts.append(f'<div dir="auto">{_paragraphs(after)}</div>')
+    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
 
 
 def build_mime(out: OutgoingEmail) -> bytes:

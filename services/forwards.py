@@ -35,13 +35,15 @@ class ForwardError(ReplyError):
 
 def forwardable(conversation: Conversation) -> list[Message]:
     """The emails of the conversation, oldest first: what a forward can carry (notes and
-    activity lines are the team's own, never forwarded)."""
+    activity lines are the team's own, never forwarded; nor are our automatic replies, such as
+    the acknowledgement: noise to whoever reads the forward)."""
     return list(
         db.session.scalars(
             select(Message)
             .where(
                 Message.conversation_id == conversation.id,
-                Message.direction.in_((Direction.INCOMING, Direction.OUTGOING)),
+                (Message.direction == Direction.INCOMING)
+                | ((Message.direction == Direction.OUTGOING) & Message.auto_flag.is_(None)),
             )
             .order_by(Message.id)
         )

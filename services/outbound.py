@@ -23,6 +23,7 @@ from mail.model import Person
 from mail.smtp import SmtpTarget
 from models import Inbox, Message, User
 from services import participants, signatures
+from services.forwards import SEPARATOR
 from services.mail_credentials import (  # noqa: F401 - importable from here, as before
     NoTransport,
     global_smtp_target,
@@ -108,9 +109,13 @@ def compose(message: Message) -> OutgoingEmail:
     )
     # The agent's signature, then the inbox's; an automation's reply has only the inbox's.
     signature_html, signature_text = signatures.render(inbox, author, message.from_address)
-    text = message.text_body
-    if signature_text:
-        text = f"{text}\n\n-- \n{signature_text}"
+    # A forward is signed under its note, above the forwarded email(s).
+    words, forwarded = message.text_body, ""
+    if message.forward and SEPARATOR in words:
+        note, _, rest = words.partition(SEPARATOR)
+        words, forwarded = note.rstrip(), SEPARATOR + rest
+    text = f"{words}\n\n-- \n{signature_text}" if signature_text else words
+    text = f"{text}\n\n{forwarded}".lstrip() if forwarded else text
     storage = get_storage()
     return OutgoingEmail(
         message_id=message.message_id,
@@ -126,7 +131,7 @@ def compose(message: Message) -> OutgoingEmail:
         or reply_subject(conversation.subject),
         date=message.created_at,
         text=text,
-        html=html_with_signature(message.text_body, signature_html),
+        html=html_with_signature(words, signature_html, forwarded),
         in_reply_to=parent.message_id if parent else None,
         references=references,
         thread_index=thread_index(conversation.token, conversation.created_at, emails_at[1:]),

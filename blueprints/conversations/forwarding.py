@@ -49,10 +49,10 @@ def _choices(conversation, shown=None) -> list[tuple[str, str]]:
     for message in emails:
         if message.direction == "incoming":
             who = f"Email from {message.from_address or 'the customer'}"
-        elif message.direction == "outgoing":
+        elif message.direction == "outgoing" and not message.auto_flag:
             who = f"Our email to {message.to_addresses or 'the customer'}"
         else:
-            continue  # notes and activity are never forwarded
+            continue  # notes, activity and automatic replies are never forwarded
         choices.append((str(message.id), f"{who}, {message.created_at:%d %b %H:%M}"))
     return choices
 

@@ -105,6 +105,8 @@ def test_forward_then_the_third_partys_answer_comes_back_and_is_answered_to_them
     page = bob.get(f"/conversations/{conversation.id}").get_data(as_text=True)
     assert 'value="forward"' in page and "Forward</label>" in page
     assert f'action="/conversations/{conversation.id}/forward"' in page
+    conversation.inbox.signature = "<p>{{agent.name}}, Support</p>"  # signed under the note
+    db.session.commit()
     response = bob.post(
         f"/conversations/{conversation.id}/forward",
         {"to": f"Sam <{SAM}>", "note": "Sam, is this covered by the warranty?", "message": ""},
@@ -123,8 +125,12 @@ def test_forward_then_the_third_partys_answer_comes_back_and_is_answered_to_them
     assert str(sent["To"]) == SAM and sent["Cc"] is None
     assert str(sent["Reply-To"]) == f"reply+{sam.token}@{DOMAIN}"
     assert str(sent["Subject"]) == "Fwd: Printer on fire"
-    text = sent.get_body(("plain",)).get_content()
-    assert text.startswith("Sam, is this covered by the warranty?")
+    text = sent.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("Sam, is this covered by the warranty?\n\n-- \nBob")
+    assert "We have it." not in text  # the automatic acknowledgement is not forwarded
+    assert text.index(", Support") < text.index("---------- Forwarded message ----------")
+    page = sent.get_body(("html",)).get_content()
+    assert page.index('<div class="signature">') < page.index("Forwarded message")
     assert "---------- Forwarded message ----------" in text
     assert f"From: Carla Customer <{CARLA}>" in text
     assert "Help, it is burning." in text
