@@ -97,6 +97,16 @@ def test_every_admin_page_fits_a_phone_and_passes_axe(page, sign_in, office, tmp
             expect(page.get_by_label("IMAP host")).to_be_hidden()
         check_both_widths(page, tmp_path, f"admin-settings-{name}")
 
+    # Addresses: an alias added from the keyboard, listed as not verified yet.
+    nav.get_by_role("link", name="Addresses").click()
+    page.get_by_label("Another address of this inbox").fill("orders@example.org")
+    page.keyboard.press("Enter")
+    aliases = page.locator(".alias-list")
+    expect(aliases).to_contain_text("orders@example.org")
+    expect(aliases).to_contain_text("Not verified")
+    expect(page.get_by_role("button", name="Send test email to orders@example.org")).to_be_visible()
+    check_both_widths(page, tmp_path, "admin-settings-aliases")
+
     page.goto(f"/admin/inboxes/{mailbox.id}/settings?section=connection")
     expect(page.get_by_label("IMAP host")).to_have_value("imap.example.com")
     expect(page.get_by_text("Needs attention:")).to_be_visible()
