@@ -62,6 +62,22 @@ def render_plain_types(type_, obj, autogen_context):
     return False
 
 
+# Full-text search (migration 0017) lives outside the models: SQLite's FTS5 tables (and their
+# shadow tables) and PostgreSQL's word and trigram indexes. Autogenerate must not drop them.
+SEARCH_INDEXES = {
+    "ix_messages_text_words",
+    "ix_conversations_subject_trgm",
+    "ix_contacts_email_trgm",
+    "ix_contacts_name_trgm",
+}
+
+
+def not_full_text_search(obj, name, type_, reflected, compare_to):
+    if type_ == "table" and name and "_fts" in name:
+        return False
+    return not (type_ == "index" and name in SEARCH_INDEXES)
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -101,6 +117,7 @@ def run_migrations_online():
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("render_item", render_plain_types)
+    conf_args.setdefault("include_object", not_full_text_search)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

@@ -18,10 +18,10 @@ from models import (
     Inbox,
     InboxMember,
     Label,
-    Message,
     User,
 )
 from models.conversations import STATUSES
+from services import search
 from services.access import MEMBER_INBOX_IDS, visible_inboxes_query
 from services.conversations import MAX_ID, ConversationError
 
@@ -55,9 +55,9 @@ def list_conversations(
     """The user's conversations, most recent activity first, one keyset page at a time.
 
     `assignee` is "me", "unassigned" or a user id; `q` searches subject, the contact's
-    email and name, and message text (case-insensitive); `label` is a label name (any
-    case); `cursor` is the previous page's `next_cursor`. Only inboxes the user can see
-    are ever listed.
+    email and name (substrings) and message text (words, the last a prefix), ignoring case
+    (services/search.py); `label` is a label name (any case); `cursor` is the previous
+    page's `next_cursor`. Only inboxes the user can see are ever listed.
     """
     if status is not None and status not in STATUSES:
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
@@ -132,18 +132,9 @@ def _label_filter(label: str):
 
 
 def _search_filter(q: str):
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    in_text = exists().where(
-        Message.conversation_id == Conversation.id,
-        Message.direction != "activity",
-        Message.text_body.ilike(pattern, escape="\\"),
-    )
-    return or_(
-        Conversation.subject.ilike(pattern, escape="\\"),
-        Contact.email.ilike(pattern, escape="\\"),
-        Contact.name.ilike(pattern, escape="\\"),
-        in_text,
-    )
+    """Conversations whose subject, contact or message text `q` finds, looked up in the
+    full-text indexes (services/search.py says what matches)."""
+    return Conversation.id.in_(search.matching_conversations(q))
 
 
 def before(moment_column, id_column, cursor: str):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from extensions import db
 from models import Conversation, Inbox, InboxMember, Message, User
-from services import list_version, reply_drafts
+from services import list_version, reply_drafts, search
 from services.access import visible_inboxes
 from services.conversation_list import ConversationPage, list_conversations
 from services.labels import labels_for, labels_visible_to
@@ -91,7 +91,8 @@ def list_page(user: User, filters: dict, cursor: str | None = None) -> dict:
     unread = unread_ids(user.id, conversations)
     return {
         "page": page,
-        "snippets": last_snippets(ids),
+        # A search shows where it matched (highlighted), else the latest words as always.
+        "snippets": last_snippets(ids) | search.snippets(ids, filters["q"] or ""),
         "row_labels": labels_for(ids),
         "unread": unread,
         "list_fp": list_fingerprint(page, unread),

@@ -1,0 +1,266 @@
+"""The list's search on an index instead of a scan of every message (issue 20).
+
+What a search matches, on both databases:
+- the subject, the contact's name and the contact's email: any substring, ignoring case, as
+  the LIKE search always did (SQLite: FTS5 trigram tables; PostgreSQL: pg_trgm indexes that
+  its ILIKE uses). A search shorter than 3 characters has no trigram to look up and scans
+  these two small tables with LIKE, as before;
+- message text (every message but activity lines): the search's words as a phrase, the last
+  one a prefix ("body text 7" finds "body text 7" and "body text 71"; "parc" finds "parcel").
+  A word is a run of letters and digits: "100%" looks for the word 100, "eve@shop" for
+  "eve" followed by "shop*". Unlike LIKE, it does not find the middle of a word ("arcel"
+  no longer finds "parcel"): a word index cannot, and a trigram index over a million
+  messages is several times their size and slower on common trigrams.
+  (SQLite: an FTS5 unicode61 table; PostgreSQL: a GIN index on to_tsvector('simple', …)
+  of the text with its punctuation read as spaces, so both split words alike.)
+
+The indexes are built and kept in step by migration 0017 (SQLite triggers in the writing
+transaction; PostgreSQL expression indexes): nothing here writes.
+
+Each matching conversation's row shows the best-ranked matching message's words around the
+match (bm25 / ts_rank), highlighted: `snippets` answers HTML that is escaped first and only
+then marked, since the database's snippet and headline functions return the user's text
+with markers inserted, not HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from markupsafe import Markup, escape
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    union,
+)
+
+from extensions import db
+from models import Contact, Conversation, Message
+
+TRIGRAM = 3  # characters in the shortest substring the trigram indexes can look up
+SNIPPET_WORDS = 12
+PG_TEXT_LIMIT = 100_000  # characters of a message's text PostgreSQL indexes (tsvector's cap)
+
+# Read as spaces in message text before PostgreSQL splits it into words: ASCII punctuation
+# and the common typographic marks and spaces (its parser would otherwise keep an email
+# address, a path or a hyphenated word as one token, and, in the C locale, glue a word to
+# any non-ASCII character beside it). The same string is in migration 0017's index.
+PG_PUNCTUATION = string.punctuation + "‘’‚‛“”„‟«»‹›–—―‐…·•¡¿§¶†‡′″\u00a0\u2009\u200b\u202f\u3000"
+
+
+def pg_string(value: str) -> str:
+    """A PostgreSQL string literal of Unicode escapes only: no quote, percent sign or colon
+    for any layer between here and the server to read as syntax."""
+    return "U&'" + "".join(f"\\{ord(c):04x}" for c in value) + "'"
+
+
+def pg_message_words(text_column: str) -> str:
+    """The words of a message's text as the index holds them (migration 0017 builds its
+    index on this expression; the planner uses it only for the very same expression)."""
+    return (
+        f"to_tsvector('simple'::regconfig, translate(left(coalesce({text_column}, ''), "
+        f"{PG_TEXT_LIMIT}), {pg_string(PG_PUNCTUATION)}, {pg_string(' ' * len(PG_PUNCTUATION))}))"
+    )
+
+
+PG_MESSAGE_WORDS_SQL = pg_message_words("messages.text_body")
+_PG_MESSAGE_WORDS = literal_column(PG_MESSAGE_WORDS_SQL)
+
+# SQLite's FTS5 tables (migration 0017): rowid is the indexed row's id.
+_messages_fts = table("messages_fts", column("rowid"), column("text_body"))
+_conversations_fts = table("conversations_fts", column("rowid"), column("subject"))
+_contacts_fts = table("contacts_fts", column("rowid"), column("name"), column("email"))
+
+# A literal, not a bound value: PostgreSQL uses a partial index only for a query whose
+# condition implies the index's own, and cannot tell that of a parameter in a generic plan.
+_SEARCHED = Message.direction != literal_column("'activity'")
+
+_START, _STOP = "\ue000", "\ue001"  # private-use characters: the match markers, never HTML
+
+
+def words(q: str) -> list[str]:
+    """The search's words: runs of letters and digits (what both indexes call a word)."""
+    return re.findall(r"[^\W_]+", q.translate(_PG_BLANKS).lower())
+
+
+_PG_BLANKS = str.maketrans(PG_PUNCTUATION, " " * len(PG_PUNCTUATION))
+
+
+def matching_conversations(q: str) -> Select:
+    """The ids of the conversations `q` finds (subject, contact, message text): for
+    `Conversation.id.in_(…)`, so the list's own filters, order and pages apply as always."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    parts = [
+        _subject_matches(q, sqlite),
+        select(Conversation.id).where(Conversation.contact_id.in_(_contact_matches(q, sqlite))),
+    ]
+    found = words(q)
+    if found:
+        parts.append(_message_matches(found, sqlite).with_only_columns(Message.conversation_id))
+    # Never correlated: the list query around it selects from conversations and contacts too.
+    return union(*(part.correlate(None) for part in parts))
+
+
+def _like_pattern(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _trigram_phrase(q: str) -> str:
+    return '"' + q.replace('"', '""') + '"'
+
+
+def _subject_matches(q: str, sqlite: bool) -> Select:
+    if sqlite and len(q) >= TRIGRAM:
+        return select(_conversations_fts.c.rowid).where(
+            literal_column("conversations_fts").op("MATCH")(_trigram_phrase(q))
+        )
+    return select(Conversation.id).where(Conversation.subject.ilike(_like_pattern(q), escape="\\"))
+
+
+def _contact_matches(q: str, sqlite: bool) -> Select:
+    if sqlite and len(q) >= TRIGRAM:
+        return select(_contacts_fts.c.rowid).where(
+            literal_column("contacts_fts").op("MATCH")(_trigram_phrase(q))
+        )
+    pattern = _like_pattern(q)
+    return (
+        select(Contact.id)
+        .where(
+            or_(
+                Contact.email.ilike(pattern, escape="\\"),
+                Contact.name.ilike(pattern, escape="\\"),
+            )
+        )
+        .correlate(None)
+    )
+
+
+def fts5_query(found: list[str]) -> str:
+    """FTS5: the words as one phrase, the last a prefix (words hold no quote to escape)."""
+    return '"' + " ".join(found) + '"*'
+
+
+def tsquery(found: list[str]) -> str:
+    """PostgreSQL: the same phrase as a tsquery (words hold no tsquery operator)."""
+    return " <-> ".join(found) + ":*"
+
+
+def _message_text_match(found: list[str], sqlite: bool) -> ColumnElement:
+    if sqlite:
+        return Message.id.in_(
+            select(_messages_fts.c.rowid).where(
+                literal_column("messages_fts").op("MATCH")(fts5_query(found))
+            )
+        )
+    return _PG_MESSAGE_WORDS.op("@@")(func.to_tsquery(literal_column("'simple'"), tsquery(found)))
+
+
+def _message_matches(found: list[str], sqlite: bool) -> Select:
+    return select(Message.id).where(_SEARCHED, _message_text_match(found, sqlite))
+
+
+def like_reference(q: str) -> ColumnElement:
+    """The search as it was before the indexes: a LIKE scan of subjects, contacts and every
+    message (needs the query to join Contact). Not used by the app: the tests compare the
+    index's answers with it and bench/ui.py times it beside the index."""
+    pattern = _like_pattern(q)
+    in_text = exists().where(
+        Message.conversation_id == Conversation.id,
+        Message.direction != "activity",
+        Message.text_body.ilike(pattern, escape="\\"),
+    )
+    return or_(
+        Conversation.subject.ilike(pattern, escape="\\"),
+        Contact.email.ilike(pattern, escape="\\"),
+        Contact.name.ilike(pattern, escape="\\"),
+        in_text,
+    )
+
+
+def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
+    """For each of these conversations whose message text `q` finds: the words around the
+    match in its best-ranked message, the match in <mark>, as safe HTML (escaped first)."""
+    found = words(q)
+    if not conversation_ids or not found:
+        return {}
+    if db.engine.dialect.name == "sqlite":
+        rows = db.session.execute(
+            select(
+                Message.conversation_id,
+                func.snippet(literal_column("messages_fts"), 0, _START, _STOP, "…", SNIPPET_WORDS),
+            )
+            .select_from(_messages_fts)
+            .join(Message, Message.id == _messages_fts.c.rowid)
+            .where(
+                literal_column("messages_fts").op("MATCH")(fts5_query(found)),
+                Message.conversation_id.in_(conversation_ids),
+            )
+            .order_by(Message.conversation_id, func.bm25(literal_column("messages_fts")))
+        ).all()
+    else:
+        query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
+        ranked = (
+            select(
+                Message.conversation_id,
+                Message.text_body,
+                func.row_number()
+                .over(
+                    partition_by=Message.conversation_id,
+                    order_by=(func.ts_rank(_PG_MESSAGE_WORDS, query).desc(), Message.id.desc()),
+                )
+                .label("place"),
+            )
+            .where(
+                Message.conversation_id.in_(conversation_ids),
+                _SEARCHED,
+                _PG_MESSAGE_WORDS.op("@@")(query),
+            )
+            .subquery()
+        )
+        options = (
+            f"StartSel={_START}, StopSel={_STOP}, MaxWords={SNIPPET_WORDS + 3}, "
+            "MinWords=5, ShortWord=0"
+        )
+        rows = db.session.execute(
+            select(
+                ranked.c.conversation_id,
+                func.ts_headline(
+                    literal_column("'simple'"),
+                    func.left(ranked.c.text_body, PG_TEXT_LIMIT),
+                    query,
+                    options,
+                ),
+            ).where(ranked.c.place == 1)
+        ).all()
+    shown: dict[int, Markup] = {}
+    for conversation_id, text in rows:
+        if conversation_id not in shown:  # the best-ranked message comes first
+            shown[conversation_id] = highlight(text or "")
+    return shown
+
+
+def highlight(marked: str) -> Markup:
+    """A snippet with match markers as HTML: every piece of text escaped, each marked run in
+    <mark>. Markers the text itself happened to hold can only move a <mark>, never leave one
+    open (nor an empty one)."""
+    out, run = [], None  # run: the marked pieces so far while inside a mark
+    for piece in re.split(f"([{_START}{_STOP}])", " ".join(marked.split())):
+        if piece == _START:
+            run = [] if run is None else run
+        elif piece == _STOP:
+            if run:
+                out.append(Markup("<mark>%s</mark>") % "".join(run))
+            run = None
+        elif piece:
+            (out if run is None else run).append(piece)
+    if run:
+        out.append(Markup("<mark>%s</mark>") % "".join(run))
+    return Markup("").join(escape(p) if not isinstance(p, Markup) else p for p in out)
