@@ -23,11 +23,17 @@ from runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_PATH = "/bare"
+BARE_QUEUE = "bench:bare"  # the Redis list the durable bare endpoint pushes its entries onto
 PASSWORD = "bench-ingress-password"
 WORKERS = 2
 THREADS = 4
 # Everything Settings reads is dropped from the inherited environment: defaults only.
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+
+
+def bare_dir(instance: Path) -> Path:
+    """Where the durable bare endpoint keeps its files and database: in the app's instance."""
+    return instance / "bare"
 
 
 def _free_port() -> int:

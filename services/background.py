@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus, Retry
 
 from extensions import get_queue, get_redis
@@ -38,16 +38,27 @@ def poll_job_id(inbox_pk: int) -> str:
     return f"imap-poll-{inbox_pk}"
 
 
-def enqueue_processing(inbound_email_pk: int) -> None:
-    get_queue("inbound").enqueue(
-        "jobs.process_inbound.process_inbound_email",
-        inbound_email_pk,
-        job_id=processing_job_id(inbound_email_pk),
-        job_timeout=300,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        retry=Retry(max=3, interval=[10, 60, 300]),
-    )
+def enqueue_processing(inbound_email_pk: int, *, once: bool = False) -> bool:
+    """Queue the message's processing job; True unless `once` found one already there.
+
+    With `once`, "no job of this id yet" is checked and the job written and pushed in one
+    atomic step in Redis (RQ's unique enqueue, a Lua script): the ingress queues a new row's
+    job so, and two posts of the same message racing to queue it cannot both push it.
+    Without, an existing record of the id (a job that will not run any more) is replaced."""
+    try:
+        get_queue("inbound").enqueue(
+            "jobs.process_inbound.process_inbound_email",
+            inbound_email_pk,
+            job_id=processing_job_id(inbound_email_pk),
+            job_timeout=300,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=3, interval=[10, 60, 300]),
+            unique=once,
+        )
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def enqueue_send(message_pk: int) -> None:
