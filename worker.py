@@ -1,20 +1,36 @@
 """RQ worker and cron scheduler: the app is built once, every job runs in an app context.
 
-python worker.py            work on every queue (with RQ's scheduler for retries/delays)
+python worker.py            work on every queue (with RQ's scheduler for retries/delays),
+                            each job in this process (AppSimpleWorker)
+python worker.py --fork     the same, each job in a forked work horse (RQ's Worker; slower)
 python worker.py --burst    work until the queues are empty, then exit
 python worker.py --cron     run RQ's cron scheduler for jobs/schedule.py (one acts; others wait)
 python worker.py --idle     hold an IMAP IDLE connection per IMAP inbox (jobs/imap_idle.py)
 
 Both outlive a Redis outage: they log it once, wait for Redis and carry on
 (runtime/redis_outage.py).
+
+Why jobs run in-process by default: RQ's forking Worker starts a work horse per job, which
+rebuilds the database connection and SQLAlchemy's caches every time and cost the inbound
+job ~5x its CPU (BENCHMARKS.md, "Inbound processing", times both as shipped). What the fork
+gave is kept: a job's timeout is still enforced (RQ's SIGALRM death penalty, then a hard
+deadline that ends the process), its heartbeat is stamped while it runs (a thread, as the
+forking parent did), and a job that kills the process (os._exit, SIGKILL, out of memory)
+takes one worker down until its supervisor starts it again (honcho in runtime/restarting.py,
+systemd's Restart=always); its message is recovered by the leases and the sweeps as for any
+dead worker. A fresh app context per job keeps its database session from the next job.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
+import faulthandler
+import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -34,6 +50,13 @@ from services.background import JOB_HEARTBEAT_SECONDS
 # How often a worker checks whether RQ's scheduler lock is free (RQ: every 10 minutes), so
 # another worker's scheduler takes over within about a minute of the holder dying.
 MAINTENANCE_SECONDS = 60
+# An in-process job still running this long after its timeout ignored RQ's SIGALRM (it
+# swallowed the exception, or is stuck in C code that never returns to Python): the process
+# ends itself, as RQ's forking worker kills a horse at timeout + 60 s, and is started again.
+HARD_DEADLINE_GRACE = 60
+STOP_WAIT_SECONDS = 10  # a job's end waits at most this for a heartbeat stamp under way
+
+log = logging.getLogger("worker")  # not __main__ when run as `python worker.py`
 
 
 class LostRedis(Exception):
@@ -167,7 +190,8 @@ class RedisOutageMixin:
 
 
 class AppWorker(AppContextMixin, RedisOutageMixin, Worker):
-    """Forks a work horse per job: a crashing job never takes the worker down."""
+    """`python worker.py --fork`: a work horse per job, so a crashing job never takes the
+    worker down, at ~5x the CPU per job (see the module's docstring)."""
 
     def perform_job(self, *args, **kwargs):
         # A forked horse must not reuse the parent's pooled database sockets.
@@ -176,12 +200,103 @@ class AppWorker(AppContextMixin, RedisOutageMixin, Worker):
         return super().perform_job(*args, **kwargs)
 
 
+class JobHeartbeat:
+    """Stamps the running job's heartbeat from a thread while the job runs in the main one, as
+    RQ's forking worker does from its parent while the horse works: job_is_waiting
+    (services/background.py) takes a started job without a recent stamp for a dead worker's,
+    and the sweeps would hand a long job's work to another worker.
+
+    The stamp stops before the job's outcome is recorded (stop() waits for a stamp under way),
+    so a late one never puts a finished job back in RQ's started registry."""
+
+    def __init__(self, worker: SimpleWorker, job, execution):
+        self.worker, self.job, self.execution = worker, job, execution
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._warned = False
+        context = contextvars.copy_context()  # its log lines carry the job id too
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"heartbeat-{job.id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.worker.job_monitoring_interval):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.worker.maintain_heartbeats(self.job, self.execution)
+                except Exception as exc:  # noqa: BLE001 - Redis away: the job's own calls say so
+                    if not self._warned:  # once per job: an outage is reported by the worker
+                        log.warning("job heartbeat not stamped: %s", exc)
+                        self._warned = True
+
+    def stop(self) -> None:
+        # Bounded: a stamp hanging on a Redis that stopped answering must not hang the job.
+        locked = self._lock.acquire(timeout=STOP_WAIT_SECONDS)
+        self._stop.set()
+        if locked:
+            self._lock.release()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=STOP_WAIT_SECONDS)
+
+
 class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
-    """Runs jobs in-process: used by tests and on platforms without fork."""
+    """Runs jobs in this process, the app and its database pool built once: what
+    `python worker.py` runs (see the module's docstring for what replaces the fork).
+
+    Around each job: the heartbeat thread, and a hard deadline at timeout +
+    HARD_DEADLINE_GRACE. The deadline is faulthandler's watchdog: a C thread that needs no
+    GIL, so a job stuck in C code holding it is ended too; it dumps every thread's traceback
+    to stderr and exits with status 1, and the job's lease runs out for the sweep. SIGALRM
+    (RQ's UnixSignalDeathPenalty, the main thread's) stays the ordinary timeout."""
+
+    hard_deadline_grace: int | None = HARD_DEADLINE_GRACE  # None: no hard deadline
+    _job_heartbeat: JobHeartbeat | None = None
+
+    def perform_job(self, job, queue, execution):
+        self._arm_hard_deadline(job)
+        self._job_heartbeat = JobHeartbeat(self, job, execution)
+        self._job_heartbeat.start()  # its first stamp comes after RQ marks the job started
+        return super().perform_job(job, queue, execution)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        """The job returned or raised: stop its heartbeat and deadline before RQ records how."""
+        self._end_job_watch()
+        return super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            self._end_job_watch()  # whatever path left the job (a cold shutdown, Redis lost)
+
+    def _arm_hard_deadline(self, job) -> None:
+        timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+        if self.hard_deadline_grace is None or timeout is None or timeout < 0:
+            return
+        try:
+            faulthandler.dump_traceback_later(
+                timeout + self.hard_deadline_grace, exit=True, file=sys.__stderr__
+            )
+        except (AttributeError, ValueError, RuntimeError, OSError) as exc:  # no usable stderr
+            log.warning("no hard deadline for job %s: %s", job.id, exc)
+
+    def _end_job_watch(self) -> None:
+        if self.hard_deadline_grace is not None:
+            faulthandler.cancel_dump_traceback_later()
+        heartbeat, self._job_heartbeat = self._job_heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
 
 
-def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker:
-    cls = AppSimpleWorker if simple else AppWorker
+def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = True, fork: bool = False) -> Worker:
+    """The shipped worker runs jobs in-process (AppSimpleWorker); `fork` opts into RQ's
+    forking Worker. `simple` is kept for callers that ask for in-process by name."""
+    cls = AppWorker if fork or not simple else AppSimpleWorker
     with app.app_context():
         connection = get_redis()
         url = get_settings().effective_redis_url
@@ -199,11 +314,11 @@ def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = False) -> Worker
     return worker
 
 
-def run_worker(app: Flask, queues: list[str], burst: bool = False, simple: bool = False) -> None:
+def run_worker(app: Flask, queues: list[str], burst: bool = False, fork: bool = False) -> None:
     """Work until stopped. When Redis goes away, wait for it and go on with a fresh worker: RQ's
     cannot resume a work loop it left."""
     while True:
-        worker = build_worker(app, queues, simple=simple)
+        worker = build_worker(app, queues, fork=fork)
         # RQ sets its loggers' level from this; ours keeps an idle worker quiet below DEBUG.
         worker.work(burst=burst, with_scheduler=not burst, logging_level=rq_logging_level(app))
         if not worker.redis_lost or worker.stop_requested or not worker.outage.wait():
@@ -260,7 +375,14 @@ def run_idle(app: Flask) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Threadline background worker")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    parser.add_argument("--simple", action="store_true", help="run jobs in-process (no fork)")
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="fork a work horse per job (RQ's Worker): a job's memory is freed with its "
+        "process, at ~5x the CPU per job",
+    )
+    # The default now (jobs in-process); still accepted from older command lines.
+    parser.add_argument("--simple", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cron", action="store_true", help="run the periodic job scheduler")
     parser.add_argument("--idle", action="store_true", help="hold IMAP IDLE connections")
     parser.add_argument("--queues", nargs="*", default=list(QUEUE_NAMES))
@@ -281,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle:
         run_idle(app)
         return 0
-    run_worker(app, args.queues, burst=args.burst, simple=args.simple)
+    run_worker(app, args.queues, burst=args.burst, fork=args.fork)
     return 0
 
 

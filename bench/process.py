@@ -9,6 +9,10 @@ Only that is timed, not the receive step. The baseline, in the same process on t
 bytes, is what any mail processor must do at least: `email.message_from_bytes(raw,
 policy=email.policy.default)` and `get_content()` of every part.
 
+Between the two baseline runs, the shipped configuration (bench/shipped_worker.py): gunicorn
+and `python worker.py` processes as the Procfile starts them, mail POSTed to the relay
+ingress and timed until delivered, with 1 and 2 worker processes, and once with `--fork`.
+
 Peak memory: one message with an attachment just under ATTACHMENT_MAX_BYTES (25 MiB), in a
 fresh process each for ours (the job function called directly) and the baseline, after the
 same small warm-up message: peak RSS while handling it minus RSS just before, on Linux from
@@ -33,6 +37,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import shipped_worker
 from bench.corpus.mime import (
     ATTACHMENT_MAX_BYTES,
     BIG_ATTACHMENT,
@@ -176,6 +181,26 @@ def _in_fresh_process(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# --- the shipped configuration (bench/shipped_worker.py) ------------------------------------
+
+# (processes, --fork, queued first, every nth message)
+SHIPPED = ((1, False, False, 1), (2, False, False, 1), (1, False, True, 1), (2, False, True, 1))
+FORKED = (1, True, False, 8)  # a fork per job is ~10x slower: fewer messages
+
+
+def shipped_runs(work: Path, messages: list[bytes]) -> list[shipped_worker.Timing]:
+    timings = []
+    for n, (processes, fork, queued_first, every) in enumerate((*SHIPPED, FORKED)):
+        folder = work / f"shipped-{n}"
+        folder.mkdir()
+        timings.append(
+            shipped_worker.timed_run(
+                folder, instance_config, messages[::every], processes, fork, queued_first
+            )
+        )
+    return timings
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -216,12 +241,18 @@ def _run() -> str:
 
                 for row_id in (warmup_id, big_id):
                     get_queue("inbound").remove(f"process-inbound-{row_id}")
+            cpu = time.process_time()
             first_baseline = baseline_seconds(messages)
-            worker = build_worker(app, ["inbound"], simple=True)
-            started = time.perf_counter()
+            base_cpu = time.process_time() - cpu
+            worker = build_worker(app, ["inbound"])  # the class `python worker.py` runs
+            started, cpu = time.perf_counter(), time.process_time()
             worker.work(burst=True, logging_level="WARNING")
             ours = time.perf_counter() - started
+            ours_cpu = time.process_time() - cpu
+            shipped = shipped_runs(work, messages)
+            cpu = time.process_time()
             second_baseline = baseline_seconds(messages)
+            base_cpu = (base_cpu + time.process_time() - cpu) / 2
             with app.app_context():
                 counts, reasons = outcomes(ids)
             big_path = work / "big.eml"
@@ -235,6 +266,19 @@ def _run() -> str:
     count = len(messages)
     mib = 1024 * 1024
     ours_rate, base_rate = count / ours, count / baseline
+    base_cpu_ms = base_cpu * 1000 / count
+
+    def by_cpu(cpu_ms: float | None) -> str:
+        return "" if cpu_ms is None else f"{cpu_ms:.1f} | {base_cpu_ms / cpu_ms:.1%}"
+
+    by_label = {timing.label: timing for timing in shipped}
+
+    def scaling(way: str) -> str:
+        one, two = (by_label[f"{n} × `python worker.py`, {way}"] for n in (1, 2))
+        return f"{two.rate / one.rate:.2f}x"
+
+    fork = next(t for t in shipped if "--fork" in t.label)
+    one_shipped = by_label["1 × `python worker.py`, end to end"]
     return "\n".join(
         [
             "## Inbound processing",
@@ -258,6 +302,58 @@ def _run() -> str:
             "| --- | ---: | ---: | ---: |",
             f"| process_inbound_email job vs parse + walk parts | {ours_rate:.0f} | "
             f"{base_rate:.0f} | {base_rate / ours_rate:.1f}x |",
+            "",
+            "### The shipped configuration",
+            "",
+            "The same run, between the two baseline runs: each row a fresh temp instance "
+            "(embedded Redis, SQLite, local storage, the same inbox) with gunicorn serving "
+            "`wsgi:app` with the Procfile's options (2 workers x 4 threads, `--preload`), and "
+            "`python worker.py` processes started as the Procfile and the systemd units start "
+            "them (every queue, RQ's scheduler, jobs in-process), or with `--fork` (a work "
+            f"horse per job, the opt-in). {shipped_worker.CLIENTS} keep-alive clients POST "
+            "the messages to the relay ingress. **End to end**: the workers wait, registered "
+            "with RQ; from the first POST until every row is delivered, bounced or failed "
+            f"(polled every {shipped_worker.POLL * 1000:.0f} ms); the ingress shares the "
+            f"{os.cpu_count()} cores with the workers. **Queued first**: everything POSTed "
+            "with no worker running, then the workers start; from the first row claimed "
+            "until every row settled: the workers alone. Worker CPU: their CPU time "
+            "(work horses included) from registered to stopped, per message, beside the "
+            "baseline's CPU time per message: the share that holds per core however busy "
+            "the machine is (the wall-clock rates move with whatever else runs). Per core, "
+            "wall clock: ours / (processes x baseline). The `--fork` row works every 8th "
+            "message.",
+            "",
+            "| path | messages | ours (msg/s) | baseline (msg/s) | ours / baseline per core "
+            f"| worker CPU (ms/msg; baseline {base_cpu_ms:.2f}) | baseline CPU / ours |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| in-process `AppSimpleWorker`, burst (above) | {count} | {ours_rate:.1f} | "
+            f"{base_rate:.0f} | {ours_rate / base_rate:.1%} | "
+            f"{by_cpu(ours_cpu * 1000 / count)} |",
+            *(
+                f"| {t.label} | {t.messages} | {t.rate:.1f} | {base_rate:.0f} | "
+                f"{t.rate / (t.processes * base_rate):.1%} | "
+                + (by_cpu(t.cpu_ms_per_message) or " | ")
+                + " |"
+                for t in shipped
+            ),
+            "",
+            f"Two processes / one: {scaling('end to end')} end to end, "
+            f"{scaling('queued first')} queued first. One `python worker.py` / one "
+            f"`python worker.py --fork`, end to end: {one_shipped.rate / fork.rate:.1f}x the "
+            "rate"
+            + (
+                f", {fork.cpu_ms_per_message / one_shipped.cpu_ms_per_message:.1f}x less CPU "
+                "per message"
+                if fork.cpu_ms_per_message and one_shipped.cpu_ms_per_message
+                else ""
+            )
+            + ". Outcomes: "
+            + "; ".join(
+                f"{t.label}: "
+                + ", ".join(f"{n} {status}" for status, n in sorted(t.statuses.items()))
+                for t in shipped
+            )
+            + ".",
             "",
             f"Peak memory for one {len(big) / 1e6:.1f} MB message carrying a "
             f"{BIG_ATTACHMENT / mib:.2f} MiB attachment (just under ATTACHMENT_MAX_BYTES, so "
