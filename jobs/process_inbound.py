@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import or_
+from sqlalchemy.exc import OperationalError
 
 from extensions import db, get_storage
 from ingress.receive import HEADER_SCAN
@@ -97,7 +98,7 @@ def process_inbound_email(inbound_email_id: int) -> str:
             raw = get_storage().get_verified_bytes(row.storage_key, row.size, row.checksum)
             if row.from_address is None:
                 headers = summary_of_bytes(raw[:HEADER_SCAN]).columns()
-            outcome = deliver(row, raw)
+            outcome = _deliver(row, raw)
         except DamagedObject as exc:
             # Never processed as the message (an empty one would bounce as "no recipients"):
             # fail retryably; the sender's next post rewrites the copy (ingress/receive).
@@ -120,6 +121,27 @@ def process_inbound_email(inbound_email_id: int) -> str:
             **headers,
         )
     return outcome.status
+
+
+# SQLite: a write that meets another process's commit made after this transaction first read
+# fails at once with "database is locked" (the busy timeout cannot help: its snapshot is
+# stale). That is contention, not the message's fault: roll back and deliver again.
+LOCKED_RETRIES = 5
+
+
+def _deliver(row: InboundEmail, raw: bytes):
+    """deliver(), run again after a rollback when SQLite reports the database locked; safe,
+    as delivery is exactly-once by its Message-ID and its attachment keys are the row's."""
+    for attempt in range(1, LOCKED_RETRIES + 1):
+        try:
+            return deliver(row, raw)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                raise
+            db.session.rollback()
+            log.info("inbound #%d met a concurrent write (attempt %d); again", row.id, attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _record(

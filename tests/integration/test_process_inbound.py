@@ -155,6 +155,34 @@ def test_a_failure_is_recorded_with_its_reason_and_retried(app, client, inbox):
     assert f"process-inbound-{inbound.id}" in scheduled.get_job_ids()  # RQ retries later
 
 
+def test_a_write_that_meets_another_workers_commit_is_delivered_again(
+    app, client, inbox, monkeypatch
+):
+    """SQLite's "database is locked" at a stale snapshot is contention between workers: the
+    delivery is rolled back and run again, once, not failed (jobs/process_inbound.py)."""
+    from sqlalchemy.exc import OperationalError
+
+    from jobs import process_inbound
+
+    real, calls = process_inbound.deliver, []
+
+    def meets_a_commit(row, raw):
+        calls.append(row.id)
+        if len(calls) == 1:
+            db.session.add(Contact(email="half-written@customer.example", name="Half"))
+            db.session.flush()  # a write of this attempt, which the rollback must undo
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(row, raw)
+
+    monkeypatch.setattr(process_inbound, "deliver", meets_a_commit)
+    post(client, email())
+    work(app)
+    inbound = only(InboundEmail)
+    assert (inbound.status, inbound.attempts, len(calls)) == ("delivered", 1, 2)
+    assert only(Message).message_id == "m1@customer.example"
+    assert [c.email for c in db.session.scalars(select(Contact))] == ["carla@customer.example"]
+
+
 def test_cli_list_show_and_reprocess(app, client, inbox, runner):
     post(client, email(to="nobody@example.org"))
     work(app)
