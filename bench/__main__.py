@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench import idle, ingress, process, queue_bench, storage_bench, ui
+from bench import idle, imap_import, ingress, memory, process, queue_bench, storage_bench, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {
@@ -24,6 +24,8 @@ SECTIONS = {
     "ui": ui,
     "thread": SimpleNamespace(run=ui.run_thread),  # the thread page, earlier messages folded
     "idle": idle,  # IMAP IDLE against a real Dovecot
+    "memory": memory,  # peak RSS for a message with a 25 MiB attachment
+    "imap": imap_import,  # importing a mailbox from Dovecot against getmail6
 }
 
 

@@ -1,0 +1,5 @@
+"""Placeholder: being written (issue 20)."""
+
+
+def run() -> str:
+    raise NotImplementedError
