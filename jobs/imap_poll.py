@@ -14,6 +14,7 @@ never polled (services/inbox_archive.py); unarchiving makes it due at once.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from imapclient.exceptions import IMAPClientError
@@ -32,7 +33,12 @@ from services.oauth import OAuthError
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 100  # messages per poll; the next scheduler tick continues
+# Messages per poll; the next scheduler tick (30 s) continues. Large, because a poll that
+# stops early leaves its worker idle until that tick: a backlog (a first sync, a mailbox
+# moved over) is imported in few polls, each fetching FETCH_MESSAGES per round trip and
+# committing as it goes, and stopping after POLL_SECONDS, far inside its job timeout (600 s).
+BATCH_SIZE = 1000
+POLL_SECONDS = 120
 CONNECT_TIMEOUT = 20  # seconds, also the timeout of every read: a dead server can't hang us
 LOCK_SECONDS = 300  # renewed before every FETCH; lapses on its own if a worker dies
 MAX_BACKOFF_MINUTES = 30
@@ -76,14 +82,14 @@ def enqueue_due_imap_polls() -> int:
     return enqueued
 
 
-def poll_inbox(inbox_id: int, batch_size: int = BATCH_SIZE) -> str:
+def poll_inbox(inbox_id: int, batch_size: int = BATCH_SIZE, seconds: float = POLL_SECONDS) -> str:
     """Import new mail for one inbox; returns the result recorded (or why nothing was done)."""
     lock = get_redis().lock(lock_name(inbox_id), timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         log.info("inbox #%d: another poll is running; skipped", inbox_id)
         return "busy"
     try:
-        return _poll(inbox_id, batch_size, lock.reacquire)
+        return _poll(inbox_id, batch_size, time.monotonic() + seconds, lock.reacquire)
     except LockNotOwnedError:
         db.session.rollback()
         log.warning("inbox #%d: the poll lock lapsed; stopped so two polls never overlap", inbox_id)
@@ -95,7 +101,7 @@ def poll_inbox(inbox_id: int, batch_size: int = BATCH_SIZE) -> str:
             pass  # lapsed: nothing of ours to release
 
 
-def _poll(inbox_id: int, batch_size: int, keep_alive) -> str:
+def _poll(inbox_id: int, batch_size: int, deadline: float, keep_alive) -> str:
     inbox = db.session.get(Inbox, inbox_id)
     settings = inbox.imap if inbox is not None else None
     if settings is None or inbox.mode != "imap" or not settings.enabled or inbox.needs_attention:
@@ -113,10 +119,10 @@ def _poll(inbox_id: int, batch_size: int, keep_alive) -> str:
         with connect(target, CONNECT_TIMEOUT) as client:
             budget = batch_size
             for folder in folders:
-                if budget <= 0:
+                if budget <= 0 or (results and time.monotonic() > deadline):
                     results.append(FolderResult(folder, more=True))
                     continue
-                result = import_folder(client, plan, folder, budget, keep_alive)
+                result = import_folder(client, plan, folder, budget, keep_alive, deadline)
                 budget -= result.fetched
                 results.append(result)
     except ImapFailure as failure:

@@ -15,6 +15,7 @@ committed before last_uid moves past it; the Inbound log's retry fetches it agai
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,9 +86,12 @@ def import_folder(
     folder: str,
     budget: int,
     keep_alive: Callable[[], object] = lambda: None,
+    deadline: float | None = None,
 ) -> FolderResult:
-    """Import up to `budget` new messages from `folder`. A NO from the server about this
-    folder is recorded and returned; a broken connection (abort, socket error) raises."""
+    """Import up to `budget` new messages from `folder`, in FETCHes of a few each, and no new
+    FETCH after `deadline` (time.monotonic()): what is left is `more`. A NO from the server
+    about this folder is recorded and returned; a broken connection (abort, socket error)
+    raises."""
     result = FolderResult(folder)
     state = _state(plan.inbox_id, folder)
     state.last_poll_at = utcnow()
@@ -100,6 +104,9 @@ def import_folder(
         uids = sorted(uid for uid in client.search(["UID", f"{start}:*"]) if uid >= start)
         result.more = len(uids) > budget
         for chunk in _chunks(client, uids[:budget]):
+            if deadline is not None and result.fetched and time.monotonic() > deadline:
+                result.more = True
+                break
             keep_alive()
             done = _import_chunk(client, plan, folder, state, chunk, result)
             result.action_error = apply_after_import(client, plan, done) or result.action_error

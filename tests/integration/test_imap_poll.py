@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from config import PROJECT_ROOT
 from extensions import db, get_redis
 from jobs.imap_poll import enqueue_due_imap_polls, lock_name, poll_inbox
+from mail.imap import ImapTarget, connect
 from models import (
     Conversation,
     ImapFolderState,
@@ -27,6 +28,7 @@ from models import (
     utcnow,
 )
 from services.background import poll_job_id
+from services.imap_import import FETCH_MESSAGES, ImportPlan, import_folder
 from tests.support.dovecot import DovecotServer, private_base
 from tests.support.inbound import post_relay, work_inbound
 
@@ -212,6 +214,73 @@ def test_more_waiting_makes_the_inbox_due_again_at_once(app, dovecot, imap_accou
 
     assert poll_inbox(inbox.id, batch_size=2) == "imported 1 message"
     assert settings_of(inbox).next_poll_at > utcnow() + timedelta(seconds=30)
+
+
+def append_many(server, account, count: int) -> None:
+    with server.client(*account) as imap:
+        for n in range(count):
+            imap.append("INBOX", email(n))
+
+
+def imported_ids() -> list[str]:
+    return sorted(db.session.scalars(select(InboundEmail.message_id)))
+
+
+def test_a_backlog_larger_than_one_fetch_is_imported_in_one_poll_each_message_once(
+    app, dovecot, imap_account
+):
+    inbox = imap_inbox(dovecot, imap_account)
+    count_ = 2 * FETCH_MESSAGES + 10  # three FETCHes
+    append_many(dovecot, imap_account, count_)
+
+    assert poll_inbox(inbox.id) == f"imported {count_} messages"
+
+    assert imported_ids() == sorted(f"q{n}@customer.example" for n in range(count_))
+    assert bodies_fetched(dovecot, imap_account[0]) == count_
+    state = db.session.scalars(select(ImapFolderState)).one()
+    assert state.last_uid == count_
+    assert poll_inbox(inbox.id) == "no new mail"
+
+
+def test_a_crash_between_fetches_resumes_where_it_stopped_without_duplicates(
+    app, dovecot, imap_account
+):
+    inbox = imap_inbox(dovecot, imap_account)
+    count_ = 2 * FETCH_MESSAGES + 10
+    append_many(dovecot, imap_account, count_)
+    settings = settings_of(inbox)
+    plan = ImportPlan.from_settings(settings)
+    calls = []
+
+    def die_before_the_second_fetch():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the worker was killed")
+
+    with connect(ImapTarget.from_settings(settings), 20) as client:
+        with pytest.raises(RuntimeError):
+            import_folder(client, plan, "INBOX", 1000, die_before_the_second_fetch)
+    db.session.rollback()  # whatever the dead worker had not committed is gone
+    assert count(InboundEmail) == FETCH_MESSAGES  # the first FETCH's messages, committed
+
+    assert poll_inbox(inbox.id) == f"imported {count_ - FETCH_MESSAGES} messages"
+
+    assert imported_ids() == sorted(f"q{n}@customer.example" for n in range(count_))
+    assert bodies_fetched(dovecot, imap_account[0]) == count_  # none fetched twice
+
+
+def test_a_poll_past_its_time_stops_between_fetches_and_is_due_again(app, dovecot, imap_account):
+    inbox = imap_inbox(dovecot, imap_account)
+    count_ = FETCH_MESSAGES + 5
+    append_many(dovecot, imap_account, count_)
+
+    # Out of time from the start: one FETCH still runs, so every poll makes progress.
+    result = poll_inbox(inbox.id, seconds=0)
+
+    assert result == f"imported {FETCH_MESSAGES} messages; more to fetch"
+    assert settings_of(inbox).next_poll_at <= utcnow()
+    assert poll_inbox(inbox.id) == "imported 5 messages"
+    assert imported_ids() == sorted(f"q{n}@customer.example" for n in range(count_))
 
 
 def test_an_outage_backs_off_and_loses_nothing(app, dovecot, imap_account):
