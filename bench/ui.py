@@ -66,7 +66,26 @@ SEARCHES = {
     "search, a word prefix": SEARCH_WORD[:5],
     "search, a common word": "refund",  # in a fifth of the replies and 1 topic in 16
     "search, a contact's name": "okafor",  # 1 surname in 12
+    "search, a contact's email (substring)": "customer42.example",  # 1 domain in 97
 }
+
+
+def searches() -> dict:
+    """SEARCHES and a rare word: the order number of one seeded subject (found in a handful
+    of subjects at most, in no message text)."""
+    from extensions import db
+    from models import Conversation
+
+    subject = db.session.scalar(
+        select(Conversation.subject)
+        .where(Conversation.subject.contains("(order "))
+        .order_by(Conversation.id)
+        .limit(1)
+    )
+    rare = subject.rsplit("(order ", 1)[1].rstrip(")")
+    return {**SEARCHES, "search, a rare word (an order number)": rare}
+
+
 SEARCH_TARGET_MS = 20.0  # issue 20: the search page's p95 at 1 M messages
 
 
@@ -78,17 +97,18 @@ class LikeScan:
 
     def __init__(self, q: str):
         from extensions import db
-        from models import User
+        from models import Conversation, User
         from services import conversation_list, search
 
         admin = db.session.get(User, 1)
-        indexed = conversation_list._search_filter
-        conversation_list._search_filter = search.like_reference
-        try:
-            with Capture(db.engine) as capture:
-                conversation_list.list_conversations(admin, status="open", q=q)
-        finally:
-            conversation_list._search_filter = indexed
+        query = (
+            conversation_list._filtered(admin, None, "open", None, None)
+            .where(search.like_reference(q))
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            .limit(conversation_list.DEFAULT_PAGE_SIZE + 1)
+        )
+        with Capture(db.engine) as capture:
+            db.session.execute(query).all()
         self.statements = [
             (s, p) for s, p in capture.statements if "JOIN contacts" in " ".join(s.split())
         ][:1]
@@ -107,6 +127,26 @@ class LikeScan:
     def finish(self) -> dict:
         self.conn.close()
         return {"like": self.samples[-N:], "found": self.found}
+
+
+INDEXED_BY = "0017"  # the migration that builds the search index for the mail already there
+
+
+def _seed_then_index(engine: Engine, upgrade) -> dict:
+    """The mailbox as a real upgrade meets it: the schema up to the revision before the
+    search index, the rows bulk inserted, then the remaining migrations, whose 0017 indexes
+    the mail already there (SQLite: FTS5 tables filled by one INSERT … SELECT and 'rebuild';
+    PostgreSQL: GIN indexes built over the table) instead of a trigger firing per row."""
+    upgrade(revision=f"{int(INDEXED_BY) - 1:04d}")
+    seeded = seed(engine)
+    t0 = time.perf_counter()
+    upgrade()
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))  # the new expression index's statistics
+    seeded["timings"][f"search index (migration {INDEXED_BY})"] = time.perf_counter() - t0
+    seeded["seconds"] += seeded["timings"][f"search index (migration {INDEXED_BY})"]
+    return seeded
 
 
 def list_and_thread_pages(seeded: dict) -> dict:
@@ -128,7 +168,7 @@ def list_and_thread_pages(seeded: dict) -> dict:
         ),
         **{
             name: (f"/conversations?q={q}", "JOIN contacts", False, LikeScan(q))
-            for name, q in SEARCHES.items()
+            for name, q in searches().items()
         },
         f"{BIG_THREAD}-message thread, full page with the list": (
             f"/conversations/{big}",
@@ -190,9 +230,8 @@ def bench_backend(
     )
     with app.app_context():
         try:
-            upgrade()
             engine = db.engine
-            seeded = seed(engine)
+            seeded = _seed_then_index(engine, upgrade)
             client = app.test_client()
             with client.session_transaction() as session:
                 # The admin (sees every inbox), signed in through a server-side session.
@@ -328,10 +367,14 @@ def run() -> str:
         "## Agent UI on a big mailbox",
         "",
         f"{CONVERSATIONS:,} conversations with {MESSAGES:,} messages (25% open), seeded "
-        "with Core bulk inserts on the real migrated schema. Server side through the Flask "
-        "test client as an admin signed in through a server-side session, each request in "
-        "its own app context as in production (so the session lookup is paid every time), "
-        f"ms per request, p50/p95 of {N} requests after {WARMUPS} "
+        "as a real upgrade meets them: Core bulk inserts into the schema migrated up to the "
+        f"revision before {INDEXED_BY}, then the remaining migrations, so that {INDEXED_BY} "
+        "builds the search index over the mail already there (SQLite: the FTS5 tables filled "
+        "by one INSERT … SELECT and 'rebuild', without its triggers firing a million times; "
+        "PostgreSQL: the GIN indexes built over the table, then ANALYZE). Server side "
+        "through the Flask test client as an admin signed in through a server-side session, "
+        "each request in its own app context as in production (so the session lookup is paid "
+        f"every time), ms per request, p50/p95 of {N} requests after {WARMUPS} "
         "warm-ups. The list pages default to status=open. Baseline: the SQL the request "
         "issued, captured at the driver and replayed bare on one connection in the same "
         "loop: the page's main SELECT (the list query; the thread's messages select), and "
@@ -343,7 +386,9 @@ def run() -> str:
         "conversation only on the first load after something changed: that row moves the "
         "version before each request. The searches (on the full-text indexes of migration "
         "0017) are timed once more beside the LIKE scan they replaced: the same list query "
-        "with the old LIKE filter, its main SELECT replayed bare in the same loop.",
+        "with the old LIKE filter, its main SELECT replayed bare in the same loop. A search "
+        "lists best match first (a subject or contact match, then the bm25 / ts_rank of the "
+        "best-matching message, then latest activity); the LIKE scan lists by latest activity.",
         "",
     ]
     return "\n".join(header + sections)

@@ -35,6 +35,11 @@ class Capture:
         self.statements.append((statement, parameters))
 
 
+def _reads(statements: list) -> list:
+    """The statements that read (a search's list query opens with WITH)."""
+    return [(s, p) for s, p in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+
+
 def _replay(conn, statements) -> None:
     for statement, parameters in statements:
         conn.exec_driver_sql(statement, parameters).fetchall()
@@ -62,7 +67,7 @@ def time_page(
     with Capture(engine) as capture:
         response = get(app, client, url, headers)
         assert response.status_code == 200, (url, response.status_code)
-    statements = [(s, p) for s, p in capture.statements if s.lstrip().upper().startswith("SELECT")]
+    statements = _reads(capture.statements)
     main = [(s, p) for s, p in statements if marker in " ".join(s.split())]
     assert main, f"no query with {marker!r} for {url}"
     main = main[:1]
@@ -110,7 +115,7 @@ def time_idle_poll(app, client, engine: Engine) -> dict:
     headers = {"HX-Request": "true"}
     with Capture(engine) as capture:
         assert get(app, client, url, headers).status_code == 204
-    statements = [(s, p) for s, p in capture.statements if s.lstrip().upper().startswith("SELECT")]
+    statements = _reads(capture.statements)
     redis = get_redis()
     ours, bare, bare_all = [], [], []
     with engine.connect() as conn:

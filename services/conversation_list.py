@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 
 from extensions import db
 from models import (
@@ -52,16 +53,45 @@ def list_conversations(
     limit: int = DEFAULT_PAGE_SIZE,
     label: str | None = None,
 ) -> ConversationPage:
-    """The user's conversations, most recent activity first, one keyset page at a time.
+    """The user's conversations, most recent activity first (a search: best match first),
+    one keyset page at a time.
 
     `assignee` is "me", "unassigned" or a user id; `q` searches subject, the contact's
     email and name (substrings) and message text (words, the last a prefix), ignoring case
-    (services/search.py); `label` is a label name (any case); `cursor` is the previous
-    page's `next_cursor`. Only inboxes the user can see are ever listed.
+    (services/search.py), and orders the matches by _ranked_order; `label` is a label name
+    (any case); `cursor` is the previous page's `next_cursor`. Only inboxes the user can see
+    are ever listed.
     """
     if status is not None and status not in STATUSES:
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
+    query = _filtered(user, inbox_id, status, assignee, label)
+    order = _ACTIVITY_ORDER
+    if q is not None and q.strip():
+        ranked = search.ranked_matches(q.strip()).cte("ranked")
+        # Conversations looked up by id among the matches (the IN), not every conversation
+        # the filters allow walked through their index and each looked up among the
+        # matches, as SQLite's planner chose for the join alone.
+        query = query.join(ranked, ranked.c.conversation_id == Conversation.id).where(
+            Conversation.id.in_(select(ranked.c.conversation_id))
+        )
+        order = _ranked_order(ranked)
+        query = query.add_columns(*(key for key, _ in order[:2]))
+    if cursor:
+        query = query.where(_after(order, decode_keys(cursor, len(order))))
+    query = query.order_by(*(key.desc() if desc else key for key, desc in order))
+    found = db.session.execute(query.limit(limit + 1)).all()
+    rows = [ConversationRow(*row[:3]) for row in found[:limit]]
+    next_cursor = None
+    if len(found) > limit:
+        last = found[limit - 1]
+        conversation = last[0]
+        ranks = tuple(last[3:])  # head and best, when searching
+        next_cursor = encode_keys((*ranks, conversation.last_activity_at, conversation.id))
+    return ConversationPage(rows, next_cursor)
+
+
+def _filtered(user: User, inbox_id, status, assignee, label) -> Select:
     query = _rows_query().where(Conversation.inbox_id.in_(_visible_inbox_ids(user)))
     if inbox_id is not None:
         query = query.where(Conversation.inbox_id == inbox_id)
@@ -69,20 +99,34 @@ def list_conversations(
         query = query.where(Conversation.status == status)
     if assignee is not None:
         query = query.where(_assignee_filter(user, assignee))
-    if q is not None and q.strip():
-        query = query.where(_search_filter(q.strip()))
     if label is not None and label.strip():
         query = query.where(_label_filter(label))
-    if cursor:
-        query = query.where(before(Conversation.last_activity_at, Conversation.id, cursor))
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-    found = [ConversationRow(*row) for row in db.session.execute(query.limit(limit + 1)).all()]
-    rows = found[:limit]
-    next_cursor = None
-    if len(found) > limit:
-        last = rows[-1].conversation
-        next_cursor = encode_cursor(last.last_activity_at, last.id)
-    return ConversationPage(rows, next_cursor)
+    return query
+
+
+# A list order: its sort keys, each (expression, descending), the last two always the latest
+# activity and the id (newest first), so that every row has its own place.
+_ACTIVITY_ORDER = [(Conversation.last_activity_at, True), (Conversation.id, True)]
+NO_MESSAGE_RANK = 1.0  # after every message rank (bm25 and minus ts_rank are at most 0)
+
+
+def _ranked_order(ranked) -> list:
+    """Best match first: a subject or contact match, then the rank of the best-matching
+    message (services/search.ranked_matches), then the latest activity."""
+    return [
+        (ranked.c.head, True),
+        (func.coalesce(ranked.c.best, NO_MESSAGE_RANK), False),
+        *_ACTIVITY_ORDER,
+    ]
+
+
+def _after(order: list, values: tuple):
+    """The keyset condition "after the row with these sort values" in `order`."""
+    (key, desc), value = order[-1], values[-1]
+    condition = key < value if desc else key > value
+    for (key, desc), value in zip(reversed(order[:-1]), reversed(values[:-1]), strict=True):
+        condition = or_(key < value if desc else key > value, and_(key == value, condition))
+    return condition
 
 
 def _visible_inbox_ids(user: User):
@@ -131,12 +175,6 @@ def _label_filter(label: str):
     )
 
 
-def _search_filter(q: str):
-    """Conversations whose subject, contact or message text `q` finds, looked up in the
-    full-text indexes (services/search.py says what matches)."""
-    return Conversation.id.in_(search.matching_conversations(q))
-
-
 def before(moment_column, id_column, cursor: str):
     """The keyset condition "older than the cursor's row" for (moment, id) newest-first
     pages; ties on the moment are broken by id. Raises ConversationError on a bad cursor."""
@@ -145,27 +183,67 @@ def before(moment_column, id_column, cursor: str):
 
 
 def encode_cursor(last_activity_at: datetime, conversation_id: int) -> str:
-    raw = f"{last_activity_at.isoformat()}|{conversation_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode(f"{last_activity_at.isoformat()}|{conversation_id}")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    return _moment_and_id(_decode(cursor))
+
+
+def encode_keys(values: tuple) -> str:
+    """A cursor for a row's sort values: (moment, id), or (head, best, moment, id) for a
+    ranked search, whose rank is written exactly (repr of a float reads back the same)."""
+    *ranks, moment, conversation_id = values
+    tail = f"{moment.isoformat()}|{conversation_id}"
+    return _encode("|".join([*(repr(float(r)) if r is not None else "" for r in ranks), tail]))
+
+
+def decode_keys(cursor: str, count: int) -> tuple:
+    """encode_keys' values back, `count` of them (the order the cursor is used with: a
+    ranked cursor does not fit an unranked list, nor the other way round)."""
+    raw = _decode(cursor)
+    parts = raw.split("|")
+    if len(parts) != count:
+        raise _bad_cursor("cursor does not fit this list: pass next_cursor from the same list")
+    ranks = []
+    for part in parts[:-2]:
+        try:
+            value = float(part)
+        except ValueError:
+            raise _bad_cursor("cursor is not valid: pass next_cursor unchanged") from None
+        if not math.isfinite(value):
+            raise _bad_cursor("cursor is not valid: pass next_cursor unchanged")
+        ranks.append(value)
+    return (*ranks, *_moment_and_id("|".join(parts[-2:])))
+
+
+def _encode(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _bad_cursor("cursor is not valid: pass next_cursor from the previous page") from None
+
+
+def _bad_cursor(message: str) -> ConversationError:
+    return ConversationError("cursor", message)
+
+
+def _moment_and_id(raw: str) -> tuple[datetime, int]:
+    try:
         stamp, _, number = raw.partition("|")
         at, conversation_id = datetime.fromisoformat(stamp), int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ConversationError(
-            "cursor", "cursor is not valid: pass next_cursor from the previous page"
-        ) from None
+    except ValueError:
+        raise _bad_cursor("cursor is not valid: pass next_cursor from the previous page") from None
     if at.tzinfo is None or not 0 < conversation_id <= MAX_ID:
-        raise ConversationError("cursor", "cursor is not valid: pass next_cursor unchanged")
+        raise _bad_cursor("cursor is not valid: pass next_cursor unchanged")
     try:
         return at.astimezone(UTC), conversation_id
     except OverflowError:  # a forged stamp at the edge of year 1 or 9999
-        raise ConversationError(
-            "cursor", "cursor is not valid: pass next_cursor unchanged"
-        ) from None
+        raise _bad_cursor("cursor is not valid: pass next_cursor unchanged") from None
 
 
 def rows_for(user: User, conversation_ids: list[int]) -> list[ConversationRow]:
@@ -187,13 +265,29 @@ def rows_for(user: User, conversation_ids: list[int]) -> list[ConversationRow]:
 def next_in_list(user: User, after: Conversation, **criteria) -> Conversation | None:
     """The conversation to open once `after` is done (resolved): the one below it in the list
     with these `criteria` (list_conversations' filters), else the top of that list; None
-    when the list holds nothing else. `after` need not match the criteria any more."""
-    cursor = encode_cursor(after.last_activity_at, after.id)
-    below = list_conversations(user, cursor=cursor, limit=1, **criteria).rows
-    if below:
-        return below[0].conversation
+    when the list holds nothing else. `after` need not match the criteria any more (nor
+    the search: then there is no place below it, and the top of the list is next)."""
+    ranks = _search_ranks(after.id, criteria.get("q"))
+    if ranks is not None:
+        cursor = encode_keys((*ranks, after.last_activity_at, after.id))
+        below = list_conversations(user, cursor=cursor, limit=1, **criteria).rows
+        if below:
+            return below[0].conversation
     top = list_conversations(user, limit=2, **criteria).rows
     return next((r.conversation for r in top if r.conversation.id != after.id), None)
+
+
+def _search_ranks(conversation_id: int, q: str | None) -> tuple | None:
+    """The sort values ahead of (moment, id) that place this conversation in the list for
+    `q`: none without a search, None when the search does not find it."""
+    if q is None or not q.strip():
+        return ()
+    ranked = search.ranked_matches(q.strip()).subquery("ranked")
+    keys = [key for key, _ in _ranked_order(ranked)[:2]]
+    found = db.session.execute(
+        select(*keys).where(ranked.c.conversation_id == conversation_id)
+    ).first()
+    return tuple(found) if found is not None else None
 
 
 def _assignable(inbox_ids) -> Select:

@@ -31,15 +31,20 @@ import string
 from markupsafe import Markup, escape
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
+    cast,
     column,
     exists,
     func,
+    literal,
     literal_column,
+    null,
     or_,
     select,
     table,
     union,
+    union_all,
 )
 
 from extensions import db
@@ -98,15 +103,77 @@ def matching_conversations(q: str) -> Select:
     """The ids of the conversations `q` finds (subject, contact, message text): for
     `Conversation.id.in_(…)`, so the list's own filters, order and pages apply as always."""
     sqlite = db.engine.dialect.name == "sqlite"
-    parts = [
-        _subject_matches(q, sqlite),
-        select(Conversation.id).where(Conversation.contact_id.in_(_contact_matches(q, sqlite))),
-    ]
+    parts = _head_matches(q, sqlite)
     found = words(q)
     if found:
         parts.append(_message_matches(found, sqlite).with_only_columns(Message.conversation_id))
     # Never correlated: the list query around it selects from conversations and contacts too.
     return union(*(part.correlate(None) for part in parts))
+
+
+def ranked_matches(q: str) -> Select:
+    """The conversations `q` finds, each with what ranks it (conversation_id, head, best):
+    `head` is 1 when its subject or contact matches, else 0; `best` is the rank of its
+    best-matching message, smaller is better (SQLite: bm25, negative; PostgreSQL: minus
+    ts_rank), NULL when no message matches. The list orders by head, then best, then latest
+    activity (services/conversation_list.py)."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    no_rank = cast(null(), Float)
+    parts = [
+        part.add_columns(literal(1).label("head"), no_rank.label("best")).correlate(None)
+        for part in _head_matches(q, sqlite)
+    ]
+    found = words(q)
+    if found:
+        parts.append(_message_ranks(found, sqlite))
+    matches = union_all(*parts).subquery("matches")
+    key = matches.c[0]  # each part names its id column its own way; the first part's name
+    return select(
+        key.label("conversation_id"),
+        func.max(matches.c.head).label("head"),
+        func.min(matches.c.best).label("best"),
+    ).group_by(key)
+
+
+def _message_ranks(found: list[str], sqlite: bool) -> Select:
+    """Per conversation with a matching message: the best message's rank (smaller first)."""
+    if sqlite:
+        # FTS5's rank column (bm25) read in a subquery: its functions refuse an aggregate.
+        fts = literal_column("messages_fts")
+        hits = (
+            select(_messages_fts.c.rowid, literal_column("rank").label("rank"))
+            .where(fts.op("MATCH")(fts5_query(found)))
+            .subquery("hits")
+        )
+        return (
+            select(
+                Message.conversation_id,
+                literal(0).label("head"),
+                cast(func.min(hits.c.rank), Float).label("best"),
+            )
+            .join_from(hits, Message, Message.id == hits.c.rowid)
+            .group_by(Message.conversation_id)
+            .correlate(None)
+        )
+    query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
+    return (
+        select(
+            Message.conversation_id,
+            literal(0).label("head"),
+            cast(func.min(-func.ts_rank(_PG_MESSAGE_WORDS, query)), Float).label("best"),
+        )
+        .where(_SEARCHED, _PG_MESSAGE_WORDS.op("@@")(query))
+        .group_by(Message.conversation_id)
+        .correlate(None)
+    )
+
+
+def _head_matches(q: str, sqlite: bool) -> list[Select]:
+    """The ids of the conversations whose subject or contact `q` finds (two selects)."""
+    return [
+        _subject_matches(q, sqlite),
+        select(Conversation.id).where(Conversation.contact_id.in_(_contact_matches(q, sqlite))),
+    ]
 
 
 def _like_pattern(q: str) -> str:

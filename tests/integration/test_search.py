@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
 
 from extensions import db
-from models import Contact, Conversation, Message
+from models import Contact, Conversation, Message, utcnow
 from services import merge, search
-from services.conversation_list import _rows_query, list_conversations
+from services.conversation_list import _rows_query, list_conversations, next_in_list
+from services.conversations import ConversationError
 from services.message_moves import move_message
 from tests.support.workspace import deliver, quick_conversation
 
@@ -121,6 +123,79 @@ def test_the_index_finds_what_the_like_scan_found_for_words_and_prefixes(app, in
         assert found_ids(team.ana, q) == expected, q
         answered += bool(expected)
     assert answered > 120  # most queries find something, some find nothing
+
+
+def lantern_conversations(inbox) -> dict:
+    """Conversations that 'lantern' finds in different ways, newest the weakest match."""
+    now, day = utcnow(), timedelta(days=1)
+    filler = "and a great many other words about the weather the shop and the post"
+    made = {
+        "weak, newest": quick_conversation(
+            inbox, "Question", text=f"One thing about a lantern {filler}.", at=now
+        ),
+        "weak, older": quick_conversation(
+            inbox, "Question", text=f"One thing about a lantern {filler}.", at=now - 3 * day
+        ),
+        "strong": quick_conversation(
+            inbox, "Question", text="Lantern, lantern, lantern.", at=now - 2 * day
+        ),
+        "subject": quick_conversation(
+            inbox, "Lantern broken", text="It does not light.", at=now - 5 * day
+        ),
+        "contact": quick_conversation(
+            inbox, "Hello", text="Nothing here.", name="Ada Lanternfield", at=now - 6 * day
+        ),
+    }
+    quick_conversation(inbox, "Lamp", text="A candle, not the word.", at=now)  # no match
+    db.session.commit()
+    return made
+
+
+RANKED = ["subject", "contact", "strong", "weak, newest", "weak, older"]
+
+
+def test_a_search_lists_the_best_match_first_then_the_latest(app, team):
+    """A subject or contact match first, then the message matching more, then ties on the
+    rank by latest activity: not the plain newest-first of the unsearched list."""
+    made = lantern_conversations(team.support)
+    ids = [row.conversation.id for row in list_conversations(team.ana, q="lantern").rows]
+    assert ids == [made[name].id for name in RANKED]
+    assert [row.conversation.id for row in list_conversations(team.ana, q="lant").rows] == ids
+
+
+def test_paging_through_a_ranked_search_lists_every_match_once(app, inbox, team):
+    seed_corpus(inbox, random.Random(11))
+    for q in ("zebra", "par", "refund", "silva", "customer3.example", "okafor refund"):
+        whole = list_conversations(team.ana, q=q, limit=100)
+        assert whole.next_cursor is None
+        paged, cursor = [], None
+        while True:
+            page = list_conversations(team.ana, q=q, limit=2, cursor=cursor)
+            paged += [row.conversation.id for row in page.rows]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert paged == [row.conversation.id for row in whole.rows], q
+        assert len(set(paged)) == len(paged) and set(paged) == like_ids(q), q
+
+
+def test_the_next_conversation_after_one_is_done_follows_the_ranked_order(app, team):
+    made = lantern_conversations(team.support)
+    for name, following in zip(RANKED, RANKED[1:], strict=False):
+        assert next_in_list(team.ana, made[name], q="lantern") == made[following]
+    assert next_in_list(team.ana, made[RANKED[-1]], q="lantern") == made[RANKED[0]]  # the top
+    unfound = quick_conversation(team.support, "Other", text="Nothing.")
+    assert next_in_list(team.ana, unfound, q="lantern") == made[RANKED[0]]
+
+
+def test_a_cursor_fits_only_the_kind_of_list_it_came_from(app, team):
+    lantern_conversations(team.support)
+    ranked = list_conversations(team.ana, q="lantern", limit=2).next_cursor
+    newest = list_conversations(team.ana, limit=2).next_cursor
+    with pytest.raises(ConversationError):
+        list_conversations(team.ana, cursor=ranked)
+    with pytest.raises(ConversationError):
+        list_conversations(team.ana, q="lantern", cursor=newest)
 
 
 def test_the_index_finds_substrings_of_subjects_and_contacts_as_like_did(app, inbox, team):
@@ -272,7 +347,8 @@ def test_the_message_index_expression_is_the_one_the_migration_indexed():
 
 def test_the_search_uses_the_indexes(app, team):
     quick_conversation(team.support, "Pixel", text="pixel art")
-    query = _rows_query().where(Conversation.id.in_(search.matching_conversations("pixel")))
+    ranked = search.ranked_matches("pixel").subquery()
+    query = _rows_query().join(ranked, ranked.c.conversation_id == Conversation.id)
     compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "sqlite":
