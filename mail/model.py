@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,10 +24,28 @@ class ParsedAttachment:
     filename: str  # safe: no path separators, control characters or leading dots
     content_type: str  # lower-case maintype/subtype
     size: int  # decoded size in bytes
-    data: bytes | None  # None when larger than the attachment limit (too_large)
+    data: bytes | None  # None when too_large, or when a large body is read by `stream`
     content_id: str | None = None  # without angle brackets
     inline: bool = False  # an inline image (referenced by cid: or disposition inline)
     too_large: bool = False
+    # A large body's decoded bytes in blocks, read from the raw message (mail/streaming.py)
+    # so no whole decoded copy is held; None when `data` holds them or too_large.
+    stream: Callable[[], Iterator[bytes]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_content(self) -> bool:
+        return not self.too_large and (self.data is not None or self.stream is not None)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The decoded bytes, in one piece or in blocks."""
+        if self.data is not None:
+            yield self.data
+        elif self.stream is not None and not self.too_large:
+            yield from self.stream()
+
+    def content(self) -> bytes:
+        """All the decoded bytes at once: for small parts and tests."""
+        return b"".join(self.chunks())
 
 
 @dataclass

@@ -14,6 +14,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 
+from mail import streaming
 from mail.addresses import (
     clean_text,
     content_disposition,
@@ -29,6 +30,7 @@ from mail.addresses import (
 from mail.filenames import safe_filename
 from mail.loops import classify_auto, parse_bounce
 from mail.model import ParsedAttachment, ParsedEmail, Person
+from mail.streaming import StreamedBody
 
 CONTACT_HEADERS = ("Reply-To", "X-Original-Sender", "From")
 # Mailing-list mail (RFC 2919, RFC 2369): never auto-acknowledged.
@@ -44,12 +46,12 @@ _NOT_FILES = {"text/plain", "text/html", "text/enriched", "text/richtext", "text
 
 def parse_email(raw: bytes, max_attachment_bytes: int) -> ParsedEmail:
     parsed = ParsedEmail(message_id=None)
-    message = _parse_message(raw, parsed)
+    message, streamed = _parse_message(raw, parsed)
     if message is None:
         return parsed
     for step in (_read_headers, _read_content, _read_auto):
         try:
-            step(message, parsed, max_attachment_bytes)
+            step(message, parsed, max_attachment_bytes, streamed)
         except Exception as exc:  # noqa: BLE001 - one unreadable step must not lose the others
             _defect(parsed, f"{step.__name__.strip('_')}: {type(exc).__name__}: {exc}")
     return parsed
@@ -61,22 +63,44 @@ def _defect(parsed: ParsedEmail, text: str) -> None:
         parsed.defects.append(text)
 
 
-def _parse_message(raw: bytes, parsed: ParsedEmail) -> Message | None:
+# {id(part): its body, still in the raw bytes} for the large bodies mail/streaming.py cut out
+Streamed = dict[int, StreamedBody]
+
+
+def _parse_message(raw: bytes, parsed: ParsedEmail) -> tuple[Message | None, Streamed]:
     try:
         data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
     except Exception as exc:  # noqa: BLE001
         _defect(parsed, f"not bytes: {type(exc).__name__}")
-        return None
+        return None, {}
+    cut = _parse_skeleton(data)
+    if cut is not None:
+        return cut
     # compat32 is the tolerant fallback; headers alone (the body kept as text) the last one,
     # e.g. for MIME nested deeper than the parser's recursion allows.
     attempts = ((policy.default, False), (policy.compat32, False), (policy.default, True))
     for parse_policy, headers_only in attempts:
         try:
-            return BytesParser(policy=parse_policy).parsebytes(data, headersonly=headers_only)
+            message = BytesParser(policy=parse_policy).parsebytes(data, headersonly=headers_only)
+            return message, {}
         except Exception as exc:  # noqa: BLE001
             how = "headers only" if headers_only else type(parse_policy).__name__
             _defect(parsed, f"parse ({how}): {exc!r}"[:200])
-    return None
+    return None, {}
+
+
+def _parse_skeleton(data: bytes) -> tuple[Message, Streamed] | None:
+    """The message parsed with its large bodies left in the raw; None to parse it whole."""
+    cuts = streaming.plan_cuts(data, streaming.STREAM_FROM_BYTES)
+    if not cuts:
+        return None
+    try:
+        skeleton, markers = streaming.skeleton(data, cuts)
+        message = BytesParser(policy=policy.default).parsebytes(skeleton)
+    except Exception:  # noqa: BLE001 - the whole raw through the usual attempts instead
+        return None
+    streamed = streaming.attach(message, data, cuts, markers)
+    return None if streamed is None else (message, streamed)
 
 
 def _first(message: Message, name: str) -> str:
@@ -88,7 +112,7 @@ def _people(message: Message, name: str) -> list[Person]:
     return [Person(a, n) for n, a in parse_addresses(header_values(message, name))]
 
 
-def _read_headers(message: Message, parsed: ParsedEmail, _limit: int) -> None:
+def _read_headers(message: Message, parsed: ParsedEmail, _limit: int, _streamed: Streamed):
     ids = message_ids(_first(message, "Message-ID"))
     parsed.message_id = ids[0] if ids else None
     parsed.in_reply_to = message_ids(" ".join(header_values(message, "In-Reply-To")), 10)
@@ -218,12 +242,15 @@ def _leaves(part: Message, depth: int = 0):
         yield from _leaves(child, depth + 1)
 
 
-def _read_content(message: Message, parsed: ParsedEmail, limit: int) -> None:
+def _read_content(message: Message, parsed: ParsedEmail, limit: int, streamed: Streamed):
     try:
         plain, html = _bodies(message)
     except Exception as exc:  # noqa: BLE001 - attachments are still worth listing
         _defect(parsed, f"body structure: {type(exc).__name__}: {exc}")
         plain, html = [], []
+    for part in plain + html:  # the text is wanted whole: back into the parsed part
+        if id(part) in streamed:
+            streamed.pop(id(part)).restore()
     parsed.text = "\n".join(_text(p, parsed) for p in plain)
     parsed.html = "\n".join(_text(p, parsed) for p in html) if html else None
     chosen = {id(p) for p in plain + html}
@@ -233,7 +260,8 @@ def _read_content(message: Message, parsed: ParsedEmail, limit: int) -> None:
         if id(part) in chosen:
             continue
         try:
-            attachment = _attachment(part, len(parsed.attachments) + 1, limit, parsed.html)
+            number, body = len(parsed.attachments) + 1, streamed.get(id(part))
+            attachment = _attachment(part, number, limit, parsed.html, body)
         except Exception as exc:  # noqa: BLE001 - the raw email keeps what we could not read
             _defect(parsed, f"attachment {content_type(part)}: {type(exc).__name__}: {exc}")
             continue
@@ -248,7 +276,9 @@ def _filename(part: Message) -> str | None:
         return None
 
 
-def _attachment(part: Message, number: int, limit: int, html: str | None):
+def _attachment(
+    part: Message, number: int, limit: int, html: str | None, body: StreamedBody | None = None
+):
     kind = content_type(part)
     maintype = kind.split("/", 1)[0]
     disposition = content_disposition(part)
@@ -265,21 +295,30 @@ def _attachment(part: Message, number: int, limit: int, html: str | None):
         subject = fold(decode_words(_first(inner[0], "Subject"))) if inner else ""
         safe_subject = subject.replace("/", "-").replace("\\", "-")
         name = name or (f"{safe_subject}.eml" if subject else "forwarded-message.eml")
+        size = len(data)
     else:
-        data = part.get_payload(decode=True) or b""
+        size = body.decoded_size() if body is not None else None
+        if size is None:  # a small body, or one whose decoding is left to the parser
+            if body is not None:
+                body.restore()
+            data = part.get_payload(decode=True) or b""
+            size = len(data)
+        else:
+            data = None
     referenced = bool(content_id and html and f"cid:{content_id}" in html)
     inline = maintype == "image" and (
         disposition == "inline" or referenced or (content_id is not None and disposition is None)
     )
-    too_large = len(data) > limit
+    too_large = size > limit
     return ParsedAttachment(
         filename=safe_filename(name, kind, number),
         content_type=kind,
-        size=len(data),
+        size=size,
         data=None if too_large else data,
         content_id=content_id,
         inline=inline,
         too_large=too_large,
+        stream=body.chunks if data is None and body is not None and not too_large else None,
     )
 
 
@@ -295,7 +334,9 @@ def _message_bytes(inner: Message) -> bytes:
     return b""
 
 
-def _read_auto(message: Message, parsed: ParsedEmail, _limit: int) -> None:
-    parsed.auto_flag, parsed.auto_reason = classify_auto(message)
+def _read_auto(message: Message, parsed: ParsedEmail, _limit: int, streamed: Streamed):
+    parsed.auto_flag, parsed.auto_reason = classify_auto(message)  # headers and types only
     if parsed.auto_flag == "bounce":
+        for body in streamed.values():  # a bounce's report and text parts are read whole
+            body.restore()
         parsed.bounce = parse_bounce(message)

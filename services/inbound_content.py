@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from extensions import db, get_storage
@@ -41,11 +41,12 @@ def store_attachments(message: Message, parsed: ParsedEmail, inbound: InboundEma
             content_id=part.content_id,
             inline=part.inline,
         )
-        if part.too_large or part.data is None:
+        if not part.has_content:
             row.skipped_reason = f"too large ({human_size(part.size)}) — raw email kept"
         else:
             key = attachment_key(inbound, index)
-            storage.put(key, io.BytesIO(part.data), len(part.data), part.content_type)
+            # A large part is decoded from the raw message block by block as it is written.
+            storage.put(key, _BlockReader(part.chunks()), part.size, part.content_type)
             row.storage_key = key
         message.attachments.append(row)
         rows.append(row)
@@ -55,6 +56,26 @@ def store_attachments(message: Message, parsed: ParsedEmail, inbound: InboundEma
         for row in rows
         if row.content_id and row.storage_key
     }
+
+
+class _BlockReader:
+    """A readable stream over byte blocks, for storage.put: at most one block and what the
+    reader asked for are held at a time."""
+
+    def __init__(self, blocks: Iterable[bytes]):
+        self._blocks = iter(blocks)
+        self._buffer = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._buffer += block
+        size = len(self._buffer) if size < 0 else size
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
 
 
 def forget_attachments(parsed: ParsedEmail, inbound: InboundEmail) -> None:
