@@ -13,12 +13,6 @@ Between the two baseline runs, the shipped configuration (bench/shipped_worker.p
 and `python worker.py` processes as the Procfile starts them, mail POSTed to the relay
 ingress and timed until delivered, with 1 and 2 worker processes, and once with `--fork`.
 
-Peak memory: one message with an attachment just under ATTACHMENT_MAX_BYTES (25 MiB), in a
-fresh process each for ours (the job function called directly) and the baseline, after the
-same small warm-up message: peak RSS while handling it minus RSS just before, on Linux from
-/proc/self/status (VmHWM, reset to the current RSS through /proc/self/clear_refs first).
-Not getrusage's ru_maxrss: it survives exec, and subprocess starts children with vfork, so
-a child's ru_maxrss starts at this (large) parent's peak and hides a smaller rise.
 The messages, and the instance's inbox and thread, come from bench/corpus/.
 """
 
@@ -26,11 +20,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import logging
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,16 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import shipped_worker
-from bench.corpus.mime import (
-    ATTACHMENT_MAX_BYTES,
-    BIG_ATTACHMENT,
-    CORPUS_ROUNDS,
-    DOMAIN,
-    GENERATED,
-    WARMUP_MESSAGE,
-    big_message,
-    mixed_messages,
-)
+from bench.corpus.mime import ATTACHMENT_MAX_BYTES, CORPUS_ROUNDS, DOMAIN, GENERATED, mixed_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,76 +93,6 @@ def outcomes(ids: list[int]) -> tuple[Counter, Counter]:
     return counts, reasons
 
 
-# --- peak memory, each side in a fresh process ----------------------------------------------
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024  # "VmHWM:  123456 kB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _start_peak() -> int:
-    """Reset the peak-RSS mark to the current RSS and return that RSS (Linux). Elsewhere
-    ru_maxrss, which also counts whatever peak the process image inherited."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to now
-        return _proc_status_bytes("VmRSS") or 0
-    except OSError:
-        return _peak_bytes()
-
-
-def _peak_bytes() -> int:
-    peak = _proc_status_bytes("VmHWM")
-    if peak is not None:
-        return peak
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss if sys.platform == "darwin" else maxrss * 1024
-
-
-def _child_ours(config: dict, warmup_id: int, row_id: int) -> dict:
-    from app import create_app
-    from extensions import db
-    from jobs.process_inbound import process_inbound_email
-
-    app = create_app(config)
-    with app.app_context():
-        process_inbound_email(warmup_id)
-        db.session.remove()
-    with app.app_context():
-        before = _start_peak()
-        status = process_inbound_email(row_id)
-        after = _peak_bytes()
-    return {"status": status, "delta": after - before}
-
-
-def _child_baseline(path: str) -> dict:
-    parse_and_walk(WARMUP_MESSAGE)
-    before = _start_peak()
-    parts = parse_and_walk(Path(path).read_bytes())
-    after = _peak_bytes()
-    return {"status": f"{parts} parts", "delta": after - before}
-
-
-def _in_fresh_process(*args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.process", "--peak", *args],
-        cwd=ROOT,
-        env={**os.environ, "ENV_FILE": os.devnull},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"peak-memory child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 # --- the shipped configuration (bench/shipped_worker.py) ------------------------------------
 
 # (processes, --fork, queued first, every nth message)
@@ -225,7 +137,6 @@ def _run() -> str:
 
     messages = mixed_messages()
     total_bytes = sum(len(raw) for raw in messages)
-    big = big_message()
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         work = Path(tmp)
         with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
@@ -235,12 +146,6 @@ def _run() -> str:
                 upgrade()
                 seed_support_inbox()
                 ids = receive_all(messages)
-                warmup_id, big_id = receive_all([WARMUP_MESSAGE, big])
-                # The peak-memory rows' jobs stay queued but are never worked here.
-                from extensions import get_queue
-
-                for row_id in (warmup_id, big_id):
-                    get_queue("inbound").remove(f"process-inbound-{row_id}")
             cpu = time.process_time()
             first_baseline = baseline_seconds(messages)
             base_cpu = time.process_time() - cpu
@@ -255,13 +160,9 @@ def _run() -> str:
             base_cpu = (base_cpu + time.process_time() - cpu) / 2
             with app.app_context():
                 counts, reasons = outcomes(ids)
-            big_path = work / "big.eml"
-            big_path.write_bytes(big)
-            ours_peak = _in_fresh_process("ours", json.dumps(config), str(warmup_id), str(big_id))
-            base_peak = _in_fresh_process("baseline", str(big_path))
     settled = counts["delivered"] + counts["bounced"] + counts["failed"]
-    if settled != len(messages) or ours_peak["status"] != "delivered":
-        raise RuntimeError(f"not every message settled: {dict(counts)}, big: {ours_peak}")
+    if settled != len(messages):
+        raise RuntimeError(f"not every message settled: {dict(counts)}")
     baseline = (first_baseline + second_baseline) / 2
     count = len(messages)
     mib = 1024 * 1024
@@ -355,32 +256,12 @@ def _run() -> str:
             )
             + ".",
             "",
-            f"Peak memory for one {len(big) / 1e6:.1f} MB message carrying a "
-            f"{BIG_ATTACHMENT / mib:.2f} MiB attachment (just under ATTACHMENT_MAX_BYTES, so "
-            "it is stored): each side in a fresh process after the same small warm-up "
-            "message; peak RSS while handling it minus RSS just before (Linux VmHWM, reset "
-            "through /proc/self/clear_refs; ru_maxrss would carry the parent's peak across "
-            "exec). Ours calls the job function directly: read from storage, parse, store "
-            "the attachment, commit.",
-            "",
-            "| path | ours (peak RSS rise) | baseline (peak RSS rise) | ratio |",
-            "| --- | ---: | ---: | ---: |",
-            f"| 25 MiB attachment: job vs parse + walk parts | {ours_peak['delta'] / mib:.0f} MiB "
-            f"| {base_peak['delta'] / mib:.0f} MiB | "
-            f"{ours_peak['delta'] / max(1, base_peak['delta']):.2f}x |",
-            "",
         ]
     )
 
 
 def main(argv: list[str]) -> None:
-    if argv[:2] == ["--peak", "ours"]:
-        config, warmup_id, row_id = json.loads(argv[2]), int(argv[3]), int(argv[4])
-        print(json.dumps(_child_ours(config, warmup_id, row_id)))
-    elif argv[:2] == ["--peak", "baseline"]:
-        print(json.dumps(_child_baseline(argv[2])))
-    else:
-        print(run())
+    print(run())
 
 
 if __name__ == "__main__":
