@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import abort, render_template, request, url_for
+from flask import abort, g, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -18,12 +18,13 @@ from blueprints.conversations.forms import (
     thread_forms,
 )
 from blueprints.htmx import is_htmx
-from models import Conversation
+from models import Conversation, User
 from services import list_version, workspace
 from services.access import visible_conversation as find_visible
 from services.conversation_list import assignable_users, next_in_list, rows_for
 from services.conversations import ConversationError
 from services.labels import conversation_labels, labels_for
+from services.notifications import mentions
 from services.unread import unread_ids
 
 LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
@@ -82,6 +83,17 @@ def visible_conversation(conversation_id: int) -> Conversation:
     return conversation
 
 
+def mentionable(conversation: Conversation) -> list[User]:
+    """Who can be @mentioned here (who can see it: its inbox's active members and the admins,
+    by name), read once per request: the composer's list and every note's highlighting use the
+    same people. A thread drawn by thread_context has them already: they are the people it
+    can be assigned to."""
+    known = g.setdefault("mentionable", {})
+    if conversation.id not in known:
+        known[conversation.id] = mentions.mentionable(conversation)
+    return known[conversation.id]
+
+
 def thread_context(conversation: Conversation, forms: dict | None = None, **extra) -> dict:
     """What the thread's templates draw; `forms` are the posted forms that failed (by name, as
     in forms.thread_forms), drawn with what the agent typed and what to fix."""
@@ -89,6 +101,9 @@ def thread_context(conversation: Conversation, forms: dict | None = None, **extr
     # poll, "Load images") keeps them (_messages_poll.html).
     show_all = "1" in (request.args.get("all"), request.form.get("all"))
     thread = workspace.thread(conversation, show_all=show_all)
+    # The same people as mentions.mentionable (active, and a member of the inbox or an admin),
+    # ordered by name by the database alike: not read a second time.
+    g.setdefault("mentionable", {})[conversation.id] = thread["members"]
     labels = conversation_labels(conversation.id)
     blank = thread_forms(
         conversation,

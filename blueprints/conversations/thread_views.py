@@ -12,13 +12,14 @@ from blueprints.conversations.blueprint import bp
 from blueprints.conversations.forms import ActionForm, MoveForm
 from blueprints.conversations.pages import (
     IMAGE_TYPES,
+    mentionable,
     thread_response,
     visible_conversation,
     workspace_page,
 )
 from blueprints.htmx import is_htmx
 from extensions import db
-from models import Contact, Conversation, User
+from models import Contact, Conversation
 from services import presence, workspace
 from services.notifications import mentions
 from services.timezones import local
@@ -30,26 +31,34 @@ def thread_helpers():
         "local_time": lambda moment: local(moment, current_user),
         "viewers_of": lambda cid: presence.viewers(cid, excluding=current_user),
         "mention_choices": mention_choices,
+        "message_url": message_url,
         "highlight_mentions": lambda text, conversation: mentions.highlight(
-            text, _mentionable(conversation)
+            text, mentionable(conversation)
         ),
     }
 
 
-def _mentionable(conversation: Conversation) -> list[User]:
-    """Who can be @mentioned here, read once per request: the composer's list and every
-    note's highlighting use the same people."""
-    known = g.setdefault("mentionable", {})
-    if conversation.id not in known:
-        known[conversation.id] = mentions.mentionable(conversation)
-    return known[conversation.id]
+# An id no message or attachment has: message_url builds each URL with it once per page.
+_PLACEHOLDER = str(2**62)
+
+
+def message_url(endpoint: str, pk: int, name: str = "message_pk", **values) -> str:
+    """url_for(endpoint, **{name: pk}, **values) for each message (or attachment) of a thread,
+    with werkzeug's URL building paid once per kind of link and page: the URL is built with a
+    placeholder id, kept for the request, and each message's id swapped in (building them one
+    by one cost as much as the rest of a message's markup)."""
+    built = g.setdefault("message_urls", {})
+    key = (endpoint, name, *sorted(values.items()))
+    if key not in built:
+        built[key] = url_for(endpoint, **{name: _PLACEHOLDER}, **values)
+    return built[key].replace(_PLACEHOLDER, str(pk))
 
 
 def mention_choices(conversation: Conversation) -> list[dict]:
     """The composer's @mention list (static/mentions.js): everyone but me, by name."""
     return [
         {"name": person.name, "email": person.email}
-        for person in _mentionable(conversation)
+        for person in mentionable(conversation)
         if person.id != current_user.id and person.name
     ]
 
