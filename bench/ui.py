@@ -184,8 +184,10 @@ def list_and_thread_pages(seeded: dict) -> dict:
 
 def thread_pages(seeded: dict) -> dict:
     """The thread section's pages: the big thread folded to its latest messages, as a click
-    in the list (htmx) and as a full page, and its earlier messages loaded on demand."""
+    in the list (htmx) and as a full page, and the first page of its earlier messages loaded
+    on demand."""
     from services import workspace
+    from services.earlier_messages import PAGE
 
     big = seeded["big_id"]
     before = workspace.earlier_start(big)
@@ -199,7 +201,7 @@ def thread_pages(seeded: dict) -> dict:
             f"/conversations/{big}",
             "WHERE messages.conversation_id = ",
         ),
-        "its earlier messages, loaded on demand (htmx)": (
+        f"its earlier messages, the first {PAGE} loaded on demand (htmx)": (
             f"/conversations/{big}/messages/earlier?before={before}",
             "WHERE messages.conversation_id = ",
             True,
@@ -425,6 +427,7 @@ def run_thread() -> str:
     """The section "Thread page, earlier messages folded" (`python -m bench thread`)."""
     os.environ["ENV_FILE"] = os.devnull
     sections = _on_every_backend(_thread_rows, thread_pages, idle_poll=False)
+    from services.earlier_messages import PAGE
     from services.workspace import LATEST
 
     header = [
@@ -432,15 +435,16 @@ def run_thread() -> str:
         "",
         f"The {BIG_THREAD}-message thread of the agent UI mailbox ({CONVERSATIONS:,} "
         f"conversations, {MESSAGES:,} messages) as the workspace draws it: the latest {LATEST} "
-        "emails, replies and notes (with the activity lines among them) and an "
-        '"N earlier messages" button that loads the rest on demand. Same client and loop as '
+        "emails, replies and notes (with the activity lines among them) and a button that "
+        f'loads the earlier ones on demand, {PAGE} at a time ("Show {PAGE} of 490 earlier '
+        'messages"). Same client and loop as '
         f"the agent UI section: ms per request, p50/p95 of {N} requests after {WARMUPS} "
         "warm-ups, each beside a bare replay (one connection, same loop) of every SQL "
         "statement the request issued. Both pages carry the contact panel beside the thread "
         "(the contact, the other participants of all 500 messages, the contact's earlier "
         "conversations). Target: each page's p95 at most "
-        f"{THREAD_TARGET:.0f}x its SQL's p95; the earlier messages (all but the latest, "
-        "drawn at once) are shown for scale. KB: the answer's size. Command: "
+        f"{THREAD_TARGET:.0f}x its SQL's p95; the first press for earlier messages is shown "
+        "for scale. KB: the answer's size. Command: "
         "`python -m bench thread`.",
         "",
     ]

@@ -20,7 +20,7 @@ from blueprints.conversations.pages import (
 from blueprints.htmx import is_htmx
 from extensions import db
 from models import Contact, Conversation
-from services import presence, workspace
+from services import earlier_messages, presence, workspace
 from services.notifications import mentions
 from services.timezones import local
 
@@ -32,6 +32,7 @@ def thread_helpers():
         "viewers_of": lambda cid: presence.viewers(cid, excluding=current_user),
         "mention_choices": mention_choices,
         "message_url": message_url,
+        "earlier_page": earlier_messages.PAGE,
         "highlight_mentions": lambda text, conversation: mentions.highlight(
             text, mentionable(conversation)
         ),
@@ -92,15 +93,20 @@ def messages(conversation_id: int):
 @login_required
 def earlier(conversation_id: int):
     """A long thread's earlier messages, which the page folds into "N earlier messages"
-    (`before`: the first message it shows). With htmx they replace that button, and the
-    message poll, out of band, asks for the whole thread from now on (`all=1`), keeping the
-    fingerprint the page sent (`fp`); without htmx, the page with the whole thread."""
+    (`before`: the first message it shows), a page at a time (services/earlier_messages.py).
+    With htmx they replace that button, behind a button for the page before them while any
+    are left, and the message poll, out of band, asks for the whole thread from now on
+    (`all=1`), keeping the fingerprint the page sent (`fp`); without htmx, the page with the
+    whole thread."""
     conversation = visible_conversation(conversation_id)
     if not is_htmx():
         return redirect(url_for(".show", conversation_id=conversation.id, all=1))
     raw = request.args.get("before", "")
     before = int(raw) if raw.isdigit() else workspace.earlier_start(conversation.id)
-    messages = workspace.thread_messages(conversation.id, before) if before else []
+    found = earlier_messages.page(conversation.id, before) if before else None
+    messages = found.messages if found else []
+    # The button for the page before these, while any are left (_earlier_button.html).
+    more = {"count": found.remaining, "before": found.before} if found and found.before else None
     forms = {"delivery": ActionForm(formdata=None), "move": MoveForm(formdata=None)}
     forms["split"] = ActionForm(formdata=None)
     body = render_template(
@@ -108,6 +114,7 @@ def earlier(conversation_id: int):
         conversation=conversation,
         contact=db.session.get(Contact, conversation.contact_id),
         messages=messages,
+        earlier=more,
         users=workspace.senders(messages),
         forms=forms,
         blank_forms=forms,

@@ -9,7 +9,7 @@ import pytest
 
 from extensions import db
 from models import Message
-from services import workspace
+from services import earlier_messages, workspace
 from tests.support.workspace import (
     Browser,
     make_team,
@@ -153,6 +153,58 @@ def test_a_long_thread_shows_its_latest_messages_and_loads_the_rest(team, browse
     folded = browser.get(messages_poll(page), htmx=True).get_data(as_text=True)
     assert shown_emails(folded) == list(range(32 - latest, 32))
     assert f"{31 - latest} earlier messages" in folded
+
+
+def shown_ids(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'id="message-(\d+)"', html)]
+
+
+def earlier_button(html: str) -> tuple[str, str] | None:
+    """The "earlier messages" button's text and the URL it fetches, if the answer has one."""
+    found = re.search(r'<a id="thread-earlier"[^>]*>([^<]*)</a>', html, re.S)
+    if found is None:
+        return None
+    url = re.search(r'hx-get="([^"]*)"', found.group(0)).group(1).replace("&amp;", "&")
+    return found.group(1).strip(), url
+
+
+def test_collapsed_threads_load_every_message(team, browser):
+    """A 500-message thread (emails and activity lines): the page shows the latest, and
+    pressing "earlier messages" until it is gone shows every message exactly once, in order,
+    each answer at most a page of emails (with their activity lines) and the button for the
+    page before, in its place."""
+    emails = 450
+    conv = long_thread(team.support, emails, activity_every=9)
+    everything = [m.id for m in messages_of(conv)]
+    assert len(everything) == 500
+    browser.login(team.bob)
+    page = browser.get(f"/conversations/{conv.id}").get_data(as_text=True)
+    shown = shown_ids(page)
+    assert shown == everything[-len(shown) :]
+    fp, presses = poll_fingerprint(page), 0
+    button = earlier_button(page)
+    folded = emails - workspace.LATEST
+    while button is not None:
+        text, url = button
+        if folded > earlier_messages.PAGE:
+            assert text == f"Show {earlier_messages.PAGE} of {folded} earlier messages"
+        else:
+            assert text == f"{folded} earlier messages"
+        assert url.endswith(f"before={shown[0]}")
+        html = browser.get(f"{url}&fp={fp}", htmx=True).get_data(as_text=True)
+        loaded = shown_ids(html)
+        loaded_emails = len(re.findall(r'class="msg-text">Email \d+<', html))
+        assert loaded_emails == min(folded, earlier_messages.PAGE)
+        # The answer replaces the button: the page before it, then these messages.
+        button = earlier_button(html)
+        assert (button is None) == (folded <= earlier_messages.PAGE)
+        if button is not None:
+            assert html.index('id="thread-earlier"') < html.index(f'id="message-{loaded[0]}"')
+        shown = loaded + shown
+        folded -= loaded_emails
+        presses += 1
+    assert shown == everything and len(set(shown)) == 500
+    assert folded == 0 and presses == -(-(emails - workspace.LATEST) // earlier_messages.PAGE)
 
 
 def test_earlier_messages_without_htmx_open_the_whole_thread(team, browser):
