@@ -40,6 +40,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_inside_a_transaction(connection, _name) -> None:
+    """pysqlite BEGINs only before INSERT/UPDATE/DELETE, so a SAVEPOINT issued first (a
+    session's begin_nested before its first write) would open the transaction itself, and
+    releasing it would COMMIT everything so far, half a unit of work. BEGIN first: the
+    savepoint then nests in the session's transaction, as on PostgreSQL."""
+    dbapi_connection = connection.connection.dbapi_connection
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        if not dbapi_connection.in_transaction:
+            dbapi_connection.execute("BEGIN")
+
+
 def get_settings() -> Settings:
     return current_app.extensions["threadline.settings"]
 

@@ -20,6 +20,7 @@ from extensions import db, get_storage
 from ingress.receive import HEADER_SCAN
 from mail.summary import summary_of_bytes
 from models import InboundEmail, utcnow
+from services import automations
 from services.inbound_delivery import deliver
 from services.leases import (
     INBOUND,
@@ -111,6 +112,7 @@ def process_inbound_email(inbound_email_id: int) -> str:
             _record(inbound_email_id, number, "failed", f"{type(exc).__name__}: {exc}", **headers)
             log.exception("inbound #%d failed", inbound_email_id)
             raise  # RQ retries with backoff; the last failure stays recorded
+        # The outcome commits with the delivery's writes (one transaction); then its effects.
         _record(
             inbound_email_id,
             number,
@@ -120,6 +122,8 @@ def process_inbound_email(inbound_email_id: int) -> str:
             outcome.inbox_id,
             **headers,
         )
+        if outcome.effects is not None:
+            automations.after_commit(outcome.effects)
     return outcome.status
 
 

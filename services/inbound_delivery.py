@@ -2,6 +2,12 @@
 
 Routing (services/routing.py) finds the inbox and the conversation; this module handles
 dedupe, the contact, the conversation's lifecycle, content, attachments and bounces.
+
+`deliver` writes in the session and flushes but does not commit: the job commits the message
+together with the inbound row's outcome (services/leases.finish), so a message is never
+delivered while its row still says `processing`, and one commit per message is saved. What
+must wait for that commit (the rules' outgoing mail and notifications) comes back in
+`Outcome.effects`, for `automations.after_commit`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Outcome:
     reason: str | None = None
     message_pk: int | None = None
     inbox_id: int | None = None  # the inbox routing chose, recorded on the row with the outcome
+    effects: automations.Effects | None = None  # for automations.after_commit, once committed
 
 
 def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
@@ -48,7 +55,8 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         shown = ", ".join(parsed.recipients) or "none found"
         return Outcome("bounced", where.refusal or f"no inbox matches any recipient ({shown})")
     # The row itself is not written here: its job renews the row's lease from another
-    # connection meanwhile (services/leases.py), which a row lock held until commit would block.
+    # connection meanwhile (services/leases.py), which a row lock held through the whole
+    # delivery would block; the job writes its outcome last, just before the commit.
     inbox_id = where.inbox.id
     duplicate = _existing_message(inbox_id, inbound.message_id)
     if duplicate is not None:
@@ -64,7 +72,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
             where = Route(where.inbox, found, "subject", participant=where.participant)
     try:
         message, effects = _record(inbound, parsed, where, contact)
-        db.session.commit()
+        db.session.flush()  # a concurrent delivery of the same Message-ID shows here
     except IntegrityError:
         # Another worker delivered the same Message-ID to this inbox first: same message.
         db.session.rollback()
@@ -73,8 +81,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
             raise
         forget_attachments(parsed, inbound)
         return Outcome("delivered", DUPLICATE, duplicate.id, inbox_id)
-    automations.after_commit(effects)
-    return Outcome("delivered", None, message.id, inbox_id)
+    return Outcome("delivered", None, message.id, inbox_id, effects)
 
 
 def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):

@@ -183,6 +183,34 @@ def test_a_write_that_meets_another_workers_commit_is_delivered_again(
     assert [c.email for c in db.session.scalars(select(Contact))] == ["carla@customer.example"]
 
 
+def test_the_message_and_its_outcome_commit_together(app, client, inbox, monkeypatch):
+    """A worker lost between writing the message and recording the outcome leaves neither:
+    the row is still the lease's, and the job run again delivers it once."""
+    from jobs import process_inbound
+
+    real = process_inbound.finish
+
+    def lost_before_the_commit(kind, row_id, claim, **values):
+        if values.get("status") == "delivered":
+            raise RuntimeError("the worker was lost before its commit")
+        return real(kind, row_id, claim, **values)
+
+    monkeypatch.setattr(process_inbound, "finish", lost_before_the_commit)
+    post(client, email())
+    work(app)
+    inbound = only(InboundEmail)
+    assert inbound.status == "processing"
+    assert db.session.scalars(select(Message)).all() == []
+    assert db.session.scalars(select(Conversation)).all() == []
+    monkeypatch.setattr(process_inbound, "finish", real)
+    inbound.lease_expires_at = utcnow() - timedelta(seconds=1)  # as the sweep finds it
+    db.session.commit()
+    assert process_inbound.process_inbound_email(inbound.id) == "delivered"
+    db.session.refresh(inbound)
+    assert (inbound.status, inbound.attempts) == ("delivered", 2)
+    assert only(Message).message_id == "m1@customer.example"
+
+
 def test_cli_list_show_and_reprocess(app, client, inbox, runner):
     post(client, email(to="nobody@example.org"))
     work(app)
