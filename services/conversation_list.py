@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, literal, literal_column, or_, select
 
 from extensions import db
 from models import (
@@ -65,43 +65,98 @@ def list_conversations(
     if status is not None and status not in STATUSES:
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
-    query = _filtered(user, inbox_id, status, assignee, label)
-    order = _ACTIVITY_ORDER
     if q is not None and q.strip():
-        ranked = search.ranked_matches(q.strip()).cte("ranked")
-        # Conversations looked up by id among the matches (the IN), not every conversation
-        # the filters allow walked through their index and each looked up among the
-        # matches, as SQLite's planner chose for the join alone.
-        query = query.join(ranked, ranked.c.conversation_id == Conversation.id).where(
-            Conversation.id.in_(select(ranked.c.conversation_id))
-        )
-        order = _ranked_order(ranked)
-        query = query.add_columns(*(key for key, _ in order[:2]))
+        sqlite = db.engine.dialect.name == "sqlite"
+        query = _filtered(user, inbox_id, status, assignee, label, by_index=not sqlite)
+        return _search_page(query, q.strip(), cursor, limit)
+    query = _filtered(user, inbox_id, status, assignee, label)
     if cursor:
-        query = query.where(_after(order, decode_keys(cursor, len(order))))
-    query = query.order_by(*(key.desc() if desc else key for key, desc in order))
-    found = db.session.execute(query.limit(limit + 1)).all()
+        query = query.where(_after(_ACTIVITY_ORDER, decode_keys(cursor, 2)))
+    query = query.order_by(*_order_by(_ACTIVITY_ORDER))
+    return _page(db.session.execute(query.limit(limit + 1)).all(), limit)
+
+
+def _page(found: list, limit: int) -> ConversationPage:
+    """A page of `limit` rows out of `found` (one more when there is a next page): each
+    (conversation, contact, assignee, *ranks)."""
     rows = [ConversationRow(*row[:3]) for row in found[:limit]]
     next_cursor = None
     if len(found) > limit:
         last = found[limit - 1]
-        conversation = last[0]
-        ranks = tuple(last[3:])  # head and best, when searching
+        conversation, ranks = last[0], tuple(last[3:])  # the tier and best, when searching
         next_cursor = encode_keys((*ranks, conversation.last_activity_at, conversation.id))
     return ConversationPage(rows, next_cursor)
 
 
-def _filtered(user: User, inbox_id, status, assignee, label) -> Select:
-    query = _rows_query().where(Conversation.inbox_id.in_(_visible_inbox_ids(user)))
+OLDER = 2  # the tier of the matches older than the search's window (search.older_matches)
+
+
+def _search_page(filtered: Select, q: str, cursor: str | None, limit: int) -> ConversationPage:
+    """A search's page, best match first: the conversations search.ranked_matches ranks
+    (tier 0: subject or contact, tier 1: a message among the latest matches) by _ranked_order;
+    then, once those run out and only if the window of latest matches was full, the older
+    matches (tier OLDER) by latest activity: a common word's first pages never pay for
+    finding all of its conversations."""
+    after = decode_keys(cursor, 4) if cursor else None
+    found = []
+    if after is None or after[0] < OLDER:
+        ranked = search.ranked_matches(q).cte("ranked")
+        order = _ranked_order(ranked)
+        # Conversations looked up by id among the matches (the IN), not every conversation
+        # the filters allow walked through their index and each looked up among the
+        # matches, as SQLite's planner chose for the join alone.
+        query = (
+            filtered.join(ranked, ranked.c.conversation_id == Conversation.id)
+            .where(Conversation.id.in_(select(ranked.c.conversation_id)))
+            .add_columns(*(key for key, _ in order[:2]))
+        )
+        if after is not None:
+            query = query.where(_after(order, after))
+        query = query.order_by(*_order_by(order)).limit(limit + 1)
+        found = db.session.execute(query).all()
+    if len(found) <= limit and search.window_is_full(q):
+        ranked = search.ranked_matches(q).subquery("ranked")
+        query = filtered.where(
+            search.older_matches(q), Conversation.id.not_in(select(ranked.c.conversation_id))
+        ).add_columns(literal(OLDER), literal(NO_MESSAGE_RANK))
+        if after is not None and after[0] >= OLDER:
+            query = query.where(_after(_ACTIVITY_ORDER, after[2:]))
+        query = query.order_by(*_order_by(_ACTIVITY_ORDER)).limit(limit + 1 - len(found))
+        found += db.session.execute(query).all()
+    return _page(found, limit)
+
+
+def _order_by(order: list) -> list:
+    return [key.desc() if desc else key for key, desc in order]
+
+
+def _filtered(user: User, inbox_id, status, assignee, label, by_index: bool = True) -> Select:
+    """The list query with the filters applied; `by_index=False` keeps SQLite from using an
+    index of conversations for them (a search starts from its matches instead)."""
+    col = _as_is if by_index else _unindexed
+    inbox = col(Conversation.inbox_id)
+    query = _rows_query().where(inbox.in_(_visible_inbox_ids(user)))
     if inbox_id is not None:
-        query = query.where(Conversation.inbox_id == inbox_id)
+        query = query.where(inbox == inbox_id)
     if status is not None:
-        query = query.where(Conversation.status == status)
+        query = query.where(col(Conversation.status) == status)
     if assignee is not None:
-        query = query.where(_assignee_filter(user, assignee))
+        query = query.where(_assignee_filter(user, assignee, col(Conversation.assignee_id)))
     if label is not None and label.strip():
         query = query.where(_label_filter(label))
     return query
+
+
+def _as_is(column):
+    return column
+
+
+def _unindexed(column):
+    """The column as an expression no index covers (SQLite: +column), so that SQLite's
+    planner, which without ANALYZE's statistics takes an equality on an index for a handful
+    of rows, does not walk every open conversation of the inboxes to look each one up among
+    a search's matches: it starts from the matches and finds their conversations by id."""
+    return literal_column(f"+{column.table.name}.{column.name}", column.type)
 
 
 # A list order: its sort keys, each (expression, descending), the last two always the latest
@@ -111,10 +166,10 @@ NO_MESSAGE_RANK = 1.0  # after every message rank (bm25 and minus ts_rank are at
 
 
 def _ranked_order(ranked) -> list:
-    """Best match first: a subject or contact match, then the rank of the best-matching
-    message (services/search.ranked_matches), then the latest activity."""
+    """Best match first: a subject or contact match (tier 0, else 1), then the rank of the
+    best-matching message (services/search.ranked_matches), then the latest activity."""
     return [
-        (ranked.c.head, True),
+        (1 - ranked.c.head, False),
         (func.coalesce(ranked.c.best, NO_MESSAGE_RANK), False),
         *_ACTIVITY_ORDER,
     ]
@@ -154,16 +209,16 @@ def contact_conversations(user: User, contact: Contact) -> list[ConversationRow]
     return [ConversationRow(*row) for row in db.session.execute(query).all()]
 
 
-def _assignee_filter(user: User, assignee: str | int):
+def _assignee_filter(user: User, assignee: str | int, column=Conversation.assignee_id):
     if assignee == "me":
-        return Conversation.assignee_id == user.id
+        return column == user.id
     if assignee == "unassigned":
-        return Conversation.assignee_id.is_(None)
+        return column.is_(None)
     if isinstance(assignee, str) and assignee.isascii() and assignee.isdigit():
         assignee = int(assignee)  # (isascii: "²" is a digit to isdigit() but not to int())
     if isinstance(assignee, bool) or not isinstance(assignee, int) or not 0 < assignee <= MAX_ID:
         raise ConversationError("assignee", 'assignee must be "me", "unassigned" or a user id')
-    return Conversation.assignee_id == assignee
+    return column == assignee
 
 
 def _label_filter(label: str):
@@ -287,7 +342,12 @@ def _search_ranks(conversation_id: int, q: str | None) -> tuple | None:
     found = db.session.execute(
         select(*keys).where(ranked.c.conversation_id == conversation_id)
     ).first()
-    return tuple(found) if found is not None else None
+    if found is not None:
+        return tuple(found)
+    older = select(Conversation.id).where(
+        Conversation.id == conversation_id, search.older_matches(q.strip())
+    )
+    return (OLDER, NO_MESSAGE_RANK) if db.session.scalar(older) is not None else None
 
 
 def _assignable(inbox_ids) -> Select:

@@ -111,12 +111,21 @@ def matching_conversations(q: str) -> Select:
     return union(*(part.correlate(None) for part in parts))
 
 
+# How many of the latest matching messages a search ranks. Ranking every match would cost
+# a bm25 / ts_rank per match (a common word is in tens of thousands of messages: hundreds of
+# milliseconds); the latest few hundred rank in a few, and fill the first pages.
+WINDOW = 300
+
+
 def ranked_matches(q: str) -> Select:
-    """The conversations `q` finds, each with what ranks it (conversation_id, head, best):
-    `head` is 1 when its subject or contact matches, else 0; `best` is the rank of its
-    best-matching message, smaller is better (SQLite: bm25, negative; PostgreSQL: minus
-    ts_rank), NULL when no message matches. The list orders by head, then best, then latest
-    activity (services/conversation_list.py)."""
+    """The conversations `q` finds first, each with what ranks it (conversation_id, head,
+    best): those whose subject or contact matches (`head` 1) and those with one of the
+    latest WINDOW matching messages (`head` 0). `best` is the rank of the conversation's
+    best message among those, smaller is better (SQLite: bm25, negative; PostgreSQL: minus
+    ts_rank), NULL when none is among them. When the window is full (`window_is_full`),
+    older conversations match too: `older_matches`. The list orders by head, then best,
+    then latest activity, then the older ones by latest activity
+    (services/conversation_list.py)."""
     sqlite = db.engine.dialect.name == "sqlite"
     no_rank = cast(null(), Float)
     parts = [
@@ -125,7 +134,17 @@ def ranked_matches(q: str) -> Select:
     ]
     found = words(q)
     if found:
-        parts.append(_message_ranks(found, sqlite))
+        hits = _window(found, sqlite)
+        parts.append(
+            select(
+                Message.conversation_id,
+                literal(0).label("head"),
+                cast(func.min(hits.c.rank), Float).label("best"),
+            )
+            .join_from(hits, Message, Message.id == hits.c.id)
+            .group_by(Message.conversation_id)
+            .correlate(None)
+        )
     matches = union_all(*parts).subquery("matches")
     key = matches.c[0]  # each part names its id column its own way; the first part's name
     return select(
@@ -135,36 +154,71 @@ def ranked_matches(q: str) -> Select:
     ).group_by(key)
 
 
-def _message_ranks(found: list[str], sqlite: bool) -> Select:
-    """Per conversation with a matching message: the best message's rank (smaller first)."""
+def _window(found: list[str], sqlite: bool):
+    """The latest WINDOW messages the words find, with their rank (id, rank): the newest
+    first, which both indexes hand over without ranking every match (FTS5 walks its
+    doclist backwards; PostgreSQL reads the matches' ids) and only these are ranked."""
     if sqlite:
         # FTS5's rank column (bm25) read in a subquery: its functions refuse an aggregate.
-        fts = literal_column("messages_fts")
-        hits = (
-            select(_messages_fts.c.rowid, literal_column("rank").label("rank"))
-            .where(fts.op("MATCH")(fts5_query(found)))
+        return (
+            select(_messages_fts.c.rowid.label("id"), literal_column("rank").label("rank"))
+            .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
+            .order_by(_messages_fts.c.rowid.desc())
+            .limit(WINDOW)
             .subquery("hits")
         )
-        return (
-            select(
-                Message.conversation_id,
-                literal(0).label("head"),
-                cast(func.min(hits.c.rank), Float).label("best"),
-            )
-            .join_from(hits, Message, Message.id == hits.c.rowid)
-            .group_by(Message.conversation_id)
-            .correlate(None)
-        )
     query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
-    return (
-        select(
-            Message.conversation_id,
-            literal(0).label("head"),
-            cast(func.min(-func.ts_rank(_PG_MESSAGE_WORDS, query)), Float).label("best"),
-        )
+    latest = (
+        select(Message.id, Message.text_body)
         .where(_SEARCHED, _PG_MESSAGE_WORDS.op("@@")(query))
-        .group_by(Message.conversation_id)
-        .correlate(None)
+        .order_by(Message.id.desc())
+        .limit(WINDOW)
+        .subquery("latest")
+    )
+    # Ranked outside the LIMIT: ts_rank re-reads the text, for these rows only.
+    words_of_latest = literal_column(pg_message_words("latest.text_body"))
+    return select(latest.c.id, (-func.ts_rank(words_of_latest, query)).label("rank")).subquery(
+        "hits"
+    )
+
+
+def _window_start(found: list[str]) -> int:
+    """SQLite: the oldest message id in the window (looked up on its own: FTS5 seeks to a
+    value it is given, not to a subquery's)."""
+    hits = (
+        select(_messages_fts.c.rowid)
+        .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
+        .order_by(_messages_fts.c.rowid.desc())
+        .limit(WINDOW)
+        .subquery()
+    )
+    return db.session.scalar(select(func.min(hits.c.rowid))) or 0
+
+
+def window_is_full(q: str) -> bool:
+    """Whether `q`'s words find more messages than the window ranks (then older_matches)."""
+    found = words(q)
+    if not found:
+        return False
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:
+        hits = (
+            select(_messages_fts.c.rowid)
+            .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
+            .order_by(_messages_fts.c.rowid.desc())
+            .limit(WINDOW + 1)
+        )
+    else:
+        hits = _message_matches(found, sqlite).order_by(Message.id.desc()).limit(WINDOW + 1)
+    return db.session.scalar(select(func.count()).select_from(hits.subquery())) > WINDOW
+
+
+def older_matches(q: str) -> ColumnElement:
+    """Conversations with a message `q`'s words find, any message (window or not)."""
+    found = words(q)
+    sqlite = db.engine.dialect.name == "sqlite"
+    return Conversation.id.in_(
+        _message_matches(found, sqlite).with_only_columns(Message.conversation_id)
     )
 
 
@@ -254,7 +308,9 @@ def like_reference(q: str) -> ColumnElement:
 
 def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
     """For each of these conversations whose message text `q` finds: the words around the
-    match in its best-ranked message, the match in <mark>, as safe HTML (escaped first)."""
+    match in its best-ranked message, the match in <mark>, as safe HTML (escaped first).
+    SQLite: among the latest WINDOW matching messages (the ranked ones), so a conversation
+    listed among the older matches of a common word shows its latest words unmarked."""
     found = words(q)
     if not conversation_ids or not found:
         return {}
@@ -268,6 +324,9 @@ def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
             .join(Message, Message.id == _messages_fts.c.rowid)
             .where(
                 literal_column("messages_fts").op("MATCH")(fts5_query(found)),
+                # Within the window the list ranked: FTS5 seeks its doclist to the window's
+                # oldest message instead of walking every match of a common word.
+                _messages_fts.c.rowid >= _window_start(found),
                 Message.conversation_id.in_(conversation_ids),
             )
             .order_by(Message.conversation_id, func.bm25(literal_column("messages_fts")))

@@ -163,7 +163,12 @@ def test_a_search_lists_the_best_match_first_then_the_latest(app, team):
     assert [row.conversation.id for row in list_conversations(team.ana, q="lant").rows] == ids
 
 
-def test_paging_through_a_ranked_search_lists_every_match_once(app, inbox, team):
+@pytest.mark.parametrize("window", [search.WINDOW, 3])
+def test_paging_through_a_ranked_search_lists_every_match_once(
+    app, inbox, team, window, monkeypatch
+):
+    """Also past a window of 3 messages: the ranked conversations, then the older matches."""
+    monkeypatch.setattr(search, "WINDOW", window)
     seed_corpus(inbox, random.Random(11))
     for q in ("zebra", "par", "refund", "silva", "customer3.example", "okafor refund"):
         whole = list_conversations(team.ana, q=q, limit=100)
