@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from extensions import db, get_storage
+from extensions import get_storage
 from mail.model import ParsedEmail
 from mail.quoting import split_html, split_text
 from mail.sanitize import html_to_text, sanitize_html
-from models import Attachment, InboundEmail, Message
+from models import Attachment, InboundEmail
 from services.sizes import human_size
 
 ATTACHMENT_URL = "/attachments/{id}"
@@ -29,8 +29,10 @@ def attachment_key(inbound: InboundEmail, index: int) -> str:
     return f"attachments/{inbound.checksum}/{index}"
 
 
-def store_attachments(message: Message, parsed: ParsedEmail, inbound: InboundEmail) -> dict:
-    """Store every attachment part; return {content-id: authenticated URL} for cid: images."""
+def put_attachments(parsed: ParsedEmail, inbound: InboundEmail) -> list[Attachment]:
+    """Write every attachment part to storage; their rows, for the message (not added yet).
+    Needs no database: the delivery runs it before its first write, so the write lock SQLite
+    holds from then until the commit never waits for storage."""
     storage = get_storage()
     rows = []
     for index, part in enumerate(parsed.attachments):
@@ -48,14 +50,22 @@ def store_attachments(message: Message, parsed: ParsedEmail, inbound: InboundEma
             # A large part is decoded from the raw message block by block as it is written.
             storage.put(key, _BlockReader(part.chunks()), part.size, part.content_type)
             row.storage_key = key
-        message.attachments.append(row)
         rows.append(row)
-    db.session.flush()  # ids for the URLs
+    return rows
+
+
+def cid_urls(rows: list[Attachment]) -> dict[str, str]:
+    """{content-id: authenticated URL} of the stored parts, for cid: images (ids flushed)."""
     return {
         row.content_id.lower(): ATTACHMENT_URL.format(id=row.id)
         for row in rows
         if row.content_id and row.storage_key
     }
+
+
+def refers_to_parts(parsed: ParsedEmail, rows: list[Attachment]) -> bool:
+    """The HTML may show a stored part inline (cid:), so its content needs their ids."""
+    return bool(parsed.html) and any(row.content_id and row.storage_key for row in rows)
 
 
 class _BlockReader:

@@ -25,7 +25,13 @@ from models.enums import NotificationEvent as Event
 from services import automations, inbox_aliases, participants
 from services.assignment import auto_assign
 from services.conversations import new_conversation
-from services.inbound_content import build_content, forget_attachments, store_attachments
+from services.inbound_content import (
+    build_content,
+    cid_urls,
+    forget_attachments,
+    put_attachments,
+    refers_to_parts,
+)
 from services.notifications import events as notifications
 from services.routing import Route, conversation_by_subject, route
 
@@ -86,6 +92,10 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
 
 def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):
     inbox, now = where.inbox, utcnow()
+    # First what needs no row (storage, sanitising): on SQLite every write below holds the
+    # database's write lock until the commit, which other workers wait for.
+    files = put_attachments(parsed, inbound)
+    content = None if refers_to_parts(parsed, files) else build_content(parsed, {})
     conversation = where.conversation
     is_new = conversation is None
     reopened_from = None
@@ -96,11 +106,14 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         conversation.reopen()
     conversation.last_activity_at = now
     inbox.last_message_at = now
+    # Who else is on it (reply-all), and who wrote it when not the contact.
+    writer = participants.on_incoming(conversation, parsed, contact, where.participant)
     message = Message(
         conversation_id=conversation.id,
         inbox_id=inbox.id,
         direction="incoming",
         contact_id=contact.id,
+        participant_id=writer.id if writer is not None else None,
         inbound_email_id=inbound.id,
         message_id=inbound.message_id,
         in_reply_to=_ids_within(parsed.in_reply_to, Message.in_reply_to.type.length),
@@ -114,12 +127,14 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         delivery_status="received",
         threaded_by=where.threaded_by,
         auto_flag=parsed.auto_flag,
+        attachments=files,
     )
+    if content is not None:
+        _fill(message, content)
     db.session.add(message)
     db.session.flush()
-    # Who else is on it (reply-all), and who wrote it when not the contact.
-    writer = participants.on_incoming(conversation, parsed, contact, where.participant)
-    message.participant_id = writer.id if writer is not None else None
+    if content is None:  # cid: images point at the stored parts' ids, known once flushed
+        _fill(message, build_content(parsed, cid_urls(files)))
     if reopened_from:  # after the message, so the thread reads in order
         line = f"Reopened ({reopened_from}) by a new email from {contact.email}"
         db.session.add(conversation.activity(line))
@@ -127,9 +142,6 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         # After the first message, so the "Auto-assigned" line follows it in the thread.
         # Auto-replies, bounces and bulk mail are never assigned.
         auto_assign(conversation, inbox)
-    content = build_content(parsed, store_attachments(message, parsed, inbound))
-    message.text_body, message.quoted_text = content.text, content.quoted_text
-    message.html_body, message.quoted_html = content.html, content.quoted_html
     if parsed.bounce:
         _mark_bounced_original(parsed, conversation)
     inbox_aliases.note_arrival(inbox, parsed)  # an alias's test email verifies it
@@ -142,6 +154,11 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         effects = automations.run(message, conversation, parsed, is_new)
     _tell_agents(conversation, message, is_new)
     return message, effects
+
+
+def _fill(message: Message, content) -> None:
+    message.text_body, message.quoted_text = content.text, content.quoted_text
+    message.html_body, message.quoted_html = content.html, content.quoted_html
 
 
 def _tell_agents(conversation: Conversation, message: Message, is_new: bool) -> None:
