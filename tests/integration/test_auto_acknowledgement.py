@@ -20,7 +20,7 @@ from models import AutoAcknowledgement, Conversation, Inbox, Message, utcnow
 from tests.conftest import global_smtp
 from tests.integration import test_workspace
 from tests.support.inbound import post_relay, work_inbound
-from tests.support.workspace import activity, messages_of
+from tests.support.workspace import acknowledging, activity, messages_of
 from worker import build_worker
 
 team = test_workspace.team
@@ -36,19 +36,11 @@ def app_config(app_config, smtp):
 
 @pytest.fixture
 def ack(inbox):
-    settings = AutoAcknowledgement(
-        inbox_id=inbox.id,
-        enabled=True,
-        subject="",
-        body=(
-            "Hi {{contact.name}}, we have your message as #{{ conversation.number }} "
-            "in {{inbox.name}}. {{ config }} stays as typed."
-        ),
-        window_minutes=60,
+    body = (
+        "Hi {{contact.name}}, we have your message as #{{ conversation.number }} "
+        "in {{inbox.name}}. {{ config }} stays as typed."
     )
-    db.session.add(settings)
-    db.session.commit()
-    return settings
+    return acknowledging(inbox, body, window_minutes=60)
 
 
 def receive(app, client, message_id, *, sender=CARLA, subject="Printer on fire", **headers):

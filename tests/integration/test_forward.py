@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import AutoAcknowledgement, Contact, Conversation, Message, utcnow
+from models import Contact, Conversation, Message, utcnow
 from models.conversations import Participant
 from services import send_later
 from services.labels import conversation_labels
 from tests.conftest import global_smtp
 from tests.integration.test_automation_rules import rule
 from tests.support.inbound import arrive, email_message
+from tests.support.workspace import acknowledging
 from worker import build_worker
 
 DOMAIN = "reply.example.com"
@@ -38,12 +39,7 @@ def app_config(app_config, smtp):
 @pytest.fixture
 def ack(inbox):
     """The inbox acknowledges every email (no window): a customer-side automation."""
-    settings = AutoAcknowledgement(
-        inbox_id=inbox.id, enabled=True, subject="", body="We have it.", window_minutes=0
-    )
-    db.session.add(settings)
-    db.session.commit()
-    return settings
+    return acknowledging(inbox, "We have it.", window_minutes=0)
 
 
 @pytest.fixture

@@ -10,7 +10,15 @@ from types import SimpleNamespace
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Contact, Conversation, Inbox, InboxMember, Message, utcnow
+from models import (
+    AutoAcknowledgement,
+    Contact,
+    Conversation,
+    Inbox,
+    InboxMember,
+    Message,
+    utcnow,
+)
 from tests.conftest import csrf_token_from
 from tests.support.inbound import post_relay, work_inbound
 
@@ -58,6 +66,17 @@ class Browser:
     def post(self, path, data=None, htmx=True, csrf=True):
         headers = {**({"X-CSRFToken": self.token} if csrf else {}), **(HX if htmx else {})}
         return self.client.post(path, data=data or {}, headers=headers)
+
+
+def acknowledging(inbox, body: str, window_minutes: int) -> AutoAcknowledgement:
+    """The inbox acknowledges new email with this body, at most once per contact in the
+    window (0: every email)."""
+    settings = AutoAcknowledgement(
+        inbox_id=inbox.id, enabled=True, subject="", body=body, window_minutes=window_minutes
+    )
+    db.session.add(settings)
+    db.session.commit()
+    return settings
 
 
 def api(client, method, path, who, body=None):
