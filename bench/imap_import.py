@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench import shipped_worker
 from bench.process import instance_config
+from bench.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 1000
@@ -68,29 +69,15 @@ def fill_mailbox(dovecot, account: tuple[str, str], raws: list[bytes]) -> None:
             imap.append("INBOX", raw)
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """In a session of its own, as a service manager starts it, its output to `log`."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 @contextmanager
 def scheduler(instance: shipped_worker.Instance) -> Iterator[None]:
     """`python worker.py --cron`, the Procfile's scheduler line."""
     command = [sys.executable, "worker.py", "--cron"]
-    process = _spawn(command, instance.env, instance.work / "scheduler.log")
+    process = spawn(command, instance.env, instance.work / "scheduler.log")
     try:
         yield
     finally:
-        shipped_worker._stop(process)
+        stop(process)
 
 
 def _settled(statuses: dict[str, int]) -> bool:
@@ -183,7 +170,7 @@ def baseline(work: Path, dovecot, account: tuple[str, str]) -> Side:
         log = work / "getmail.log"
         started = time.perf_counter()
         command = [str(GETMAIL), "--getmaildir", str(getmail_dir), "--rcfile", str(rc)]
-        process = _spawn(command, instance.env, log)
+        process = spawn(command, instance.env, log)
         exited: list[float] = []  # when getmail itself was done: its last delivery answered
         waiter = threading.Thread(target=_note_exit, args=(process, exited))
         waiter.start()
@@ -193,7 +180,7 @@ def baseline(work: Path, dovecot, account: tuple[str, str]) -> Side:
             waiter.join()
             retrieved = exited[0] - started
         finally:
-            shipped_worker._stop(process)
+            stop(process)
         if code != 0:
             raise RuntimeError(f"getmail exited {code}:\n{log.read_text()[-3000:]}")
         statuses = shipped_worker._statuses(instance.db_path)

@@ -22,8 +22,6 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,9 +35,9 @@ from pathlib import Path
 
 import psutil
 
+from bench.processes import free_port, gunicorn, spawn, stop, wait_until_serving
 from ingress.paths import PATHS
 
-ROOT = Path(__file__).resolve().parent.parent
 RELAY_PATH = PATHS["relay"]
 CLIENTS = 4  # concurrent keep-alive clients posting
 POLL = 0.05  # seconds between looks at the rows' statuses
@@ -78,45 +76,11 @@ class Instance:
     password: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(config: dict) -> dict[str, str]:
     env = {name: os.environ[name] for name in _KEEP_ENV if name in os.environ}
     env.update({name: str(value) for name, value in config.items()})
     env.update(ENV_FILE=os.devnull, PYTHONUNBUFFERED="1")
     return env
-
-
-def _wait_until_serving(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited at start:\n{log.read_text()[-3000:]}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.1)
-        finally:
-            conn.close()
-    raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process: subprocess.Popen, grace: float = 30) -> None:
-    if process.poll() is None:
-        process.terminate()  # a worker's warm shutdown, gunicorn's graceful stop
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: it and its children
-            process.wait()
 
 
 @contextmanager
@@ -139,38 +103,12 @@ def shipped_instance(work: Path, config_for) -> Iterator[Instance]:
             db.session.remove()
             db.engine.dispose()
         env = _env(config)
-        port = _free_port()
+        port = free_port()
         log = work / "web.log"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WEB_WORKERS),
-            "--threads",
-            str(WEB_THREADS),
-            "--graceful-timeout",
-            "10",
-            "--access-logfile",
-            "-",
-            "--preload",
-            "--no-control-socket",
-            "wsgi:app",
-        ]
-        with open(log, "wb") as out:
-            web = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        options = ("--graceful-timeout", "10", "--access-logfile", "-")
+        web = spawn(gunicorn("wsgi:app", port, WEB_WORKERS, WEB_THREADS, *options), env, log)
         try:
-            _wait_until_serving(port, web, log)
+            wait_until_serving(port, web, log)
             yield Instance(
                 port,
                 env,
@@ -179,7 +117,7 @@ def shipped_instance(work: Path, config_for) -> Iterator[Instance]:
                 str(config["INBOUND_EMAIL_PASSWORD"]),
             )
         finally:
-            _stop(web)
+            stop(web)
 
 
 class Workers:
@@ -192,18 +130,9 @@ class Workers:
 
     def start(self) -> None:
         for n in range(self.count):
-            with open(self.instance.work / f"worker-{n}.log", "ab") as out:
-                self.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "worker.py", *(["--fork"] if self.fork else [])],
-                        cwd=ROOT,
-                        env=self.instance.env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            command = [sys.executable, "worker.py", *(["--fork"] if self.fork else [])]
+            log = self.instance.work / f"worker-{n}.log"
+            self.procs.append(spawn(command, self.instance.env, log))
 
     def wait_until_listening(self, redis_url: str) -> None:
         """Until each has registered with RQ: its app is built and it waits for jobs."""
@@ -238,7 +167,7 @@ class Workers:
         """Stop them (RQ's warm shutdown); their CPU seconds, read just before."""
         used = self.cpu_seconds()
         for proc in self.procs:
-            _stop(proc)
+            stop(proc)
         return used
 
     def logs(self) -> str:
