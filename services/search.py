@@ -161,10 +161,8 @@ def _window(found: list[str], sqlite: bool):
     if sqlite:
         # FTS5's rank column (bm25) read in a subquery: its functions refuse an aggregate.
         return (
-            select(_messages_fts.c.rowid.label("id"), literal_column("rank").label("rank"))
-            .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
-            .order_by(_messages_fts.c.rowid.desc())
-            .limit(WINDOW)
+            _latest_fts(found, WINDOW)
+            .add_columns(literal_column("rank").label("rank"))
             .subquery("hits")
         )
     query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
@@ -182,17 +180,21 @@ def _window(found: list[str], sqlite: bool):
     )
 
 
+def _latest_fts(found: list[str], limit: int) -> Select:
+    """SQLite: the ids of the latest `limit` messages the words find, newest first."""
+    return (
+        select(_messages_fts.c.rowid.label("id"))
+        .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
+        .order_by(_messages_fts.c.rowid.desc())
+        .limit(limit)
+    )
+
+
 def _window_start(found: list[str]) -> int:
     """SQLite: the oldest message id in the window (looked up on its own: FTS5 seeks to a
     value it is given, not to a subquery's)."""
-    hits = (
-        select(_messages_fts.c.rowid)
-        .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
-        .order_by(_messages_fts.c.rowid.desc())
-        .limit(WINDOW)
-        .subquery()
-    )
-    return db.session.scalar(select(func.min(hits.c.rowid))) or 0
+    hits = _latest_fts(found, WINDOW).subquery()
+    return db.session.scalar(select(func.min(hits.c.id))) or 0
 
 
 def window_is_full(q: str) -> bool:
@@ -202,12 +204,7 @@ def window_is_full(q: str) -> bool:
         return False
     sqlite = db.engine.dialect.name == "sqlite"
     if sqlite:
-        hits = (
-            select(_messages_fts.c.rowid)
-            .where(literal_column("messages_fts").op("MATCH")(fts5_query(found)))
-            .order_by(_messages_fts.c.rowid.desc())
-            .limit(WINDOW + 1)
-        )
+        hits = _latest_fts(found, WINDOW + 1)
     else:
         hits = _message_matches(found, sqlite).order_by(Message.id.desc()).limit(WINDOW + 1)
     return db.session.scalar(select(func.count()).select_from(hits.subquery())) > WINDOW
