@@ -393,7 +393,25 @@ def run() -> str:
         "best-matching message, then latest activity); the LIKE scan lists by latest activity.",
         "",
     ]
-    return "\n".join(header + sections)
+    return "\n".join(header + sections + SEARCH_NOTES)
+
+
+SEARCH_NOTES = [
+    "Where a search's time goes (SQLite, profiled on this mailbox): ranking is what costs. "
+    "FTS5's bm25 reads each match's positions and document size, 10–25 µs a match, and "
+    "'refund' is in about 68,000 messages: ranking them all took about 300 ms and walking "
+    "them to their conversations 250 ms more. So a search ranks the latest 300 matching "
+    "messages only (services/search.py WINDOW, a few ms), lists those conversations by rank "
+    "after the subject and contact matches, and the older matches after them by latest "
+    "activity, found only when a page reaches them; the snippets read the same window of "
+    "the index (660 ms → about 20 ms for 'refund'). What is left over the target for a "
+    "common word or name is the subject and contact matches, gathered whole because they "
+    "rank first: 'refund' is in 6,266 subjects, 'okafor' is the name of 2,469 contacts with "
+    "8,277 conversations, and grouping, looking up and sorting them is most of that page's "
+    "SQL. The next step would be to list the ones without a ranked message the way the "
+    "plain list does, walking the open conversations newest first and stopping at a page.",
+    "",
+]
 
 
 THREAD_TARGET = 3.0  # the thread page's p95 at most 3x the p95 of the SQL it issues
@@ -449,17 +467,24 @@ def run_thread() -> str:
         "",
     ]
     footer = [
-        "Where the time goes (cProfile of the htmx fragment): the page issues 10 statements, "
-        "every one built once at import and bound when it runs (building a select and its "
-        "cache key had cost about as much as running it). Two of them scan the thread's 500 "
-        "rows (the totals behind the fingerprint and the folded count, and the contact "
-        "panel's distinct From/To/Cc): most of the SQL time. The rest of the request is "
-        "drawing about 25 KB through Jinja (the ten messages, the header's menus, the "
-        "composer, the panel), the forms, Flask and the session lookup. On PostgreSQL every "
-        "statement is a round trip and the target is met; on SQLite the statements run "
-        "in-process, most in about 0.05 ms, so three times the SQL leaves about 9 ms for the "
-        "whole Python request: the fragment and the full page (which adds the list's 50 rows "
-        "and the sidebar) miss it by the factors in the table.",
+        "Where the time goes (cProfile of the htmx fragment on a small seeded mailbox; the "
+        "Python cost per request does not depend on its size): the page now issues 14 "
+        "statements (the thread's participants, reply-all and inbox aliases for the composer "
+        "and Forward tab came since the first measurement, which had 10), a quarter of the "
+        "profiled time with the ORM's work on each; two of them scan the thread's 500 rows "
+        "(the totals behind the fingerprint and the folded count, and the contact panel's "
+        "distinct From/To/Cc): most of the SQL time. Drawing about 31 KB through Jinja is "
+        "59 %: the messages 17 % (each email's CSRF token, move field and links are now drawn "
+        "once per page, not once per email: 10 % fewer Python calls for the fragment, a third "
+        "fewer per earlier message), the contact panel 17 % (its service 10 %), the composer "
+        "13 % (the Forward tab 5 %), the header's menus 13 %; building the thread's forms is "
+        "11 % and reading the thread 11 %. On PostgreSQL every statement is a round trip and "
+        "the target is met; on SQLite the statements run in-process, most in about 0.05 ms, so "
+        "three times the SQL leaves a few milliseconds for the whole Python request, and the "
+        "fragment and the full page (which adds the list's rows and the sidebar) miss it. "
+        "What is left is spread over the services behind the page (the participants read "
+        "twice, the contact panel's addresses, the session lookup, one ORM statement each) "
+        "and the shared form macros rather than in the thread's templates.",
         "",
     ]
     return "\n".join(header + sections + footer)
