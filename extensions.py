@@ -11,6 +11,8 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from config import Settings
 from models.base import Base
@@ -50,6 +52,38 @@ def _sqlite_savepoint_inside_a_transaction(connection, _name) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         if not dbapi_connection.in_transaction:
             dbapi_connection.execute("BEGIN")
+
+
+_ASYNCHRONOUS = "threadline.asynchronous_commits"
+
+
+def commit_without_waiting_for_the_disk(session: Session) -> None:
+    """This session's commits (until it is removed) return before they reach the disk:
+    for work redone from durable input when a power cut undoes it, such as delivering an
+    acknowledged message from its stored raw copy. The database stays consistent, and the
+    next ordinary commit makes them durable too (SQLite WAL synchronous=NORMAL; PostgreSQL
+    synchronous_commit=off). The acknowledgement itself is never committed so."""
+    session.info[_ASYNCHRONOUS] = True
+
+
+@event.listens_for(Session, "after_begin")
+def _asynchronous_commits(session, _transaction, connection) -> None:
+    if not session.info.get(_ASYNCHRONOUS):
+        return
+    if connection.dialect.name == "sqlite":
+        # Per connection, and only between transactions (the first one of this checkout).
+        dbapi_connection = connection.connection.dbapi_connection
+        if not connection.info.get(_ASYNCHRONOUS) and not dbapi_connection.in_transaction:
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+            connection.info[_ASYNCHRONOUS] = True  # reset when the pool takes it back
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # this transaction
+
+
+@event.listens_for(Pool, "checkin")
+def _durable_commits_again(dbapi_connection, connection_record) -> None:
+    if connection_record.info.pop(_ASYNCHRONOUS, False) and dbapi_connection is not None:
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
 def get_settings() -> Settings:

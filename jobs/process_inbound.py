@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import or_
 from sqlalchemy.exc import OperationalError
 
-from extensions import db, get_storage
+from extensions import commit_without_waiting_for_the_disk, db, get_storage
 from ingress.receive import HEADER_SCAN
 from mail.summary import summary_of_bytes
 from models import InboundEmail, utcnow
@@ -81,6 +81,9 @@ def claim_or_wait(row: InboundEmail) -> int | None:
 
 
 def process_inbound_email(inbound_email_id: int) -> str:
+    # The row and its raw copy are durable since the ingress acknowledged them; a power cut
+    # that undoes this job's last commits puts the row back for the sweep to deliver again.
+    commit_without_waiting_for_the_disk(db.session())
     row = db.session.get(InboundEmail, inbound_email_id)
     if row is None:
         log.warning("inbound #%d does not exist; nothing to do", inbound_email_id)

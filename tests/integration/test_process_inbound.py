@@ -211,6 +211,35 @@ def test_the_message_and_its_outcome_commit_together(app, client, inbox, monkeyp
     assert only(Message).message_id == "m1@customer.example"
 
 
+def test_only_the_delivery_commits_without_waiting_for_the_disk(app, client, inbox, monkeypatch):
+    """Delivering an acknowledged message is redone from its stored copy if a power cut
+    undoes it, so its commits do not wait for the disk; the connection it used is durable
+    again for whoever takes it next (the acknowledgement, an agent's reply)."""
+    from sqlalchemy import text
+
+    from jobs import process_inbound
+
+    sqlite = db.engine.dialect.name == "sqlite"
+    setting = text("PRAGMA synchronous" if sqlite else "SHOW synchronous_commit")
+    durable, relaxed = ("2", "1") if sqlite else ("on", "off")  # FULL, NORMAL / on, off
+    real, seen = process_inbound.deliver, []
+
+    def deliver(row, raw):
+        seen.append(str(db.session.execute(setting).scalar()))
+        return real(row, raw)
+
+    monkeypatch.setattr(process_inbound, "deliver", deliver)
+    post(client, email())
+    work(app)
+    assert only(InboundEmail).status == "delivered"
+    assert seen == [relaxed]
+    db.session.commit()
+    for _ in range(3):  # whichever pooled connection comes next
+        with db.engine.connect() as connection:
+            assert str(connection.execute(setting).scalar()) == durable
+    assert str(db.session.execute(setting).scalar()) == durable
+
+
 def test_cli_list_show_and_reprocess(app, client, inbox, runner):
     post(client, email(to="nobody@example.org"))
     work(app)
