@@ -55,6 +55,10 @@ MAINTENANCE_SECONDS = 60
 # ends itself, as RQ's forking worker kills a horse at timeout + 60 s, and is started again.
 HARD_DEADLINE_GRACE = 60
 STOP_WAIT_SECONDS = 10  # a job's end waits at most this for a heartbeat stamp under way
+# RQ stamps the worker's own heartbeat (three Redis round trips) before and after each dequeue
+# and after each job: under a stream of short jobs, at most once this often is enough for a
+# key that lives for minutes. Stamps with their own expiry or in a pipeline always go out.
+WORKER_HEARTBEAT_EVERY = 1.0
 
 log = logging.getLogger("worker")  # not __main__ when run as `python worker.py`
 
@@ -122,9 +126,15 @@ class RedisOutageMixin:
         with self._leave_if_redis_is_lost():
             return super().run_maintenance_tasks()
 
-    def heartbeat(self, *args, **kwargs):
+    _plain_heartbeat_at = float("-inf")
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        if timeout is None and pipeline is None:
+            if time.monotonic() - self._plain_heartbeat_at < WORKER_HEARTBEAT_EVERY:
+                return
+            self._plain_heartbeat_at = time.monotonic()
         with self._leave_if_redis_is_lost():
-            return super().heartbeat(*args, **kwargs)
+            return super().heartbeat(timeout, pipeline)
 
     def dequeue_job_and_maintain_ttl(self, *args, **kwargs):
         with self._leave_if_redis_is_lost():

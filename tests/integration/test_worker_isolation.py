@@ -211,3 +211,32 @@ def test_without_the_heartbeat_the_same_job_would_count_as_dead(app, monkeypatch
     work_here(worker)
 
     assert long_job.return_value()["waiting"] is False
+
+
+def test_under_a_stream_of_jobs_the_worker_stamps_its_own_heartbeat_at_most_once_a_second(
+    app, monkeypatch
+):
+    """RQ stamps the worker's key three times per job (three Redis round trips each); the
+    plain stamps are spaced out, while the pipelined ones that set a job's expiry still go."""
+    import worker as worker_module
+    from worker import build_worker
+
+    def stamps_for(every: float) -> int:
+        monkeypatch.setattr(worker_module, "WORKER_HEARTBEAT_EVERY", every)
+        for _ in range(10):
+            get_queue("default").enqueue(worker_ping)
+        worker = build_worker(app, ["default"])
+        stamped, plain_hset = [], worker.connection.hset
+
+        def hset(name, key=None, value=None, *args, **kwargs):
+            if name == worker.key and key == "last_heartbeat":
+                stamped.append(name)
+            return plain_hset(name, key, value, *args, **kwargs)
+
+        monkeypatch.setattr(worker.connection, "hset", hset)
+        work_here(worker)
+        assert get_queue("default").count == 0
+        return len(stamped)
+
+    assert stamps_for(0) >= 3 * 10  # before and after each dequeue, and after each job
+    assert stamps_for(3600) == 1  # the first; the rest within the hour are skipped
