@@ -13,7 +13,8 @@ loop back into the inbox.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session
 
 from extensions import db, get_settings
 from mail.addresses import is_email_address, normalise, parse_addresses
@@ -25,15 +26,36 @@ from models.enums import ParticipantRole
 CC, THIRD_PARTY = ParticipantRole.CC.value, ParticipantRole.THIRD_PARTY.value
 
 
+_OF = select(Participant).where(Participant.conversation_id == bindparam("conversation_id"))
+_OF = _OF.order_by(Participant.id)
+_READ = "participants.of"  # the session's memo: conversation id -> its participants
+
+
 def of(conversation_id: int) -> list[Participant]:
-    """The conversation's participants, in the order they joined."""
-    return list(
-        db.session.scalars(
-            select(Participant)
-            .where(Participant.conversation_id == conversation_id)
-            .order_by(Participant.id)
-        )
-    )
+    """The conversation's participants, in the order they joined. Read once per session
+    while nothing is written: a thread page asks twice (the composer's reply-all and the
+    contact panel); any flush, commit, rollback or UPDATE/DELETE statement forgets it."""
+    session = db.session()
+    known = session.info.setdefault(_READ, {})
+    if conversation_id in known and session._is_clean():
+        return list(known[conversation_id])
+    found = list(session.scalars(_OF, {"conversation_id": conversation_id}))
+    known[conversation_id] = found
+    return list(found)
+
+
+def _forget(session, *_args) -> None:
+    session.info.pop(_READ, None)
+
+
+for _name in ("after_flush", "after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(Session, _name, _forget)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_write(state) -> None:
+    if not state.is_select:
+        _forget(state.session)
 
 
 def find(conversation_id: int, email: str) -> Participant | None:
@@ -197,5 +219,6 @@ def name_for(conversation: Conversation, address: str) -> str:
     address = normalise(address or "")
     if not address or address == normalise(conversation.contact.email):
         return conversation.contact.name or conversation.contact.email
-    found = find(conversation.id, address)
+    # Among the participants reply-all has just read (services/participants.of), not a query.
+    found = next((p for p in of(conversation.id) if p.email == address), None)
     return (found.name if found else "") or address

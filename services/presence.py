@@ -29,17 +29,21 @@ def key(conversation_id: int) -> str:
     return f"threadline:presence:conversation:{conversation_id}"
 
 
-def touch(conversation_id: int, user: User, now: float | None = None) -> None:
-    """Record that `user` is viewing the conversation right now."""
+def touch(conversation_id: int, user: User, now: float | None = None) -> list[int]:
+    """Record that `user` is viewing the conversation right now, and return who is (user ids,
+    `user` among them: viewer_ids), read in the same round trip."""
     now = time.time() if now is None else now
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.zadd(key(conversation_id), {str(user.id): now})
         pipe.zremrangebyscore(key(conversation_id), "-inf", now - WINDOW)
         pipe.expire(key(conversation_id), KEY_TTL)
-        pipe.execute()
+        pipe.zrangebyscore(key(conversation_id), now - WINDOW, "+inf")
+        members = pipe.execute()[-1]
     except (RedisError, OSError) as exc:
         log.warning("presence not recorded for conversation %d: %s", conversation_id, exc)
+        return []
+    return _ids(members)
 
 
 def viewer_ids(conversation_id: int, now: float | None = None) -> list[int]:
@@ -49,12 +53,19 @@ def viewer_ids(conversation_id: int, now: float | None = None) -> list[int]:
     except (RedisError, OSError) as exc:
         log.warning("presence unavailable for conversation %d: %s", conversation_id, exc)
         return []
+    return _ids(members)
+
+
+def _ids(members: list) -> list[int]:
     return [int(m) for m in members if m.isdigit()]
 
 
-def viewers(conversation_id: int, excluding: User | None = None) -> list[User]:
-    """The active users seen on this conversation within the window, by name."""
-    ids = set(viewer_ids(conversation_id))
+def viewers(
+    conversation_id: int, excluding: User | None = None, seen: list[int] | None = None
+) -> list[User]:
+    """The active users seen on this conversation within the window, by name. `seen`: their
+    ids when already read (touch returns them), else they are read from Redis."""
+    ids = set(viewer_ids(conversation_id) if seen is None else seen)
     if excluding is not None:
         ids.discard(excluding.id)
     if not ids:

@@ -100,7 +100,7 @@ def thread_context(conversation: Conversation, forms: dict | None = None, **extr
     # ?all=1: the agent unfolded a long thread's earlier messages; what redraws the list (the
     # poll, "Load images") keeps them (_messages_poll.html).
     show_all = "1" in (request.args.get("all"), request.form.get("all"))
-    thread = workspace.thread(conversation, show_all=show_all)
+    thread = workspace.thread(conversation, show_all=show_all, agent_id=current_user.id)
     # The same people as mentions.mentionable (active, and a member of the inbox or an admin),
     # ordered by name by the database alike: not read a second time.
     g.setdefault("mentionable", {})[conversation.id] = thread["members"]

@@ -29,7 +29,10 @@ from services.timezones import local
 def thread_helpers():
     return {
         "local_time": lambda moment: local(moment, current_user),
-        "viewers_of": lambda cid: presence.viewers(cid, excluding=current_user),
+        # `seen`: who is viewing, when the request read it already (presence.touch)
+        "viewers_of": lambda cid, seen=None: presence.viewers(
+            cid, excluding=current_user, seen=seen
+        ),
         "mention_choices": mention_choices,
         "message_url": message_url,
         "earlier_page": earlier_messages.PAGE,
@@ -68,10 +71,12 @@ def mention_choices(conversation: Conversation) -> list[dict]:
 @login_required
 def show(conversation_id: int):
     conversation = visible_conversation(conversation_id)
-    presence.touch(conversation.id, current_user)  # Redis, not the database: a GET never writes
+    # Redis, not the database: a GET never writes. Who is viewing it comes back in the same
+    # round trip, for _viewers.html.
+    seen = presence.touch(conversation.id, current_user)
     if not is_htmx():
-        return workspace_page(conversation)
-    return thread_response(conversation, "conversations/_thread.html")
+        return workspace_page(conversation, seen_viewers=seen)
+    return thread_response(conversation, "conversations/_thread.html", seen_viewers=seen)
 
 
 @bp.route("/conversations/<int:conversation_id>/messages")

@@ -332,3 +332,18 @@ def test_oversized_attachment_is_422_naming_the_file(app, client, team, browser)
     assert ">Kept text</textarea>" in html
     assert db.session.query(Message).filter_by(direction="outgoing").count() == 0
     assert db.session.query(Attachment).count() == 0
+
+
+def test_touch_returns_who_is_viewing_in_the_same_round_trip(app, team):
+    """presence.touch records the agent and answers who is viewing (the thread page draws
+    "Also viewing" from it without a second read): stale entries are not among them."""
+    conv_id = 4242
+    now = time.time()
+    get_redis().zadd(presence.key(conv_id), {str(team.ana.id): now - presence.WINDOW - 5})
+    assert presence.touch(conv_id, team.bob, now=now) == [team.bob.id]
+    assert sorted(presence.touch(conv_id, team.ana, now=now + 1)) == sorted(
+        [team.ana.id, team.bob.id]
+    )
+    assert [u.id for u in presence.viewers(conv_id, excluding=team.ana, seen=[team.bob.id])] == [
+        team.bob.id
+    ]

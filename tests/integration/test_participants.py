@@ -182,3 +182,34 @@ def test_participants_follow_a_merge_into_the_survivor(app, client, team, bob):
         )
     )
     assert db.session.get(Message, zoes.id).participant_id == zoe.id
+
+
+def test_a_thread_page_reads_its_participants_once_and_a_write_is_seen_at_once(
+    app, client, team, bob
+):
+    """The composer's reply-all and the contact panel share one read of the participants
+    (services/participants.of); anything written after it is read again."""
+    from sqlalchemy import event
+
+    from mail.model import Person
+    from services import participants
+
+    conversation = first_email(app, client).conversation
+    reads = []
+
+    def count(conn, cursor, statement, *_args):
+        if "FROM conversation_participants" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        html = bob.get(f"/conversations/{conversation.id}").get_data(as_text=True)
+        assert len(reads) == 1  # not once for the composer and again for the panel
+        assert "zoe@partner.example" in html and "dan@customer.example" in html
+        before = [p.email for p in participants.of(conversation.id)]
+        added = participants.add(conversation, Person("Ivy", "ivy@partner.example"))
+        assert [p.email for p in participants.of(conversation.id)] == before + [added.email]
+        db.session.rollback()
+        assert [p.email for p in participants.of(conversation.id)] == before
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
