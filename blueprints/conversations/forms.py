@@ -371,7 +371,9 @@ def thread_forms(
 ) -> dict[str, FlaskForm]:
     """The thread's forms as the page draws them: empty (the composer: the agent's draft, or
     reply-all), or showing what the conversation is now (its assignee among `members`, its
-    `labels`)."""
+    `labels`). Split and the delivery buttons are the same blank form (a CSRF token alone):
+    built once; a refused one is a posted form of its own (thread_actions)."""
+    action = ActionForm(formdata=None)
     forms = {
         "composer": composer_form(conversation, agent_id, drafts, shown),
         "assign": AssignForm(formdata=None, assignee_id=conversation.assignee_id),
@@ -381,8 +383,8 @@ def thread_forms(
         ),
         "snooze": SnoozeForm(formdata=None),
         "move": MoveForm(formdata=None),
-        "split": ActionForm(formdata=None),
-        "delivery": ActionForm(formdata=None),
+        "split": action,
+        "delivery": action,
     }
     forms["assign"].assignee_id.choices = [("", "Unassigned")] + [
         (str(member.id), member.name + (" (me)" if member.id == agent_id else ""))

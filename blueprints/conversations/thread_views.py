@@ -112,8 +112,8 @@ def earlier(conversation_id: int):
     messages = found.messages if found else []
     # The button for the page before these, while any are left (_earlier_button.html).
     more = {"count": found.remaining, "before": found.before} if found and found.before else None
-    forms = {"delivery": ActionForm(formdata=None), "move": MoveForm(formdata=None)}
-    forms["split"] = ActionForm(formdata=None)
+    action = ActionForm(formdata=None)  # split and the delivery buttons: a CSRF token alone
+    forms = {"delivery": action, "split": action, "move": MoveForm(formdata=None)}
     body = render_template(
         "conversations/_earlier.html",
         conversation=conversation,
