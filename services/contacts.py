@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select
 
-from extensions import db
+from extensions import db, get_settings
 from mail.addresses import normalise, parse_addresses
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
 from models.enums import ParticipantRole
@@ -101,20 +101,25 @@ def _on_its_emails(conversation: Conversation, contact: Contact) -> list[Partici
     """Everyone else on the conversation's emails (From, To, Cc of every email in and out),
     less the contact and the inbox's own addresses, in order of first appearance."""
     rows = db.session.execute(_HEADERS, {"conversation_id": conversation.id}).all()
-    contact_address, ours = normalise(contact.email), OurAddresses()
+    # The contact, the inbox's own address and the inbound domain go without a query; the
+    # rest of ours (other inboxes, aliases) is read only when someone is left to check.
+    domain = "@" + (get_settings().inbound_domain or "").lower()
+    skip = {normalise(contact.email), normalise(conversation.inbox.support_address)}
     found: dict[str, Participant] = {}
     for row in rows:
         for name, address in parse_addresses(
             [row.from_address, row.to_addresses, row.cc_addresses]
         ):
-            if normalise(address) == contact_address or address in ours:
-                continue  # a colleague's inbox on Cc is not a participant either
+            normal = normalise(address)
+            if normal in skip or (domain != "@" and normal.endswith(domain)):
+                continue
             known = found.get(address)
             if known is None:
                 found[address] = Participant(name=name, address=address)
             elif name and not known.name:
                 known.name = name
-    return list(found.values())
+    ours = OurAddresses() if found else ()
+    return [p for p in found.values() if p.address not in ours]  # a colleague's inbox on Cc
 
 
 def _earlier_conversations(user: User, conversation: Conversation) -> dict:

@@ -55,6 +55,17 @@ def panel_of(html: str) -> str:
     return unescape(html[start : html.index("</aside>", start)])
 
 
+def panel_and_statements(user, conversation):
+    """contact_service.contact_panel and every statement it sent to the database."""
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        return contact_service.contact_panel(user, conversation), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+
 def test_panel_shows_the_contact_participants_other_conversations_and_notes(team, bob):
     old = jane_conversation(team, "Order #1042 arrived damaged", at=utcnow() - timedelta(days=3))
     hidden = quick_conversation(team.billing, "Invoice copy", email="jane@customer.example")
@@ -104,14 +115,9 @@ def test_panel_costs_the_same_few_queries_for_a_long_history(app, team):
     for n in range(30):
         jane_conversation(team, f"Question {n}", at=utcnow() - timedelta(hours=n + 1))
         copy(current, "jane@customer.example", "support@example.com", f"p{n}@customer.example")
-    assert team.bob.is_admin is False and current.contact.email  # loaded, as on the page
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        panel = contact_service.contact_panel(team.bob, current)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+    assert team.bob.is_admin is False and current.contact.email  # loaded, as on the page,
+    assert current.inbox.support_address  # with its inbox (services.access.visible_conversation)
+    panel, statements = panel_and_statements(team.bob, current)
     assert len(panel.participants) == 30 and panel.earlier_total == 30
     # Recorded participants, the emails' headers (a conversation from before participants
     # were recorded has none), our addresses, the earlier conversations.
@@ -121,13 +127,20 @@ def test_panel_costs_the_same_few_queries_for_a_long_history(app, team):
         participants.add(current, Person(f"p{n}@customer.example", ""))
     db.session.commit()
     assert current.contact.email and team.bob.is_admin is False  # loaded again after commit
-    statements.clear()
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        panel = contact_service.contact_panel(team.bob, current)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+    panel, statements = panel_and_statements(team.bob, current)
     assert len(panel.participants) == 30 and len(statements) <= 2, statements
+
+
+def test_a_thread_between_the_contact_and_the_inbox_reads_no_other_addresses(app, team):
+    """Only the contact and the inbox's own address on its emails: nobody is left whom the
+    other inboxes' addresses and aliases could rule out, so they are not read."""
+    current = jane_conversation(team)
+    copy(current, "Jane Doe <jane@customer.example>", "Support <SUPPORT@example.com>")
+    copy(current, "support@example.com", "jane@customer.example")
+    assert current.contact.email and current.inbox.support_address  # loaded, as on the page
+    panel, statements = panel_and_statements(team.bob, current)
+    assert panel.participants == []
+    assert not [s for s in statements if "inbox_addresses" in s], statements
 
 
 def test_editing_the_name_and_notes(team, bob):
