@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import shipped_worker
+from bench.idle import dovecot_settings
 from bench.process import instance_config
 from bench.processes import spawn, stop
 
@@ -101,7 +102,7 @@ def _running(work: Path, config_for) -> Iterator[shipped_worker.Instance]:
 def ours(work: Path, dovecot, account: tuple[str, str]) -> Side:
     from app import create_app
     from extensions import db
-    from models import ImapSettings, Inbox, utcnow
+    from models import ImapSettings, Inbox
     from services.background import enqueue_poll
 
     configs = []
@@ -115,14 +116,7 @@ def ours(work: Path, dovecot, account: tuple[str, str]) -> Side:
         with app.app_context():
             inbox = db.session.query(Inbox).one()
             inbox.mode = "imap"
-            inbox.imap = ImapSettings(
-                host=dovecot.host,
-                port=dovecot.port,
-                security="none",
-                username=account[0],
-                password=account[1],
-                next_poll_at=utcnow().replace(year=utcnow().year + 1),  # polled when we say
-            )
+            inbox.imap = dovecot_settings(dovecot, account)  # polled when we say
             db.session.commit()
             inbox_id = inbox.id
             started = time.perf_counter()

@@ -21,11 +21,10 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from bench.corpus.mime import ATTACHMENT_MAX_BYTES, BIG_ATTACHMENT, WARMUP_MESSAGE, big_message
-from bench.process import instance_config, parse_and_walk
+from bench.process import parse_and_walk, support_instance
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 3.0  # issue 20: the rise at most 3x the message size
@@ -116,32 +115,22 @@ def run() -> str:
 
 
 def _run() -> str:
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from bench.corpus.load import receive_all, seed_support_inbox
+    from bench.corpus.load import receive_all
     from extensions import get_queue
-    from runtime.embedded_redis import EmbeddedRedis
 
     big = big_message()
-    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
-        work = Path(tmp)
-        with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-            config = instance_config(work, redis_server.url)
-            app = create_app(config)
-            with app.app_context():
-                upgrade()
-                seed_support_inbox()
-                # A second copy of each (another Message-ID) for the plain-parse run.
-                copies = [_renamed(raw) for raw in (WARMUP_MESSAGE, big)]
-                rows = receive_all([WARMUP_MESSAGE, big, *copies])
-                for row_id in rows:  # worked by the child processes instead
-                    get_queue("inbound").remove(f"process-inbound-{row_id}")
-            big_path = work / "big.eml"
-            big_path.write_bytes(big)
-            ours = _in_fresh_process("ours", json.dumps(config), *map(str, rows[:2]))
-            plain = _in_fresh_process("plain", json.dumps(config), *map(str, rows[2:]))
-            base = _in_fresh_process("baseline", str(big_path))
+    with support_instance() as (work, config, app):
+        with app.app_context():
+            # A second copy of each (another Message-ID) for the plain-parse run.
+            copies = [_renamed(raw) for raw in (WARMUP_MESSAGE, big)]
+            rows = receive_all([WARMUP_MESSAGE, big, *copies])
+            for row_id in rows:  # worked by the child processes instead
+                get_queue("inbound").remove(f"process-inbound-{row_id}")
+        big_path = work / "big.eml"
+        big_path.write_bytes(big)
+        ours = _in_fresh_process("ours", json.dumps(config), *map(str, rows[:2]))
+        plain = _in_fresh_process("plain", json.dumps(config), *map(str, rows[2:]))
+        base = _in_fresh_process("baseline", str(big_path))
     if ours["status"] != "delivered" or plain["status"] != "delivered":
         raise RuntimeError(f"the big message was not delivered: {ours}, {plain}")
     mib = 1024 * 1024

@@ -26,7 +26,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from flask import Flask
 
 from bench import shipped_worker
 from bench.corpus.mime import ATTACHMENT_MAX_BYTES, CORPUS_ROUNDS, DOMAIN, GENERATED, mixed_messages
@@ -72,6 +76,27 @@ def instance_config(work: Path, redis_url: str) -> dict:
         "ATTACHMENT_MAX_BYTES": ATTACHMENT_MAX_BYTES,
         "LOG_LEVEL": "WARNING",
     }
+
+
+@contextmanager
+def support_instance() -> Iterator[tuple[Path, dict, Flask]]:
+    """A temp instance (embedded Redis, SQLite, local storage), migrated, with the support
+    inbox: (its folder, its settings, the app). Gone when the block ends."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from bench.corpus.load import seed_support_inbox
+    from runtime.embedded_redis import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
+        work = Path(tmp)
+        with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
+            config = instance_config(work, redis_server.url)
+            app = create_app(config)
+            with app.app_context():
+                upgrade()
+                seed_support_inbox()
+            yield work, config, app
 
 
 def outcomes(ids: list[int]) -> tuple[Counter, Counter]:
@@ -128,38 +153,28 @@ def run() -> str:
 
 
 def _run() -> str:
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from bench.corpus.load import receive_all, seed_support_inbox
-    from runtime.embedded_redis import EmbeddedRedis
+    from bench.corpus.load import receive_all
     from worker import build_worker
 
     messages = mixed_messages()
     total_bytes = sum(len(raw) for raw in messages)
-    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
-        work = Path(tmp)
-        with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-            config = instance_config(work, redis_server.url)
-            app = create_app(config)
-            with app.app_context():
-                upgrade()
-                seed_support_inbox()
-                ids = receive_all(messages)
-            cpu = time.process_time()
-            first_baseline = baseline_seconds(messages)
-            base_cpu = time.process_time() - cpu
-            worker = build_worker(app, ["inbound"])  # the class `python worker.py` runs
-            started, cpu = time.perf_counter(), time.process_time()
-            worker.work(burst=True, logging_level="WARNING")
-            ours = time.perf_counter() - started
-            ours_cpu = time.process_time() - cpu
-            shipped = shipped_runs(work, messages)
-            cpu = time.process_time()
-            second_baseline = baseline_seconds(messages)
-            base_cpu = (base_cpu + time.process_time() - cpu) / 2
-            with app.app_context():
-                counts, reasons = outcomes(ids)
+    with support_instance() as (work, _config, app):
+        with app.app_context():
+            ids = receive_all(messages)
+        cpu = time.process_time()
+        first_baseline = baseline_seconds(messages)
+        base_cpu = time.process_time() - cpu
+        worker = build_worker(app, ["inbound"])  # the class `python worker.py` runs
+        started, cpu = time.perf_counter(), time.process_time()
+        worker.work(burst=True, logging_level="WARNING")
+        ours = time.perf_counter() - started
+        ours_cpu = time.process_time() - cpu
+        shipped = shipped_runs(work, messages)
+        cpu = time.process_time()
+        second_baseline = baseline_seconds(messages)
+        base_cpu = (base_cpu + time.process_time() - cpu) / 2
+        with app.app_context():
+            counts, reasons = outcomes(ids)
     settled = counts["delivered"] + counts["bounced"] + counts["failed"]
     if settled != len(messages):
         raise RuntimeError(f"not every message settled: {dict(counts)}")
