@@ -7,13 +7,13 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
-from sqlalchemy import event
 
 from extensions import db
 from mail.model import Person
 from models import Contact, Message, utcnow
 from services import contacts as contact_service
 from services import participants
+from tests.support.statements import sql_statements
 from tests.support.workspace import Browser, make_team, quick_conversation
 
 
@@ -57,13 +57,9 @@ def panel_of(html: str) -> str:
 
 def panel_and_statements(user, conversation):
     """contact_service.contact_panel and every statement it sent to the database."""
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        return contact_service.contact_panel(user, conversation), statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+    with sql_statements() as statements:
+        panel = contact_service.contact_panel(user, conversation)
+    return panel, statements
 
 
 def test_panel_shows_the_contact_participants_other_conversations_and_notes(team, bob):

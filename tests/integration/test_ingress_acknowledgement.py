@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, select
@@ -24,6 +23,7 @@ from tests.support.ingress_requests import (
     load_fixture,
     stored_keys,
 )
+from tests.support.statements import sql_statements
 
 PLAIN = load_fixture("plain-text.eml")
 DOMAIN = "customer.example.com"
@@ -36,21 +36,6 @@ def post_relay(client, raw: bytes):
 
 def another(raw: bytes, n: int) -> bytes:
     return raw.replace(b"plain-text.1@", f"plain-text.{n}.other@".encode())
-
-
-@contextmanager
-def sql_statements():
-    """The SQL statements run inside the block."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 # ---------------------------------------------------------------- the cost of one message

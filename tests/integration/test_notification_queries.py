@@ -5,16 +5,15 @@ takes: the relay ingress and the worker."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from extensions import db
 from models import Inbox, InboxMember, Notification, NotificationThread
 from services.notifications.events import set_preferences
 from tests.conftest import global_smtp
 from tests.support.inbound import deliver
+from tests.support.statements import sql_statements
 
 # Each member's choice for a new conversation, in turn: email and the app, the default
 # (the app only), email only, nothing.
@@ -24,21 +23,6 @@ CHOICES = [(True, True), None, (True, False), (False, False)]
 @pytest.fixture
 def app_config(app_config, smtp):
     return {**app_config, **global_smtp(smtp)}
-
-
-@contextmanager
-def counting():
-    """The SQL statements run inside the block."""
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def inbox_with_members(make_user, name: str, how_many: int) -> Inbox:
@@ -65,7 +49,7 @@ def customer_email(to: str, sender: str) -> bytes:
 def delivered_to(app, client, inbox: Inbox, how_many: int, sender: str) -> int:
     """Statements run to deliver one new customer email to `inbox` (whose `how_many`
     members chose as CHOICES says); checks that each was told as they chose."""
-    with counting() as statements:
+    with sql_statements() as statements:
         message = deliver(app, client, customer_email(inbox.support_address, sender))
     assert message.conversation.inbox_id == inbox.id
     choices = [CHOICES[number % len(CHOICES)] or (False, True) for number in range(how_many)]

@@ -17,6 +17,7 @@ from models.conversations import Participant
 from tests.conftest import global_smtp
 from tests.support import inbound
 from tests.support.inbound import email_message
+from tests.support.statements import sql_statements
 from worker import build_worker
 
 DOMAIN = "reply.example.com"
@@ -189,27 +190,17 @@ def test_a_thread_page_reads_its_participants_once_and_a_write_is_seen_at_once(
 ):
     """The composer's reply-all and the contact panel share one read of the participants
     (services/participants.of); anything written after it is read again."""
-    from sqlalchemy import event
-
     from mail.model import Person
     from services import participants
 
     conversation = first_email(app, client).conversation
-    reads = []
-
-    def count(conn, cursor, statement, *_args):
-        if "FROM conversation_participants" in statement:
-            reads.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with sql_statements() as statements:
         html = bob.get(f"/conversations/{conversation.id}").get_data(as_text=True)
-        assert len(reads) == 1  # not once for the composer and again for the panel
-        assert "zoe@partner.example" in html and "dan@customer.example" in html
-        before = [p.email for p in participants.of(conversation.id)]
-        added = participants.add(conversation, Person("Ivy", "ivy@partner.example"))
-        assert [p.email for p in participants.of(conversation.id)] == before + [added.email]
-        db.session.rollback()
-        assert [p.email for p in participants.of(conversation.id)] == before
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+    reads = [s for s in statements if "FROM conversation_participants" in s]
+    assert len(reads) == 1  # not once for the composer and again for the panel
+    assert "zoe@partner.example" in html and "dan@customer.example" in html
+    before = [p.email for p in participants.of(conversation.id)]
+    added = participants.add(conversation, Person("Ivy", "ivy@partner.example"))
+    assert [p.email for p in participants.of(conversation.id)] == before + [added.email]
+    db.session.rollback()
+    assert [p.email for p in participants.of(conversation.id)] == before
