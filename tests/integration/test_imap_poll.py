@@ -6,6 +6,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -448,6 +449,7 @@ from extensions import get_redis
 from jobs.imap_poll import poll_inbox
 app = create_app()
 with app.app_context():
+    get_redis().incr("test:imap-ready")
     while not get_redis().exists("test:imap-go"):
         time.sleep(0.005)
     print(poll_inbox(int(sys.argv[1]), batch_size=1000))
@@ -472,6 +474,13 @@ def test_two_processes_polling_at_once_import_each_message_once(
     ]
     try:
         # Both are started and waiting before either may begin: the polls truly overlap.
+        # (Importing the app can take one process a second longer than the other, longer
+        # than the whole poll, so "started" means each has said it is ready.)
+        deadline = time.monotonic() + 60
+        while int(get_redis().get("test:imap-ready") or 0) < 2:
+            assert time.monotonic() < deadline, "the pollers never became ready"
+            assert all(p.poll() is None for p in pollers), "a poller exited early"
+            time.sleep(0.01)
         get_redis().set("test:imap-go", 1)
         outputs = [p.communicate(timeout=120)[0].strip() for p in pollers]
     finally:
