@@ -196,7 +196,7 @@ def _insert(values: dict) -> int | None:
     reports the new id as the cursor's lastrowid (RETURNING would keep the statement, and
     the autocommitted write with it, open until its row is fetched)."""
     dialect = db.engine.dialect.name
-    result = db.session.execute(_insert_statement(dialect), values)
+    result = db.session.connection().execute(_insert_statement(dialect), values)
     if dialect == "sqlite":
         row_id = result.inserted_primary_key[0] if result.rowcount == 1 else None
     else:

@@ -9,7 +9,10 @@ Callers decide what a Redis error means to them; these functions let it raise.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from weakref import WeakKeyDictionary
 
+from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus, Retry
@@ -45,20 +48,44 @@ def enqueue_processing(inbound_email_pk: int, *, once: bool = False) -> bool:
     atomic step in Redis (RQ's unique enqueue, a Lua script): the ingress queues a new row's
     job so, and two posts of the same message racing to queue it cannot both push it.
     Without, an existing record of the id (a job that will not run any more) is replaced."""
+    queue = get_queue("inbound")
+    options = {
+        "job_id": processing_job_id(inbound_email_pk),
+        "job_timeout": 300,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "retry": Retry(max=3, interval=[10, 60, 300]),
+    }
+    if not once:
+        queue.enqueue(PROCESS_INBOUND, inbound_email_pk, **options)
+        return True
     try:
-        get_queue("inbound").enqueue(
-            "jobs.process_inbound.process_inbound_email",
-            inbound_email_pk,
-            job_id=processing_job_id(inbound_email_pk),
-            job_timeout=300,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            retry=Retry(max=3, interval=[10, 60, 300]),
-            unique=once,
-        )
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue(PROCESS_INBOUND, inbound_email_pk, unique=True, pipeline=pipe, **options)
+            _send_unless_only_the_queue_set(queue, pipe)
     except DuplicateJobError:
         return False
     return True
+
+
+PROCESS_INBOUND = "jobs.process_inbound.process_inbound_email"
+
+# Per Redis client, the queue keys it has added to RQ's set of queues (`rq:queues`, what
+# `rq info` lists). RQ adds the queue's key on every enqueue, in a round trip of its own
+# before a unique enqueue's script; once per client is enough for a set. (Should Redis lose
+# its data meanwhile, only `rq info` misses the queue until the next restart: workers are
+# told their queues' names.)
+_queues_listed: WeakKeyDictionary[Redis, set[str]] = WeakKeyDictionary()
+
+
+def _send_unless_only_the_queue_set(queue: Queue, pipe: Pipeline) -> None:
+    """A unique enqueue runs its script at once and leaves only the queue-set write in the
+    pipeline it is given: send that the first time per client and queue. Anything else
+    left there (an RQ that starts using the pipeline for the job too) is always sent."""
+    listed = _queues_listed.setdefault(queue.connection, set())
+    if len(pipe.command_stack) != 1 or queue.key not in listed:
+        pipe.execute()
+        listed.add(queue.key)
 
 
 def enqueue_send(message_pk: int) -> None:

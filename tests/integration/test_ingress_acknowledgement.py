@@ -99,6 +99,28 @@ def test_a_new_message_is_queued_once_with_its_options(client):
     assert inbound_job_ids() == [job.id]
 
 
+def test_a_new_message_is_one_redis_command_once_its_queue_is_listed(client):
+    """RQ lists every queue it enqueues on in `rq:queues` (what `rq info` shows): in a round
+    trip of its own before a unique enqueue's script. Once per process is enough."""
+    from extensions import get_redis
+
+    redis = get_redis()
+    assert post_relay(client, PLAIN).status_code == 204
+    assert redis.smembers("rq:queues") == {b"rq:queue:inbound"}
+
+    redis.config_resetstat()
+    assert post_relay(client, another(PLAIN, 2)).status_code == 204
+    commands = {
+        name.removeprefix("cmdstat_"): stats["calls"]
+        for name, stats in redis.info("commandstats").items()
+    }
+    # The unique enqueue's script (the commands it runs inside count too), and no
+    # MULTI / SADD / EXEC round trip before it.
+    assert commands["evalsha"] == 1, commands
+    assert not {"multi", "sadd", "exec"} & set(commands), commands
+    assert len(inbound_job_ids()) == 2
+
+
 def test_a_job_left_under_the_same_id_that_will_not_run_is_replaced_once(client):
     """A record of the id that is in no queue (its worker died after popping it, or the
     database handed the id out again): the atomic "only if none" finds it, so the job is
