@@ -17,6 +17,10 @@ What a search matches, on both databases:
 The indexes are built and kept in step by migration 0017 (SQLite triggers in the writing
 transaction; PostgreSQL expression indexes): nothing here writes.
 
+Only the latest WINDOW matching messages are ranked. SQLite's FTS5 hands them over newest
+first inside the list query; on PostgreSQL they are looked up first, in statements of their
+own, among the newest ids (PG_SPANS) before all of them (_pg_window).
+
 Each matching conversation's row shows the best-ranked matching message's words around the
 match (bm25 / ts_rank), highlighted: `snippets` answers HTML that is escaped first and only
 then marked, since the database's snippet and headline functions return the user's text
@@ -27,11 +31,14 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from markupsafe import Markup, escape
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     Select,
     cast,
     column,
@@ -43,8 +50,10 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
     union,
     union_all,
+    values,
 )
 
 from extensions import db
@@ -133,8 +142,8 @@ def ranked_matches(q: str) -> Select:
         for part in _head_matches(q, sqlite)
     ]
     found = words(q)
-    if found:
-        hits = _window(found, sqlite)
+    if found and sqlite:
+        hits = _sqlite_window(found)
         parts.append(
             select(
                 Message.conversation_id,
@@ -145,6 +154,18 @@ def ranked_matches(q: str) -> Select:
             .group_by(Message.conversation_id)
             .correlate(None)
         )
+    elif found:
+        best: dict[int, float] = {}
+        for conversation_id, rank in _pg_window(found)[:WINDOW]:
+            best[conversation_id] = min(rank, best.get(conversation_id, rank))
+        if best:
+            hits = values(
+                column("conversation_id", Integer),
+                column("head", Integer),
+                column("best", Float),
+                name="window",
+            ).data([(conversation_id, 0, rank) for conversation_id, rank in best.items()])
+            parts.append(select(hits.c.conversation_id, hits.c.head, hits.c.best))
     matches = union_all(*parts).subquery("matches")
     key = matches.c[0]  # each part names its id column its own way; the first part's name
     return select(
@@ -160,31 +181,81 @@ def ranked_matches(q: str) -> Select:
 # matches from the index and sort them.
 _NOT_BY_PRIMARY_KEY = Message.id + literal_column("0")
 
+# PostgreSQL: how many of the newest message ids the window is looked for among first, then
+# the next span, then every message. A common word's posting list is read whole from the
+# word index whatever the span (tens of thousands of ids, a few ms), but only its matches
+# among the newest ids are read from the table (a few hundred pages, not the tens of
+# thousands all of its matches are spread over: hundreds of ms when not in memory).
+PG_SPANS = (20_000, 200_000)
 
-def _window(found: list[str], sqlite: bool):
-    """The latest WINDOW messages the words find, with their rank (id, rank): the newest
-    first, which both indexes hand over without ranking every match (FTS5 walks its
-    doclist backwards; PostgreSQL reads the matches' ids) and only these are ranked."""
-    if sqlite:
-        # FTS5's rank column (bm25) read in a subquery: its functions refuse an aggregate.
-        return (
-            _latest_fts(found, WINDOW)
-            .add_columns(literal_column("rank").label("rank"))
-            .subquery("hits")
-        )
+
+def _sqlite_window(found: list[str]):
+    """SQLite: the latest WINDOW messages the words find, with their rank (id, rank): the
+    newest first, which FTS5 hands over walking its doclist backwards, and only these are
+    ranked (bm25, negative: smaller is better). Its rank column is read in a subquery: its
+    functions refuse an aggregate."""
+    return (
+        _latest_fts(found, WINDOW)
+        .add_columns(literal_column("rank").label("rank"))
+        .subquery("hits")
+    )
+
+
+def _pg_window(found: list[str]) -> list[tuple[int, float]]:
+    """PostgreSQL: the latest WINDOW + 1 messages the words find, newest first, each as
+    (conversation_id, rank), rank minus ts_rank (smaller is better): looked up in a
+    statement of its own among the newest PG_SPANS ids first, widening until WINDOW + 1
+    are found (the latest that many are then all within the span) or every message was
+    looked among. More than WINDOW: the window is full (window_is_full)."""
+    newest = db.session.scalar(select(func.max(Message.id))) or 0
+    floors = [newest - span for span in PG_SPANS if newest - span > 0] + [0]
+    with _bitmap_scans_only():
+        for floor in floors:
+            rows = db.session.execute(pg_latest(found, floor)).all()
+            if len(rows) > WINDOW or not floor:
+                return [(conversation_id, rank) for _, conversation_id, rank in rows]
+    return []
+
+
+def pg_latest(found: list[str], floor: int) -> Select:
+    """PostgreSQL: the latest WINDOW + 1 messages above id `floor` the words find, newest
+    first: (id, conversation_id, rank)."""
     query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
     latest = (
-        select(Message.id, Message.text_body)
+        select(Message.id, Message.conversation_id, Message.text_body)
         .where(_SEARCHED, _PG_MESSAGE_WORDS.op("@@")(query))
         .order_by(_NOT_BY_PRIMARY_KEY.desc())
-        .limit(WINDOW)
-        .subquery("latest")
+        .limit(WINDOW + 1)
     )
+    if floor:  # a literal: the planner weighs the range it really is
+        latest = latest.where(Message.id > literal_column(str(int(floor))))
+    latest = latest.subquery("latest")
     # Ranked outside the LIMIT: ts_rank re-reads the text, for these rows only.
     words_of_latest = literal_column(pg_message_words("latest.text_body"))
-    return select(latest.c.id, (-func.ts_rank(words_of_latest, query)).label("rank")).subquery(
-        "hits"
-    )
+    return select(
+        latest.c.id, latest.c.conversation_id, -func.ts_rank(words_of_latest, query)
+    ).order_by(latest.c.id.desc())
+
+
+@contextmanager
+def _bitmap_scans_only() -> Iterator[None]:
+    """PostgreSQL: no plain index scans for the statements inside (this transaction only).
+    For the newest matches of a word, the cheap plan ANDs the word index's bitmap with the
+    primary key's for the span; the planner, which prices the text's to_tsvector far below
+    its real cost, would otherwise walk the span through the primary key computing it for
+    every message (a second for 20,000)."""
+    for setting, value in _BITMAP_SCANS_ONLY.items():
+        db.session.execute(text(f"SET LOCAL {setting} = {value}"))
+    try:
+        yield
+    finally:
+        for setting in _BITMAP_SCANS_ONLY:
+            db.session.execute(text(f"SET LOCAL {setting} TO DEFAULT"))
+
+
+# ... and no parallel workers: starting them costs more (5-10 ms) than the few hundred rows
+# read from the table, and the planner, without statistics for a word, expects thousands.
+_BITMAP_SCANS_ONLY = {"enable_indexscan": "off", "max_parallel_workers_per_gather": "0"}
 
 
 def _latest_fts(found: list[str], limit: int) -> Select:
@@ -209,12 +280,9 @@ def window_is_full(q: str) -> bool:
     found = words(q)
     if not found:
         return False
-    sqlite = db.engine.dialect.name == "sqlite"
-    if sqlite:
-        hits = _latest_fts(found, WINDOW + 1)
-    else:
-        hits = _message_matches(found, sqlite).order_by(_NOT_BY_PRIMARY_KEY.desc())
-        hits = hits.limit(WINDOW + 1)
+    if db.engine.dialect.name != "sqlite":
+        return len(_pg_window(found)) > WINDOW
+    hits = _latest_fts(found, WINDOW + 1)
     return db.session.scalar(select(func.count()).select_from(hits.subquery())) > WINDOW
 
 
@@ -372,9 +440,9 @@ def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
             ).where(ranked.c.place == 1)
         ).all()
     shown: dict[int, Markup] = {}
-    for conversation_id, text in rows:
+    for conversation_id, marked in rows:
         if conversation_id not in shown:  # the best-ranked message comes first
-            shown[conversation_id] = highlight(text or "")
+            shown[conversation_id] = highlight(marked or "")
     return shown
 
 

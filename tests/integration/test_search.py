@@ -163,16 +163,25 @@ def test_a_search_lists_the_best_match_first_then_the_latest(app, team):
     assert [row.conversation.id for row in list_conversations(team.ana, q="lant").rows] == ids
 
 
-@pytest.mark.parametrize("window", [search.WINDOW, 3])
+@pytest.mark.parametrize(
+    "window, spans", [(search.WINDOW, search.PG_SPANS), (3, search.PG_SPANS), (3, (4, 12))]
+)
 def test_paging_through_a_ranked_search_lists_every_match_once(
-    app, inbox, team, window, monkeypatch
+    app, inbox, team, window, spans, monkeypatch
 ):
-    """Also past a window of 3 messages: the ranked conversations, then the older matches."""
+    """Also past a window of 3 messages: the ranked conversations, then the older matches.
+    On PostgreSQL, also with the window looked for among the newest 4, then 12 messages
+    first: the same list as looking among every message at once."""
     monkeypatch.setattr(search, "WINDOW", window)
+    monkeypatch.setattr(search, "PG_SPANS", spans)
     seed_corpus(inbox, random.Random(11))
     for q in ("zebra", "par", "refund", "silva", "customer3.example", "okafor refund"):
         whole = list_conversations(team.ana, q=q, limit=100)
         assert whole.next_cursor is None
+        with monkeypatch.context() as every_message:
+            every_message.setattr(search, "PG_SPANS", ())
+            at_once = list_conversations(team.ana, q=q, limit=100)
+        assert [r.conversation.id for r in whole.rows] == [r.conversation.id for r in at_once.rows]
         paged, cursor = [], None
         while True:
             page = list_conversations(team.ana, q=q, limit=2, cursor=cursor)
@@ -364,8 +373,19 @@ def test_the_search_uses_the_indexes(app, team):
         else:
             conn.execute(text("SET enable_seqscan = off"))  # a tiny table: force the choice
             plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
-            for index in ("ix_messages_text_words", "ix_conversations_subject_trgm"):
-                assert index in plan, plan
+            assert "ix_conversations_subject_trgm" in plan, plan
+            # The latest matching messages: a statement of their own, planned with bitmap
+            # scans only (search._bitmap_scans_only): the word index's, and for a span of
+            # the newest ids the primary key's, never a walk through the primary key that
+            # computes each message's words.
+            conn.execute(text("SET enable_indexscan = off"))
+            for floor in (0, 1):
+                latest = search.pg_latest(["pixel"], floor)
+                compiled = latest.compile(db.engine, compile_kwargs={"literal_binds": True})
+                plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+                assert "Index Scan using pk_messages" not in plan, plan
+                if not floor:
+                    assert "Bitmap Index Scan on ix_messages_text_words" in plan, plan
             conn.rollback()
 
 
