@@ -40,6 +40,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Select,
+    bindparam,
     cast,
     column,
     exists,
@@ -53,8 +54,8 @@ from sqlalchemy import (
     text,
     union,
     union_all,
-    values,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from extensions import db
 from models import Contact, Conversation, Message
@@ -159,13 +160,17 @@ def ranked_matches(q: str) -> Select:
         for conversation_id, rank in _pg_window(found)[:WINDOW]:
             best[conversation_id] = min(rank, best.get(conversation_id, rank))
         if best:
-            hits = values(
-                column("conversation_id", Integer),
-                column("head", Integer),
-                column("best", Float),
-                name="window",
-            ).data([(conversation_id, 0, rank) for conversation_id, rank in best.items()])
-            parts.append(select(hits.c.conversation_id, hits.c.head, hits.c.best))
+            # Two array parameters, not a VALUES list of 300 rows: a statement of the same
+            # shape every time, compiled once (a 300-row VALUES took ~14 ms to compile).
+            hits = (
+                func.unnest(
+                    bindparam("window_ids", list(best), ARRAY(Integer), unique=True),
+                    bindparam("window_ranks", list(best.values()), ARRAY(Float), unique=True),
+                )
+                .table_valued(column("conversation_id", Integer), column("best", Float))
+                .render_derived(name="window")
+            )
+            parts.append(select(hits.c.conversation_id, literal(0).label("head"), hits.c.best))
     matches = union_all(*parts).subquery("matches")
     key = matches.c[0]  # each part names its id column its own way; the first part's name
     return select(
