@@ -36,13 +36,18 @@ class Capture:
 
 
 def _reads(statements: list) -> list:
-    """The statements that read (a search's list query opens with WITH)."""
-    return [(s, p) for s, p in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    """The statements that read (a search's list query opens with WITH), and the settings
+    some are planned under (PostgreSQL's SET LOCAL, services/search.py): replayed in one
+    transaction, as the request ran them."""
+    kinds = ("SELECT", "WITH", "SET ")
+    return [(s, p) for s, p in statements if s.lstrip().upper().startswith(kinds)]
 
 
 def _replay(conn, statements) -> None:
     for statement, parameters in statements:
-        conn.exec_driver_sql(statement, parameters).fetchall()
+        result = conn.exec_driver_sql(statement, parameters)
+        if result.returns_rows:
+            result.fetchall()
     conn.rollback()
 
 
