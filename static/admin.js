@@ -107,9 +107,17 @@
     if (current) current.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
+  // A rule row's select changed before this deferred script ran (the page came back from
+  // "Add action" with the new row focused, and the admin chose at once): show what it needs.
+  function showRuleRows() {
+    document.querySelectorAll("select[data-condition-field]").forEach(showConditionField);
+    document.querySelectorAll("select[data-action-type]").forEach(showActionParameters);
+  }
+
   function setUp() {
     setUpZonePicker();
     showCurrentTab();
+    showRuleRows();
   }
 
   if (document.readyState === "loading") {

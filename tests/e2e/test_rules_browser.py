@@ -123,6 +123,30 @@ def test_an_admin_builds_tries_and_saves_a_rule(page, sign_in, team, tmp_path):
     check_both_widths(page, tmp_path, "admin-global-rules")
 
 
+def test_a_choice_made_before_the_page_script_ran_still_shows_its_fields(page, sign_in, team):
+    """The form comes back from "Add action" with the new row focused: an admin can choose
+    before the deferred admin.js has run. When it runs, each row shows what its choice needs
+    (the change event it missed is not needed)."""
+    sign_in(team.ana.email, team.ana.plain_password)
+    held = []
+
+    def hold(route):  # the script waits until released
+        held.append(route)
+
+    page.route("**/static/admin.js*", hold)
+    page.goto(f"/admin/inboxes/{team.support.id}/rules/new", wait_until="commit")
+    does = page.get_by_label("Action 1: Does")
+    does.select_option(label="Add labels")
+    page.get_by_label("Condition 1: Looks at").select_option(label="The email")
+    labels = page.get_by_label("Action 1: Labels")
+    expect(labels).to_be_hidden()  # nothing has reacted yet
+    assert len(held) == 1
+    held[0].continue_()
+    expect(labels).to_be_visible()
+    expect(page.get_by_label("Action 1: Assignee")).to_be_hidden()
+    expect(page.locator("#conditions-0-value")).to_be_hidden()  # the email: a choice instead
+
+
 def test_business_hours_and_acknowledgement(page, sign_in, team, tmp_path):
     support = team.support
     sign_in(team.ana.email, team.ana.plain_password)
