@@ -1,7 +1,8 @@
 """Address parsing, header decoding and normalisation for routing: pure functions over headers.
 
 Header values are read raw (as the bytes arrived, folded, RFC 2047 words still encoded) and
-decoded here, so a malformed header degrades to replacement characters instead of raising.
+decoded here, so a malformed header degrades to replacement characters instead of raising,
+and 8-bit bytes the parser could not place are recovered rather than lost.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 import unicodedata
 from email.message import Message
 from email.utils import getaddresses
 
+from charset_normalizer import from_bytes
 from email_validator import EmailNotValidError, validate_email
 
 # Every header a recipient can hide in: forwarding rules and MTAs add the last four.
@@ -51,6 +54,9 @@ _CHARSET_ALIASES = {
 }
 # Python codecs that are not mail charsets and must not interpret customer bytes.
 _NOT_MAIL_CODECS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
+# ASCII that any charset a whole header can be written in reads as itself (UTF-7 and UTF-16 do not).
+_ASCII_PROBE = 'Re: a+b@c.example <x>; name="y"'
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
 
 def clean_text(text: str) -> str:
@@ -68,17 +74,79 @@ def fold(text: str) -> str:
     return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
 
 
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared charset; unknown charsets read as UTF-8, bad bytes as U+FFFD."""
+def _codec(charset: str | None) -> str | None:
+    """The Python codec for a mail charset label; None when unknown or not a mail charset."""
     label = (charset or "").strip().strip("\"'").lower()
-    codec = _CHARSET_ALIASES.get(label, label)
     try:
-        if codecs.lookup(codec).name in _NOT_MAIL_CODECS:
-            codec = "utf-8"
+        name = codecs.lookup(_CHARSET_ALIASES.get(label, label)).name
+    except Exception:  # noqa: BLE001 - LookupError, or a label no codec name can be
+        return None
+    return None if name in _NOT_MAIL_CODECS else name
+
+
+@functools.lru_cache(maxsize=128)
+def _ascii_compatible(codec: str) -> bool:
+    """Whether the codec reads ASCII bytes as ASCII: only such a charset can decode a whole
+    header, or be second-guessed by UTF-8 (UTF-16 text is valid UTF-8 by accident)."""
+    try:
+        return _ASCII_PROBE.encode("ascii").decode(codec) == _ASCII_PROBE
+    except Exception:  # noqa: BLE001 - a codec that cannot even read the probe
+        return False
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes in a declared charset; unknown charsets read as UTF-8, bad bytes as U+FFFD.
+
+    Bytes that are valid UTF-8 and not plain ASCII are read as UTF-8 whatever legacy charset
+    the label names. Clients mislabel UTF-8 (a "gb2312" or "iso-8859-1" default left in a
+    template), and decoding without error in the labelled charset proves nothing: single-byte
+    charsets accept any byte. The reverse accident, legacy text that happens to be valid
+    UTF-8, needs every byte from 0xC2 up followed by exactly the right number of bytes in
+    0x80-0xBF, which real text beyond a word or two does not do.
+    """
+    codec = _codec(charset) or "utf-8"
+    if codec != "utf-8" and not data.isascii() and _ascii_compatible(codec):
+        try:
+            return clean_text(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass  # not UTF-8: the label is believed
+    try:
         text = data.decode(codec, "replace")
-    except Exception:  # noqa: BLE001 - unknown or broken codec: the bytes still get read
+    except Exception:  # noqa: BLE001 - a broken codec: the bytes still get read
         text = data.decode("utf-8", "replace")
     return clean_text(text)
+
+
+@functools.lru_cache(maxsize=1024)  # routing and parsing read the same header more than once
+def decode_header_bytes(data: bytes, charset: str | None = None) -> str:
+    """Header bytes that arrived raw (8-bit, no RFC 2047 word naming their charset).
+
+    RFC 6532 allows only UTF-8 there, so valid UTF-8 wins. Older clients wrote their own
+    charset, most likely the one they declare for the body (`charset`), so that comes next.
+    Bytes neither reads are damaged UTF-8 when most of their 8-bit bytes still form UTF-8
+    characters (a cut-off character beside good ones); only the rest go to charset-normalizer,
+    which guesses poorly on a few words and so is the last resort. U+FFFD marks what is left.
+    """
+    for codec in ("utf-8", _codec(charset)):
+        if codec and _ascii_compatible(codec):
+            try:
+                return clean_text(data.decode(codec))
+            except UnicodeDecodeError:
+                continue
+    if not _mostly_utf8(data):
+        best = from_bytes(data).best()
+        codec = _codec(best.encoding) if best is not None else None
+        if codec and _ascii_compatible(codec):
+            return clean_text(str(best))
+    return clean_text(data.decode("utf-8", "replace"))
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """More bytes in well-formed multi-byte UTF-8 characters than bytes UTF-8 cannot read."""
+    text = data.decode("utf-8", "replace")
+    bad = text.count("\ufffd")
+    good = sum(len(c.encode("utf-8")) for c in text if "\x7f" < c != "\ufffd")
+    return good > bad
 
 
 def _word_bytes(encoding: str, encoded: str) -> bytes | None:
@@ -120,16 +188,52 @@ def decode_words(value: str) -> str:
 
 
 def header_values(message: Message, name: str) -> list[str]:
-    """Every raw value of a header, unfolded and with undecodable bytes read as UTF-8."""
+    """Every raw value of a header, unfolded, its 8-bit bytes read by `decode_header_bytes`
+    with the charset the message declares for its text as the hint."""
     wanted = name.lower()
-    values = []
     try:
-        for key, value in message.raw_items():
-            if str(key).lower() == wanted:
-                values.append(clean_text(re.sub(r"\r?\n(?=[ \t])", "", str(value))).strip())
+        raw = [str(v) for k, v in message.raw_items() if str(k).lower() == wanted]
     except Exception:  # noqa: BLE001 - a header block the parser left unreadable is skipped
-        pass
-    return values
+        return []
+    raw = [re.sub(r"\r?\n(?=[ \t])", "", value) for value in raw]
+    hint = declared_charset(message) if any(_SURROGATE.search(v) for v in raw) else None
+    return [_header_text(value, hint).strip() for value in raw]
+
+
+def _header_text(value: str, charset: str | None) -> str:
+    """The parser keeps 8-bit header bytes as lone surrogates (surrogateescape): turned back
+    into those bytes and decoded properly; without any, the value is already text."""
+    if not _SURROGATE.search(value):
+        return clean_text(value)
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that was never a byte: nothing to recover
+        return clean_text(value)
+    return decode_header_bytes(data, charset)
+
+
+def declared_charset(message: Message, limit: int = 100) -> str | None:
+    """The first charset other than ASCII or UTF-8 that a text part of the message declares,
+    attached messages not entered (they have their own). Read from the raw Content-Type, so
+    finding it never decodes a header itself."""
+    parts = [message]
+    while parts and limit > 0:
+        part, limit = parts.pop(), limit - 1
+        kind = _raw_value(part, "content-type")
+        if part.is_multipart() and not kind.lower().lstrip().startswith("message/"):
+            parts.extend(reversed([p for p in part.get_payload() if isinstance(p, Message)]))
+            continue
+        match = _CHARSET_PARAM.search(kind) if kind.lower().lstrip().startswith("text/") else None
+        if match and _codec(match.group(1)) not in ("utf-8", None):
+            return match.group(1)
+    return None
+
+
+def _raw_value(part: Message, name: str) -> str:
+    try:
+        return next((str(v) for k, v in part.raw_items() if str(k).lower() == name), "")
+    except Exception:  # noqa: BLE001 - an unreadable header block has no value to offer
+        return ""
 
 
 def _token(values: list[str]) -> str:

@@ -10,13 +10,43 @@ from datetime import datetime
 AUTO_FLAGS = ("auto_reply", "bounce", "bulk")
 
 
+# A display name with any of these (RFC 5322 "specials") is quoted, so a comma in it never
+# splits it in two when the string is read back as an address list.
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
 @dataclass
 class Person:
     address: str  # lower-cased bare address
     name: str = ""  # decoded display name, "" when absent
 
     def formatted(self) -> str:
-        return f"{self.name} <{self.address}>" if self.name else self.address
+        """As a person reads it and as an address list holds it: `"Bounine, Alexandre"
+        <a@idt.com>`; names stay as written (Unicode), quoted only where needed."""
+        if not self.name:
+            return self.address
+        name = self.name
+        if _SPECIALS.intersection(name) or name != name.strip():
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.address}>"
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "address": self.address}
+
+
+class People(list):
+    """The people of one header (From, To, Cc, Bcc, Reply-To) as stored: a list of Person,
+    kept structured in the database (models/base.py PeopleType), so a name is never split
+    from its address. str() is the display string, names quoted where they must be."""
+
+    def __str__(self) -> str:
+        return ", ".join(person.formatted() for person in self)
+
+    def addresses(self) -> list[str]:
+        return [person.address for person in self]
+
+    def as_json(self) -> list[dict]:
+        return [person.as_json() for person in self]
 
 
 @dataclass
@@ -71,6 +101,7 @@ class ParsedEmail:
     recipients: list[str] = field(default_factory=list)  # every routing header, lower-cased
     to: list[Person] = field(default_factory=list)
     cc: list[Person] = field(default_factory=list)
+    reply_to: list[Person] = field(default_factory=list)
     text: str = ""  # the text/plain body (or text derived from the HTML when there is none)
     html: str | None = None  # the text/html body, NOT sanitised
     attachments: list[ParsedAttachment] = field(default_factory=list)

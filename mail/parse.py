@@ -14,7 +14,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 
-from mail import streaming
+from mail import streaming, tnef
 from mail.addresses import (
     clean_text,
     content_disposition,
@@ -133,6 +133,7 @@ def _read_headers(message: Message, parsed: ParsedEmail, _limit: int, _streamed:
     parsed.recipients = recipient_addresses(message)
     parsed.to = _people(message, "To")
     parsed.cc = _people(message, "Cc")
+    parsed.reply_to = _people(message, "Reply-To")
     for name in LIST_HEADERS:
         value = _first(message, name)
         if value:
@@ -161,28 +162,32 @@ def _is_attachment(part: Message, named_ok: bool) -> bool:
     return content_disposition(part) == "attachment" or bool(not named_ok and _filename(part))
 
 
-def _bodies(part: Message, depth: int = 0, named_ok: bool = True):
-    """(text/plain parts, text/html parts) that make up the body: the last alternative of
-    each kind, the root of multipart/related, every inline part of multipart/mixed (Apple
-    Mail splits a body around inline images). A name makes a part of multipart/mixed an
-    attachment; the whole message, an alternative or a related root stays a body."""
+def _bodies(part: Message, streamed: Streamed, depth: int = 0, named_ok: bool = True):
+    """(text/plain parts, text/html parts) that make up the body: the last non-blank
+    alternative of each kind, the root of multipart/related, every inline part of
+    multipart/mixed (Apple Mail splits a body around inline images). A name makes a part of
+    multipart/mixed an attachment; the whole message, an alternative or a related root stays
+    a body. A blank part is no body at all, so it never displaces a richer alternative and a
+    blank text/plain beside HTML leaves the text to be derived from the HTML."""
     kind = content_type(part)
     maintype, subtype = kind.split("/", 1)
     if depth > MAX_DEPTH or maintype == "message" or _is_attachment(part, named_ok):
         return [], []
     children = _children(part)
     if not part.is_multipart() or not children:
-        if kind == "text/plain" or maintype == "multipart":
-            return [part], []  # a multipart without a boundary is read as text, not lost
-        return ([], [part]) if kind == "text/html" else ([], [])
+        body = kind in ("text/plain", "text/html") or maintype == "multipart"
+        if not body or _is_blank(part, streamed.get(id(part))):
+            return [], []
+        # a multipart without a boundary is read as text, not lost
+        return ([], [part]) if kind == "text/html" else ([part], [])
     if subtype == "related":
         start = message_ids(str(part.get_param("start", "") or ""))
         roots = [c for c in children if start and message_ids(_first(c, "Content-ID")) == start]
-        return _bodies((roots or children)[0], depth + 1)
+        return _bodies((roots or children)[0], streamed, depth + 1)
     plain: list[Message] = []
     html: list[Message] = []
     for child in children:
-        child_plain, child_html = _bodies(child, depth + 1, subtype == "alternative")
+        child_plain, child_html = _bodies(child, streamed, depth + 1, subtype == "alternative")
         if subtype == "alternative":
             plain, html = child_plain or plain, child_html or html
         else:
@@ -192,18 +197,40 @@ def _bodies(part: Message, depth: int = 0, named_ok: bool = True):
 
 def _text(part: Message, parsed: ParsedEmail) -> str:
     try:
-        payload = b"" if part.is_multipart() else part.get_payload(decode=True) or b""
+        text = _decoded(part)
     except Exception as exc:  # noqa: BLE001 - the raw email still holds the bytes
         _defect(parsed, f"body {content_type(part)}: {type(exc).__name__}: {exc}")
         return ""
-    try:
-        charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001 - an unreadable charset parameter means "unknown"
-        charset = None
-    text = decode_bytes(payload, charset).replace("\r\n", "\n")
     if content_type(part) == "text/plain" and _param(part, "format") == "flowed":
         text = _unflow(text, delete_space=_param(part, "delsp") == "yes")
     return text
+
+
+def _decoded(part: Message) -> str:
+    """A leaf's body as text, line ends normalised; raises when the payload is unreadable."""
+    payload = b"" if part.is_multipart() else part.get_payload(decode=True) or b""
+    return decode_bytes(payload, _charset(part)).replace("\r\n", "\n")
+
+
+def _charset(part: Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:  # noqa: BLE001 - an unreadable charset parameter means "unknown"
+        return None
+
+
+def _is_blank(part: Message, body: StreamedBody | None) -> bool:
+    """Nothing but whitespace (no-break spaces included) once decoded. A streamed body is
+    read from the raw only until its first words; one whose encoding is not streamed, or an
+    unreadable payload, is not known to be blank: it stays a body and `_text` reads it."""
+    try:
+        if body is None:
+            return not _decoded(part).strip()
+        charset = _charset(part)
+        words = (decode_bytes(chunk, charset).strip() for chunk in body.chunks())
+        return not any(words) and body.decoded_size() is not None  # it checks the encoding
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _param(part: Message, name: str) -> str:
@@ -244,7 +271,7 @@ def _leaves(part: Message, depth: int = 0):
 
 def _read_content(message: Message, parsed: ParsedEmail, limit: int, streamed: Streamed):
     try:
-        plain, html = _bodies(message)
+        plain, html = _bodies(message, streamed)
     except Exception as exc:  # noqa: BLE001 - attachments are still worth listing
         _defect(parsed, f"body structure: {type(exc).__name__}: {exc}")
         plain, html = [], []
@@ -267,12 +294,29 @@ def _read_content(message: Message, parsed: ParsedEmail, limit: int, streamed: S
             continue
         if attachment is not None:
             parsed.attachments.append(attachment)
+    for problem in tnef.expand(parsed):  # winmail.dat: the files and body Outlook put inside
+        _defect(parsed, problem)
 
 
 def _filename(part: Message) -> str | None:
     try:
-        return part.get_filename() or None
+        name = part.get_filename() or None
     except Exception:  # noqa: BLE001 - a broken parameter is treated as no name
+        return None
+    return _raw_filename(part) or name if name and "\ufffd" in name else name
+
+
+def _raw_filename(part: Message) -> str | None:
+    """The name read again from the headers as they arrived: policy.default has turned raw
+    8-bit bytes in it into U+FFFD, `header_values` decodes them."""
+    holder = Message()  # compat32: parameters parsed from plain text, nothing replaced
+    for name in ("Content-Disposition", "Content-Type"):
+        values = header_values(part, name)
+        if values:
+            holder[name] = values[0]
+    try:
+        return holder.get_filename() or None
+    except Exception:  # noqa: BLE001 - the parser's reading stands
         return None
 
 

@@ -191,7 +191,7 @@ def test_a_bounce_of_our_reply_fails_it_in_its_conversation(feed, our_conversati
             "La facture réf. 5521",
         ),
         ("rfc2047-iso2022jp.eml", "注文についてのお問い合わせ", "山田 太郎", "注文番号 A-3391"),
-        ("invalid-utf8.eml", "Delivery to Z\ufffdrich", None, "Café Z\ufffdrich"),
+        ("invalid-utf8.eml", "Delivery to Zürich", None, "Café Z\ufffdrich"),
         ("unknown-charset.eml", "Café order 7710", "Ana María", "A naïve question"),
         ("plain-text.eml", "Question about invoice INV-2024-118", "Sam Carter", "Café Rouge"),
     ],

@@ -108,7 +108,7 @@ EXPECTED: dict[str, dict] = {
         html="Zażółć gęślą jaźń &ndash; zamówienie nr 5512",
     ),
     "invalid-utf8.eml": dict(
-        subject="Delivery to Z\ufffdrich",  # a raw Latin-1 byte in a header
+        subject="Delivery to Zürich",  # a raw Latin-1 byte in a header, read by the fallback chain
         text="The parcel for Café Z\ufffdrich was returned.\nBroken bytes here: \ufffd\ufffd and",
     ),
     "unknown-charset.eml": dict(
