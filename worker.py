@@ -27,7 +27,9 @@ import argparse
 import contextlib
 import contextvars
 import faulthandler
+import importlib
 import logging
+import pkgutil
 import signal
 import sys
 import threading
@@ -303,10 +305,22 @@ class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
             heartbeat.stop()
 
 
+def import_jobs() -> None:
+    """Every job module (and what it imports: dkimpy and dnspython for the sender check,
+    ~85 ms) imported once in the parent, so a forked work horse inherits them instead of
+    importing them again for each job (it doubled `--fork`'s CPU per message)."""
+    import jobs
+
+    for module in pkgutil.iter_modules(jobs.__path__):
+        importlib.import_module(f"jobs.{module.name}")
+
+
 def build_worker(app: Flask, queues=QUEUE_NAMES, simple: bool = True, fork: bool = False) -> Worker:
     """The shipped worker runs jobs in-process (AppSimpleWorker); `fork` opts into RQ's
     forking Worker. `simple` is kept for callers that ask for in-process by name."""
     cls = AppWorker if fork or not simple else AppSimpleWorker
+    if cls is AppWorker:
+        import_jobs()
     with app.app_context():
         connection = get_redis()
         url = get_settings().effective_redis_url

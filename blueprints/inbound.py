@@ -13,7 +13,7 @@ from blueprints.htmx import is_htmx, respond
 from blueprints.redirects import local_path
 from extensions import db, get_storage
 from models import InboundEmail, Inbox
-from models.inbound import INBOUND_STATUSES
+from models.inbound import INBOUND_STATUSES, STATUS_MEANINGS
 from services.imap_import import request_refetch
 from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
 from services.inbox_health import (
@@ -81,6 +81,7 @@ def log():
         "args": {k: v for k, v in filters.items() if v != ""},
         "inboxes": inbox_names(),
         "reprocess_form": _reprocess_form(request.full_path),
+        "meanings": STATUS_MEANINGS,
     }
     if is_htmx() and cursor:  # "load more": the next rows, appended in place
         return respond("inbound/log.html", "inbound/_rows.html", **context)

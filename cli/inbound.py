@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import InboundEmail, Message
-from models.inbound import INBOUND_STATUSES
+from models.inbound import INBOUND_STATUSES, STATUS_MEANINGS
 from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
 
 
@@ -47,7 +47,12 @@ def inbound_group() -> None:
 
 
 @inbound_group.command("list")
-@click.option("--status", type=click.Choice(INBOUND_STATUSES), help="Only this status.")
+@click.option(
+    "--status",
+    type=click.Choice(INBOUND_STATUSES),
+    help="Only this status: "
+    + "; ".join(f"{status}: {meaning}" for status, meaning in STATUS_MEANINGS.items()),
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
 @with_appcontext

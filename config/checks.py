@@ -4,6 +4,7 @@ attempt lists all that is wrong instead of failing on the first."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,6 +62,7 @@ def find_problems(s: Settings) -> list[Problem]:
         _check_ingress,
         _check_smtp,
         _check_oauth,
+        _check_dns_resolver,
     )
     return [problem for check in checks for problem in check(s)]
 
@@ -306,3 +308,36 @@ def _check_oauth(s: Settings) -> list[Problem]:
                 Problem(setting, f"{url!r} is not a URL", "leave it unset for the real default")
             )
     return out
+
+
+def parse_nameserver(value: str) -> tuple[str, int] | None:
+    """DNS_RESOLVER as (ip, port): "" = None (the system's resolver), "ip", "ip:port" or
+    "[ipv6]:port". An IP, not a host name: dnspython sends to addresses, and looking a
+    resolver's own name up would need a resolver. Raises ValueError on anything else."""
+    value = value.strip()
+    if not value:
+        return None
+    host, port = value, "53"
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") if rest else port
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    number = int(port) if port.isdigit() else 0
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{port!r} is not a port")
+    return str(ipaddress.ip_address(host)), number
+
+
+def _check_dns_resolver(s: Settings) -> list[Problem]:
+    try:
+        parse_nameserver(s.dns_resolver)
+    except ValueError:
+        return [
+            Problem(
+                "DNS_RESOLVER",
+                f"{s.dns_resolver!r} is not an IP address with an optional :port",
+                "e.g. 127.0.0.1:5353 or [::1]:53, or leave it empty for the system's resolver",
+            )
+        ]
+    return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from config.checks import Problem, find_problems
+from config.checks import Problem, find_problems, parse_nameserver
 from runtime.flask_dotenv import drop_flask_cli_dotenv, env_file_option_used
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +107,26 @@ class _Reader:
         )
         return default
 
+    def optional_float(self, name: str, minimum: float = 0.0) -> float | None:
+        """A number (decimals allowed) of at least `minimum`, or None when unset."""
+        value = self.raw(name)
+        if value is None or value.strip() == "":
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number < minimum:
+            self.problems.append(
+                Problem(
+                    name,
+                    f"{value!r} is not a number >= {minimum:g}",
+                    f"set {name} to a score such as 6.0, or leave it empty",
+                )
+            )
+            return None
+        return number
+
     def int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         value = self.raw(name)
         if value is None or value.strip() == "":
@@ -175,6 +196,13 @@ class Settings:
     require_2fa_for_admins: bool = False
     trusted_proxies: int = 0
     send_undo_seconds: int = 10
+    # Sender verdicts (mail/sender_trust.py): where DKIM/DMARC TXT lookups go, and the
+    # mail servers whose Authentication-Results headers are believed.
+    dns_resolver: str = ""
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    # Spam (mail/spam_headers.py): the rspamd score from which mail counts as spam; None
+    # trusts the filter's own yes or no.
+    spam_score_threshold: float | None = None
     # OAuth 2.0 for Microsoft 365 / Google mailboxes (services/oauth.py); a provider is
     # offered once its client id and secret are set. The endpoints are settings so tests
     # can point them at a stand-in identity provider.
@@ -204,6 +232,15 @@ class Settings:
     @property
     def session_cookie_secure(self) -> bool:
         return self.app_url.startswith("https://")
+
+    @property
+    def dns_nameserver(self) -> tuple[str, int] | None:
+        """DNS_RESOLVER as (ip, port); None = the system's resolver (or a value
+        validate() already reported, so lookups still go somewhere sensible)."""
+        try:
+            return parse_nameserver(self.dns_resolver)
+        except ValueError:
+            return None
 
     @classmethod
     def from_env(
@@ -269,6 +306,10 @@ class Settings:
         s.trusted_proxies = r.int("TRUSTED_PROXIES", s.trusted_proxies, 0, 5)
         # How long a reply sent from the composer waits for "Undo" (services/send_later.py).
         s.send_undo_seconds = r.int("SEND_UNDO_SECONDS", s.send_undo_seconds, 0, 300)
+        s.dns_resolver = r.str("DNS_RESOLVER")
+        ids = r.str("TRUSTED_AUTHSERV_IDS").lower()
+        s.trusted_authserv_ids = frozenset(x.strip() for x in ids.split(",") if x.strip())
+        s.spam_score_threshold = r.optional_float("SPAM_SCORE_THRESHOLD")
         s.microsoft_client_id = r.str("MICROSOFT_CLIENT_ID")
         s.microsoft_client_secret = r.str("MICROSOFT_CLIENT_SECRET")
         s.microsoft_tenant = r.str("MICROSOFT_TENANT", s.microsoft_tenant)

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime
 
@@ -42,7 +42,7 @@ class OutgoingEmail:
     date: datetime
     text: str
     html: str | None = None
-    cc: list[str] = field(default_factory=list)
+    cc: list[Person] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)  # envelope only, never a header
     in_reply_to: str | None = None
     references: list[str] = field(default_factory=list)
@@ -52,7 +52,7 @@ class OutgoingEmail:
     @property
     def envelope_recipients(self) -> list[str]:
         seen: dict[str, None] = {}
-        for address in [p.address for p in self.to] + self.cc + self.bcc:
+        for address in [p.address for p in self.to + self.cc] + self.bcc:
             seen.setdefault(address.strip().lower(), None)
         return [a for a in seen if a]
 
@@ -128,13 +128,16 @@ def html_with_signature(text: str, signature_html: str, after: str = "") -> str:
 
 
 def build_mime(out: OutgoingEmail) -> bytes:
-    message = EmailMessage(policy=_POLICY)
+    # A MIMEPart, not an EmailMessage: set_content/add_alternative/add_attachment make each
+    # new part of the root's own class, and an EmailMessage stamps MIME-Version on every part
+    # it fills. MIME-Version belongs to the top level only (RFC 2045 4), so it is set once.
+    message = MIMEPart(policy=_POLICY)
     message["Message-ID"] = f"<{out.message_id}>"
     message["Date"] = format_datetime(out.date)
     message["From"] = _address(out.sender)
     message["To"] = ", ".join(_address(p) for p in out.to)
     if out.cc:
-        message["Cc"] = ", ".join(out.cc)
+        message["Cc"] = ", ".join(_address(p) for p in out.cc)
     message["Reply-To"] = out.reply_to
     message["Subject"] = out.subject
     if out.in_reply_to:

@@ -34,12 +34,18 @@ def summary_of(headers: Message) -> Summary:
     return Summary(_line(headers, "From"), _line(headers, "To"), _line(headers, "Subject"))
 
 
+def header_block(raw: bytes) -> bytes:
+    """A raw message's header block (all of it when no blank line ends one): a header is
+    found without reading a 30 MB body."""
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    return raw if end < 0 else raw[:end]
+
+
 def summary_of_bytes(head: bytes) -> Summary:
     """The same from a raw message's first bytes (its header block, or all of it)."""
-    end = head.find(b"\r\n\r\n")
-    end = head.find(b"\n\n") if end < 0 else end
     try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(head if end < 0 else head[:end])
+        headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(head))
     except Exception:  # noqa: BLE001 - a header block too broken to parse shows blank
         return Summary()
     return summary_of(headers)

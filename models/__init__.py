@@ -22,6 +22,7 @@ from models.inboxes import (
 from models.labels import ConversationLabel, Label
 from models.notifications import Notification, NotificationPreference, NotificationThread
 from models.oauth import OAuthConnection
+from models.spam import BlockedSender
 from models.users import User, UserSession
 from models.workspace import ReplyDraft, SavedReply
 
@@ -30,6 +31,7 @@ __all__ = [
     "AutoAcknowledgement",
     "AutomationRule",
     "Base",
+    "BlockedSender",
     "Contact",
     "Conversation",
     "ConversationLabel",

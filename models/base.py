@@ -9,6 +9,8 @@ from sqlalchemy import DateTime, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
+from mail import people
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -93,3 +95,18 @@ class EncryptedText(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else secret_box.decrypt(value)
+
+
+class PeopleType(TypeDecorator):
+    """A header's people (mail/model.py People), stored as JSON text: `[{"name",
+    "address"}]`. Code may hand it People, Person objects, address strings or one RFC 5322
+    address list (mail/people.py people_of); it always reads People back."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return people.dumps(people.people_of(value))
+
+    def process_result_value(self, value, dialect):
+        return people.loads(value)

@@ -6,10 +6,11 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, TimestampMixin, utcnow
+from mail.model import People, Person
+from models.base import Base, PeopleType, TimestampMixin, utcnow
 from models.enums import ConversationStatus, Direction, ParticipantRole, checks_for, values
 
 if TYPE_CHECKING:
@@ -134,10 +135,19 @@ class Message(TimestampMixin, Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     references: Mapped[str | None] = mapped_column(Text)  # space-separated, bracketless
     subject: Mapped[str] = mapped_column(String(998), default="")
+    # Incoming: the sender's bare address and display name (From, else the contact).
+    # Outgoing: the inbox address it went out from ("" for the primary). An automation's
+    # note: no address; from_name names the rule.
     from_address: Mapped[str] = mapped_column(String(320), default="")
-    to_addresses: Mapped[str] = mapped_column(Text, default="")
-    cc_addresses: Mapped[str] = mapped_column(Text, default="")
-    bcc_addresses: Mapped[str] = mapped_column(Text, default="")
+    from_name: Mapped[str] = mapped_column(String(255), default="")
+    # Each header's people, structured ({"name", "address"}: models/base.py PeopleType).
+    to_addresses: Mapped[People] = mapped_column(PeopleType, default=People)
+    cc_addresses: Mapped[People] = mapped_column(PeopleType, default=People)
+    bcc_addresses: Mapped[People] = mapped_column(PeopleType, default=People)
+    reply_to: Mapped[People] = mapped_column(PeopleType, default=People)
+    # Incoming: who vouches for the sender (mail/sender_trust.py SenderVerdict.to_dict()):
+    # DKIM checked here, SPF and DMARC as a trusted server's Authentication-Results say.
+    sender_verdict: Mapped[dict | None] = mapped_column(JSON)
     text_body: Mapped[str] = mapped_column(Text, default="")
     html_body: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3 before storing
     quoted_text: Mapped[str] = mapped_column(Text, default="")
@@ -172,6 +182,26 @@ class Message(TimestampMixin, Base):
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     sender: Mapped[User | None] = relationship()  # the agent who wrote it (outgoing, note)
+
+    @property
+    def from_person(self) -> Person:
+        """Who it is from as a Person (incoming: the sender; outgoing: the inbox address)."""
+        return Person(self.from_address or "", self.from_name or "")
+
+    @property
+    def verdict(self):
+        """The sender verdict (mail/sender_trust.py SenderVerdict), None if not checked."""
+        if not self.sender_verdict:
+            return None
+        from mail.sender_trust import SenderVerdict  # loads dkimpy: only where it is shown
+
+        return SenderVerdict.from_dict(self.sender_verdict)
+
+    @property
+    def from_display(self) -> str:
+        """The From as a person reads it: `"Ximian, Inc." <evolve@ximian.com>`."""
+        return self.from_person.formatted() if self.from_address else self.from_name or ""
+
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", cascade="all, delete-orphan"
     )

@@ -14,6 +14,9 @@ class ConversationStatus(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     SNOOZED = "snoozed"
+    # Caught by the spam check on arrival (services/spam.py) or marked by an agent: kept out
+    # of the open queue, never auto-assigned or notified; "Not spam" reopens it.
+    SPAM = "spam"
 
 
 class Direction(StrEnum):
@@ -147,7 +150,7 @@ def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
 
 # The CHECK constraints, per table, as the models declare them and migration 0007 adds them.
 CHECKS: dict[str, dict[str, type[StrEnum]]] = {
-    "conversations": {"status": ConversationStatus},
+    "conversations": {"status": ConversationStatus},  # widened by migration 0019 (spam)
     "messages": {
         "direction": Direction,
         "delivery_status": DeliveryStatus,

@@ -30,6 +30,19 @@ from models.base import Base, TimestampMixin, utcnow
 from models.enums import InboundStatus, checks_for, values
 
 INBOUND_STATUSES = values(InboundStatus)
+# What each status means: one vocabulary for the Inbound log, the CLI, the API and README.
+STATUS_MEANINGS = {
+    "pending": "received and stored; waiting for the worker",
+    "processing": "the worker is on it",
+    "delivered": "in a conversation (or a duplicate of one already there)",
+    "bounced": (
+        "received but not routable, the reason says why: no inbox matches a recipient, "
+        "the inbox is archived, or no sender address (a delivery report from the empty "
+        "sender about none of our emails)"
+    ),
+    "refused": "an agent's answer by email that was not posted (the reason says why)",
+    "failed": "processing went wrong; retried with backoff, the error kept",
+}
 # The Message-ID of the record of an IMAP message the server would not hand over: it names
 # where the message is (so a retry can fetch it again) and makes the record unique per UID.
 UNFETCHED_DOMAIN = "unfetched.threadline.invalid"

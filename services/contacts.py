@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, select
 
 from extensions import db, get_settings
-from mail.addresses import normalise, parse_addresses
+from mail.addresses import normalise
+from mail.model import Person
 from models import Contact, Conversation, Inbox, InboxMember, Message, User
 from models.enums import ParticipantRole
 from services import participants as conversation_participants
@@ -59,7 +60,12 @@ def contact_panel(user: User, conversation: Conversation) -> ContactPanel:
 # The panel's statements, built once (every thread page runs them; building a select cost
 # about as much as running these). Each distinct header triple once (a long thread repeats the
 # same few), first seen first.
-_HEADER_COLUMNS = (Message.from_address, Message.to_addresses, Message.cc_addresses)
+_HEADER_COLUMNS = (
+    Message.from_address,
+    Message.from_name,
+    Message.to_addresses,
+    Message.cc_addresses,
+)
 _HEADERS = (
     select(*_HEADER_COLUMNS)
     .where(
@@ -107,9 +113,9 @@ def _on_its_emails(conversation: Conversation, contact: Contact) -> list[Partici
     skip = {normalise(contact.email), normalise(conversation.inbox.support_address)}
     found: dict[str, Participant] = {}
     for row in rows:
-        for name, address in parse_addresses(
-            [row.from_address, row.to_addresses, row.cc_addresses]
-        ):
+        sender = [Person(row.from_address, row.from_name)] if row.from_address else []
+        for person in [*sender, *row.to_addresses, *row.cc_addresses]:
+            name, address = person.name, person.address
             normal = normalise(address)
             if normal in skip or (domain != "@" and normal.endswith(domain)):
                 continue

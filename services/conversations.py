@@ -30,6 +30,8 @@ STATUS_PHRASES = {
     "pending": "marked this conversation as pending",
     "resolved": "resolved this conversation",
     "snoozed": "snoozed this conversation",
+    # The API may set it too; the thread's buttons and blocking go through services/spam.py.
+    "spam": "marked this as spam",
 }
 
 

@@ -80,7 +80,7 @@ def forward(
         direction=Direction.OUTGOING,
         sender_user_id=author.id,
         text_body=forward_text(conversation, note, carried),
-        to_addresses=", ".join(recipients),  # the addresses (a dict's keys)
+        to_addresses=list(recipients),  # the addresses (a dict's keys)
         subject=subject,
         delivery_status="queued",
         participant_id=people[0].id,
@@ -149,12 +149,12 @@ def forward_text(conversation: Conversation, note: str, carried: list[Message]) 
 def _forwarded_block(conversation: Conversation, message: Message) -> str:
     inbox = conversation.inbox
     if message.direction == Direction.INCOMING:
-        sender = message.from_address or conversation.contact.email
-        to = message.to_addresses or inbox.support_address
+        sender = message.from_display or conversation.contact.email
+        to = str(message.to_addresses) or inbox.support_address
     else:
         name = message.sender.name if message.sender else inbox.name
-        sender = f"{name} <{message.from_address or inbox.support_address}>"
-        to = message.to_addresses or conversation.contact.email
+        sender = Person(message.from_address or inbox.support_address, name).formatted()
+        to = str(message.to_addresses) or conversation.contact.email
     lines = [
         SEPARATOR,
         f"From: {sender}",

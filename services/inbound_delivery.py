@@ -22,7 +22,7 @@ from mail.model import ParsedEmail, Person
 from mail.parse import parse_email
 from models import Contact, Conversation, InboundEmail, Message, utcnow
 from models.enums import NotificationEvent as Event
-from services import automations, inbox_aliases, participants
+from services import automations, inbox_aliases, participants, sender_trust, spam
 from services.assignment import auto_assign
 from services.conversations import new_conversation
 from services.inbound_content import (
@@ -36,6 +36,8 @@ from services.notifications import events as notifications
 from services.routing import Route, conversation_by_subject, route
 
 DUPLICATE = "duplicate of a message already delivered"
+# Who a delivery report from the empty sender (RFC 5321 null reverse-path) is shown as.
+MAIL_SYSTEM = Person("", "Mail delivery system")
 
 
 @dataclass
@@ -68,16 +70,22 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     if duplicate is not None:
         return Outcome("delivered", DUPLICATE, duplicate.id, inbox_id)
     person = parsed.contact or parsed.from_
+    report_about_ours = parsed.bounce is not None and where.conversation is not None
+    if person is None and report_about_ours:
+        # A delivery report from the empty sender (`From: MAILER-DAEMON <>`) about one of our
+        # emails: it belongs in that email's conversation, whose contact it is about.
+        person = contact_person(where.conversation.contact)
     if person is None:
-        reason = "no sender address in Reply-To, X-Original-Sender or From"
-        return Outcome("bounced", reason, inbox_id=inbox_id)
+        return Outcome("bounced", _no_sender(parsed), inbox_id=inbox_id)
     contact = _contact(person)
     if where.conversation is None:
         found = conversation_by_subject(where.inbox, contact, parsed.subject)
         if found is not None:
             where = Route(where.inbox, found, "subject", participant=where.participant)
+    verdict = sender_trust.verdict_for(raw, parsed)
+    spam_reason = spam.spam_reason(where.inbox, parsed, raw)
     try:
-        message, effects = _record(inbound, parsed, where, contact)
+        message, effects = _record(inbound, parsed, where, contact, verdict, spam_reason)
         db.session.flush()  # a concurrent delivery of the same Message-ID shows here
     except IntegrityError:
         # Another worker delivered the same Message-ID to this inbox first: same message.
@@ -90,7 +98,14 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     return Outcome("delivered", None, message.id, inbox_id, effects)
 
 
-def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: Contact):
+def _record(
+    inbound: InboundEmail,
+    parsed: ParsedEmail,
+    where: Route,
+    contact: Contact,
+    verdict: dict | None = None,
+    spam_reason: str | None = None,
+):
     inbox, now = where.inbox, utcnow()
     # First what needs no row (storage, sanitising): on SQLite every write below holds the
     # database's write lock until the commit, which other workers wait for.
@@ -108,6 +123,9 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     inbox.last_message_at = now
     # Who else is on it (reply-all), and who wrote it when not the contact.
     writer = participants.on_incoming(conversation, parsed, contact, where.participant)
+    sender = parsed.from_ or (
+        MAIL_SYSTEM if parsed.bounce and parsed.contact is None else contact_person(contact)
+    )
     message = Message(
         conversation_id=conversation.id,
         inbox_id=inbox.id,
@@ -119,11 +137,12 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
         in_reply_to=_ids_within(parsed.in_reply_to, Message.in_reply_to.type.length),
         references=" ".join(parsed.references[-50:]) or None,
         subject=parsed.subject[:998],
-        from_address=_fit(
-            (parsed.from_ or contact_person(contact)).formatted(), Message.from_address
-        ),
-        to_addresses=", ".join(p.formatted() for p in parsed.to),
-        cc_addresses=", ".join(p.formatted() for p in parsed.cc),
+        from_address=_fit(sender.address, Message.from_address),
+        from_name=_fit(sender.name, Message.from_name),
+        to_addresses=parsed.to,
+        cc_addresses=parsed.cc,
+        reply_to=parsed.reply_to,
+        sender_verdict=verdict,
         delivery_status="received",
         threaded_by=where.threaded_by,
         auto_flag=parsed.auto_flag,
@@ -135,10 +154,13 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     db.session.flush()
     if content is None:  # cid: images point at the stored parts' ids, known once flushed
         _fill(message, build_content(parsed, cid_urls(files)))
+    # Spam (a new conversation caught on arrival, or one set aside before): no assignee, no
+    # rule, no acknowledgement, nobody told (services/spam.py).
+    is_spam = spam.on_arrival(conversation, is_new, spam_reason)
     if reopened_from:  # after the message, so the thread reads in order
         line = f"Reopened ({reopened_from}) by a new email from {contact.email}"
         db.session.add(conversation.activity(line))
-    if is_new and parsed.auto_flag is None:
+    if is_new and parsed.auto_flag is None and not is_spam:
         # After the first message, so the "Auto-assigned" line follows it in the thread.
         # Auto-replies, bounces and bulk mail are never assigned.
         auto_assign(conversation, inbox)
@@ -148,11 +170,12 @@ def _record(inbound: InboundEmail, parsed: ParsedEmail, where: Route, contact: C
     # Rules and the acknowledgement, in this transaction: exactly once per delivered message.
     # Not for a third party's answer to a forward: those are for the customer's emails (no
     # acknowledgement, no rule's reply to the customer about someone else's email).
-    if writer is not None and writer.role == participants.THIRD_PARTY:
+    if is_spam or (writer is not None and writer.role == participants.THIRD_PARTY):
         effects = automations.Effects()
     else:
         effects = automations.run(message, conversation, parsed, is_new)
-    _tell_agents(conversation, message, is_new)
+    if not is_spam:
+        _tell_agents(conversation, message, is_new)
     return message, effects
 
 
@@ -171,6 +194,20 @@ def _tell_agents(conversation: Conversation, message: Message, is_new: bool) -> 
     else:
         event = Event.CUSTOMER_REPLY if conversation.assignee_id else Event.UNASSIGNED_REPLY
     notifications.record(event, conversation, message=message)
+
+
+def _no_sender(parsed: ParsedEmail) -> str:
+    """Why a message with no sender address is bounced (kept in the inbox's Inbound log,
+    where an admin can read and reprocess it): a delivery report that names none of our
+    emails, or an email without a usable From, Reply-To or X-Original-Sender."""
+    if parsed.bounce is not None:
+        about = parsed.bounce.original_message_id
+        named = f"names {about}, which" if about else "names no email that"
+        return (
+            "a delivery report from the empty sender (MAILER-DAEMON) that "
+            f"{named} is not one of ours"
+        )
+    return "no sender address: From, Reply-To and X-Original-Sender are missing or empty"
 
 
 def contact_person(contact: Contact) -> Person:

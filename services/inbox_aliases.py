@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from extensions import db, get_settings
-from mail.addresses import normalise, parse_addresses
+from mail.addresses import normalise
 from mail.model import ParsedEmail
 from models import Conversation, Inbox, InboxAddress, Message, utcnow
 from services.conversations import latest_email
@@ -133,9 +133,9 @@ def reply_from(conversation: Conversation, latest: Message | None = None) -> str
         latest = latest_email(conversation.id)
     if latest is None:
         return ""
-    for _name, address in parse_addresses([latest.to_addresses or "", latest.cc_addresses or ""]):
-        if normalise(address) in aliases:
-            return aliases[normalise(address)]
+    for person in [*latest.to_addresses, *latest.cc_addresses]:
+        if normalise(person.address) in aliases:
+            return aliases[normalise(person.address)]
     return ""
 
 

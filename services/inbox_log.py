@@ -25,6 +25,7 @@ import logging
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from extensions import db, get_storage
+from mail.model import Person
 from mail.summary import Summary, summary_of_bytes
 from models import InboundEmail, Message
 from storage import StorageError
@@ -107,13 +108,17 @@ def summaries(rows: list[InboundEmail]) -> dict[int, Summary]:
         return found
     stored = db.session.execute(
         select(
-            Message.inbound_email_id, Message.from_address, Message.to_addresses, Message.subject
+            Message.inbound_email_id,
+            Message.from_address,
+            Message.from_name,
+            Message.to_addresses,
+            Message.subject,
         )
         .where(Message.inbound_email_id.in_([row.id for row in older]))
         .order_by(Message.id)
     )
-    for inbound_id, from_, to, subject in stored:
-        found.setdefault(inbound_id, Summary(from_ or "", to or "", subject or ""))
+    for inbound_id, address, name, to, subject in stored:
+        found.setdefault(inbound_id, Summary(Person(address, name).formatted(), str(to), subject))
     for row in older:
         if row.id not in found and row.storage_key:
             found[row.id] = raw_summary(row.storage_key)

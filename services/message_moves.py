@@ -35,7 +35,7 @@ def _check_movable(message: Message, source: Conversation) -> None:
 
 def _describe(message: Message) -> str:
     subject = (message.subject or "(no subject)")[:80]
-    return f"the email “{subject}” from {message.from_address or 'the customer'}"
+    return f"the email “{subject}” from {message.from_display or 'the customer'}"
 
 
 def _relocate(message: Message, source: Conversation, target: Conversation) -> None:

@@ -58,13 +58,19 @@ def sender_name(inbox: Inbox, author: User | None) -> str:
 
 
 def recipients(message: Message, contact) -> list[Person]:
-    """The reply's To as the agent chose it (Message.to_addresses), the contact's display name
-    kept on the contact's own address; a reply recorded without a To goes to the contact."""
-    chosen = [a for a in (message.to_addresses or "").split(", ") if a]
-    if not chosen:
-        return [Person(contact.email, contact.name)]
-    own = contact.email.lower()
-    return [Person(a, contact.name if a.lower() == own else "") for a in chosen]
+    """The reply's To as the agent chose it (Message.to_addresses); a reply recorded without
+    a To goes to the contact."""
+    return named(message.to_addresses, message.conversation, contact) or [
+        Person(contact.email, contact.name)
+    ]
+
+
+def named(people: list[Person], conversation, contact) -> list[Person]:
+    """The people an agent chose (addresses), each with the name we know them by: the
+    contact's, else the participant's (as the customer's email named them)."""
+    names = {p.email.lower(): p.name for p in participants.of(conversation.id) if p.name}
+    names[contact.email.lower()] = contact.name or names.get(contact.email.lower(), "")
+    return [Person(p.address, p.name or names.get(p.address.lower(), "")) for p in people]
 
 
 def compose(message: Message) -> OutgoingEmail:
@@ -122,8 +128,12 @@ def compose(message: Message) -> OutgoingEmail:
         # The address the customer wrote to (an alias) or the agent chose; else the primary.
         sender=Person(message.from_address or inbox.support_address, sender_name(inbox, author)),
         to=recipients(message, contact),
-        cc=[a for a in message.cc_addresses.split(", ") if a and a.lower() != not_customer],
-        bcc=[a for a in message.bcc_addresses.split(", ") if a and a.lower() != not_customer],
+        cc=[
+            p
+            for p in named(message.cc_addresses, conversation, contact)
+            if p.address.lower() != not_customer
+        ],
+        bcc=[a for a in message.bcc_addresses.addresses() if a.lower() != not_customer],
         reply_to=reply_to,
         # What automations send carries the subject they chose (an acknowledgement's own).
         subject=(automatic and message.subject)

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from extensions import db, get_settings
-from mail.addresses import is_email_address, normalise, parse_addresses
+from mail.addresses import is_email_address, normalise
 from mail.model import ParsedEmail, Person
 from models import Contact, Conversation, Message
 from models.conversations import Participant, new_conversation_token
@@ -197,8 +197,7 @@ def reply_all(conversation: Conversation, latest: Message | None) -> tuple[str, 
     others = [contact] + [p.email for p in of(conversation.id) if p.role == CC]
     if latest is not None and writer is None and not others[1:]:
         # Emails from before participants were recorded: the people on the latest one.
-        on_it = parse_addresses([latest.to_addresses, latest.cc_addresses])
-        others += [normalise(a) for _n, a in on_it]
+        others += [normalise(p.address) for p in [*latest.to_addresses, *latest.cc_addresses]]
     # The inbox's own address and the inbound domain go without a query; the rest of ours
     # (other inboxes, aliases) is read only when someone is left to check.
     inbox, domain = conversation.inbox, (get_settings().inbound_domain or "").lower()

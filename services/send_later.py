@@ -26,7 +26,6 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from extensions import db, get_settings, get_storage
-from mail.addresses import parse_addresses
 from models import Message, Participant, ReplyDraft, User, utcnow
 from models.enums import ParticipantRole
 from services import reply_drafts
@@ -160,9 +159,10 @@ def take_back(message: Message, agent: User) -> TakenBack:
     files = [(a.filename, a.storage_key) for a in message.attachments]
     words, to, cc, bcc = (
         message.text_body or "",
-        message.to_addresses,
-        message.cc_addresses,
-        message.bcc_addresses,
+        # The composer's fields hold addresses separated by commas.
+        ", ".join(message.to_addresses.addresses()),
+        ", ".join(message.cc_addresses.addresses()),
+        ", ".join(message.bcc_addresses.addresses()),
     )
     gone = db.session.execute(
         delete(Message)
@@ -242,8 +242,7 @@ def wrote_since(message: Message) -> str | None:
     )
     if incoming is None:
         return None
-    found = parse_addresses([incoming.from_address or ""])
-    name, address = found[0] if found else ("", "")
+    name, address = incoming.from_name, incoming.from_address
     contact = message.conversation.contact
     if address.lower() == (contact.email or "").lower():
         name = contact.name or name

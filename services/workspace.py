@@ -45,12 +45,22 @@ def count_open(user: User, inbox_ids: list[int]) -> dict:
     }
 
 
+def count_spam(inbox_ids: list[int]) -> int:
+    """Conversations in the Spam view of these inboxes (the sidebar's Spam entry)."""
+    return db.session.scalar(
+        select(func.count(Conversation.id)).where(
+            Conversation.status == "spam", Conversation.inbox_id.in_(inbox_ids)
+        )
+    )
+
+
 def sidebar_counts(user: User, inboxes: list[Inbox]) -> dict:
-    """`count_open` cached in Redis until anything in the lists changes (a count over every
-    open conversation is the costliest part of a list page on a big mailbox)."""
+    """`count_open` and the Spam view's count, cached in Redis until anything in the lists
+    changes (a count over every open conversation is the costliest part of a list page on a
+    big mailbox)."""
     ids = sorted(inbox.id for inbox in inboxes)
     key = f"sidebar:{user.id}:{','.join(map(str, ids))}"
-    counts = list_version.cached(key, lambda: count_open(user, ids))
+    counts = list_version.cached(key, lambda: {**count_open(user, ids), "spam": count_spam(ids)})
     counts["per_inbox"] = {int(k): v for k, v in counts["per_inbox"].items()}  # JSON keys
     return counts
 

@@ -17,7 +17,8 @@ _SETTING = re.compile(
     r"^(SECRET_KEY|ENCRYPTION_KEY|APP_URL|HOST|PORT|WEB_CONCURRENCY|LOG_\w+|INSTANCE_PATH|"
     r"ADMIN_\w+|DATABASE_URL|REDIS_URL|STORAGE_\w+|MINIO_\w+|INBOUND_EMAIL_\w+|MAILGUN_\w+|"
     r"MANDRILL_\w+|MAILER_\w+|ATTACHMENT_MAX_BYTES|SMTP_\w+|REMEMBER_ME_DAYS|REQUIRE_2FA_FOR_ADMINS|"
-    r"TRUSTED_PROXIES|MICROSOFT_\w+|GOOGLE_\w+|SEND_UNDO_SECONDS|SCHEDULER_LOCK_SECONDS)$"
+    r"TRUSTED_PROXIES|MICROSOFT_\w+|GOOGLE_\w+|SEND_UNDO_SECONDS|SCHEDULER_LOCK_SECONDS|"
+    r"DNS_RESOLVER|TRUSTED_AUTHSERV_IDS|SPAM_SCORE_THRESHOLD)$"
 )
 for _name in list(os.environ):
     if _SETTING.match(_name) or _name in ALIASES.values():
@@ -26,6 +27,9 @@ os.environ["ENV_FILE"] = os.devnull
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 TEST_INGRESS_PASSWORD = "ingress-password-for-tests"
+# The DNS every app in the session asks (DNS_RESOLVER): a local stand-in for the Internet's,
+# which tests cannot reach; it knows no names unless a test adds them (`dns_records`).
+_DNS: dict = {}
 
 
 def pytest_collection_modifyitems(items):
@@ -33,6 +37,22 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"app", "db_app"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dns_stand_in():
+    from tests.support.dns_server import dns_server
+
+    with dns_server({}) as server:
+        _DNS["server"] = server
+        yield server
+
+
+@pytest.fixture
+def dns_records(dns_stand_in):
+    """The stand-in's TXT records for this test: set names on it; gone after the test."""
+    yield dns_stand_in.records
+    dns_stand_in.records.clear()
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +126,7 @@ def base_config(database_url: str, redis_url: str, instance_path) -> dict:
         "APP_URL": "http://localhost",
         "SEND_UNDO_SECONDS": 0,  # replies go at once; tests/integration/test_send_later.py waits
         "TESTING": True,
+        "DNS_RESOLVER": f"127.0.0.1:{_DNS['server'].port}" if "server" in _DNS else "",
     }
 
 
@@ -119,6 +140,7 @@ def app_config(_migrated, redis_server, tmp_path) -> dict:
 def app(app_config):
     from app import create_app
     from extensions import db, get_redis
+    from services.sender_trust import forget_dns_answers
 
     app = create_app(app_config)
     with app.app_context():
@@ -130,6 +152,7 @@ def app(app_config):
                 conn.execute(table.delete())
         get_redis().flushdb()
         db.engine.dispose()
+        forget_dns_answers()  # the stand-in's records change from test to test
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Message endpoints: a reply or private note on a conversation, the two decisions on a
-reply whose delivery failed or is unknown, and an attachment's bytes."""
+reply whose delivery failed or is unknown, a sent reply's exact email and an attachment's
+bytes."""
 
 from __future__ import annotations
 
@@ -73,6 +74,22 @@ def _decide(message_pk: int, decision):
     except ReplyError as exc:
         raise ApiError(422, str(exc)) from None
     return json_response(message_json(message, load_senders([message])))
+
+
+@bp.get("/messages/<int:message_pk>/sent.eml")
+def sent_mime(message_pk: int):
+    """The exact bytes of a reply as it was handed to the SMTP server: the web's sent.eml
+    (blueprints/attachments.py), for the bearer token instead of a signed-in browser."""
+    message = find(Message, message_pk)
+    if message is None or not can_view_inbox(api_user(), message.inbox_id):
+        raise ApiError(404, f"message {message_pk}: no such message")
+    if not message.mime_storage_key:
+        raise ApiError(404, f"message {message_pk} was not sent by email: it has no sent MIME")
+    response = Response(stream_object(message.mime_storage_key), mimetype="message/rfc822")
+    disposition = content_disposition("attachment", f"message-{message.id}.eml")
+    safe_download_headers(response, disposition)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/attachments/<int:attachment_id>")

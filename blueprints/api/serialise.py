@@ -72,8 +72,11 @@ def load_senders(messages) -> dict:
     }
 
 
-def _addresses(value: str) -> list[str]:
-    return [part.strip() for part in (value or "").split(", ") if part.strip()]
+def _sender(message: Message) -> dict | None:
+    """{"name", "address"}; an automation's note has a name (its rule) and no address."""
+    if not (message.from_address or message.from_name):
+        return None
+    return {"name": message.from_name or "", "address": message.from_address or None}
 
 
 def message_json(message: Message, senders: dict) -> dict:
@@ -88,10 +91,12 @@ def message_json(message: Message, senders: dict) -> dict:
         "private": message.direction == "note",
         "sender": sender,
         "subject": message.subject,
-        "from": message.from_address or None,
-        "to": _addresses(message.to_addresses),
-        "cc": _addresses(message.cc_addresses),
-        "bcc": _addresses(message.bcc_addresses),
+        "from": _sender(message),
+        "to": message.to_addresses.as_json(),
+        "cc": message.cc_addresses.as_json(),
+        "bcc": message.bcc_addresses.as_json(),
+        "reply_to": message.reply_to.as_json(),
+        "sender_verdict": message.sender_verdict,
         "text": message.text_body,
         "quoted_text": message.quoted_text,
         "html": message.html_body,
@@ -100,8 +105,7 @@ def message_json(message: Message, senders: dict) -> dict:
         "delivery_error": message.delivery_error,
         "sent_at": iso(message.sent_at),
         "smtp_response": message.smtp_response,
-        "sent_mime_url": get_settings().app_url
-        + url_for("attachments.sent_mime", message_pk=message.id)
+        "sent_mime_url": get_settings().app_url + url_for("api.sent_mime", message_pk=message.id)
         if message.mime_storage_key
         else None,
         "threaded_by": message.threaded_by,

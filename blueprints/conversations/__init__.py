@@ -18,6 +18,7 @@ from blueprints.conversations import (  # noqa: F401  (their routes and context 
     mail_frame,
     merge,
     sending,
+    spam_actions,
     thread_actions,
     thread_views,
 )

@@ -48,7 +48,7 @@ def _choices(conversation, shown=None) -> list[tuple[str, str]]:
     choices = [(WHOLE, "The whole conversation (emails only, no notes)")]
     for message in emails:
         if message.direction == "incoming":
-            who = f"Email from {message.from_address or 'the customer'}"
+            who = f"Email from {message.from_display or 'the customer'}"
         elif message.direction == "outgoing" and not message.auto_flag:
             who = f"Our email to {message.to_addresses or 'the customer'}"
         else:

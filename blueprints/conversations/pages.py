@@ -27,7 +27,7 @@ from services.labels import conversation_labels, labels_for
 from services.notifications import mentions
 from services.unread import unread_ids
 
-LIST_STATUSES = ("open", "pending", "snoozed", "resolved")
+LIST_STATUSES = ("open", "pending", "snoozed", "resolved", "spam")
 ASSIGNEES = ("me", "unassigned", "all")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # as attachments.py
 LIST_DEFAULTS = {"status": "open", "assignee": "all"}

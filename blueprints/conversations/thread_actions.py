@@ -56,9 +56,9 @@ from services.unread import mark_read
 # links (which keep the thread's status) show the status too.
 COMPONENTS = {
     "assign": ("_controls", ("_meta",)),
-    "status": ("_controls", ("_meta", "_labels", "_snooze")),
+    "status": ("_controls", ("_meta", "_labels", "_snooze", "_spam")),
     "labels": ("_labels", ()),
-    "snooze": ("_snooze", ("_meta", "_controls", "_labels")),
+    "snooze": ("_snooze", ("_meta", "_controls", "_labels", "_spam")),
 }
 
 

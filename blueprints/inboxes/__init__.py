@@ -13,6 +13,7 @@ from __future__ import annotations
 from blueprints.inboxes import (  # noqa: F401
     aliases,
     archive,
+    blocked_senders,
     hours,
     index,
     oauth,

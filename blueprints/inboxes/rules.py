@@ -100,7 +100,7 @@ def _options(inbox: Inbox | None) -> dict:
         "assignees": [(str(u.id), u.name + (" (admin)" if u.is_admin else "")) for u in assignees],
         "replies": [(str(r.id), r.name) for r in usable_saved_replies(inbox)],
         "samples": [
-            (str(m.id), f"{m.subject or '(no subject)'} — {m.from_address}") for m in samples
+            (str(m.id), f"{m.subject or '(no subject)'} — {m.from_display}") for m in samples
         ],
     }
 

@@ -44,6 +44,7 @@ TABS = {
     "agents": "Agents",
     "rules": "Rules",
     "hours": "Business hours",
+    "blocked": "Blocked senders",  # the block list (blocked_senders.py)
     "archive": "Archive or delete",
 }
 
@@ -142,6 +143,7 @@ def render_settings(
         "delete_form": DeleteForm(formdata=None),
         **_automation_tabs(inbox, tab, extra),
         **_aliases_tab(inbox, tab, extra),
+        **_blocked_tab(inbox, tab, extra),
         **extra,
     }
     allow_sign_in_redirects()
@@ -162,6 +164,13 @@ def _automation_tabs(inbox: Inbox, tab: str, extra: dict) -> dict:
 def _aliases_tab(inbox: Inbox, tab: str, extra: dict) -> dict:
     """The Addresses tab's own context (aliases.py; imported late, as it renders this page)."""
     from blueprints.inboxes.aliases import tab_context
+
+    return tab_context(inbox, tab, extra)
+
+
+def _blocked_tab(inbox: Inbox, tab: str, extra: dict) -> dict:
+    """The Blocked senders tab's own context (blocked_senders.py; imported late, as above)."""
+    from blueprints.inboxes.blocked_senders import tab_context
 
     return tab_context(inbox, tab, extra)
 

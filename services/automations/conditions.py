@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import getaddresses, parseaddr
 
 from sqlalchemy import func, select
 
@@ -38,7 +37,7 @@ class Facts:
 
 def facts_of_delivery(message, conversation, parsed: ParsedEmail, is_new: bool) -> Facts:
     person = parsed.from_ or parsed.contact
-    sender = person.address if person else parseaddr(message.from_address)[1]
+    sender = person.address if person else message.from_address
     return Facts(
         kind="new" if is_new else "reply",
         sender=sender.lower(),
@@ -58,11 +57,10 @@ def facts_of_stored(inbox: Inbox, message: Message) -> Facts:
             Message.conversation_id == message.conversation_id, Message.direction == "incoming"
         )
     )
-    recipients = getaddresses([message.to_addresses or "", message.cc_addresses or ""])
     return Facts(
         kind="new" if first_incoming == message.id else "reply",
-        sender=parseaddr(message.from_address or "")[1].lower(),
-        recipients=[address.lower() for _, address in recipients if address],
+        sender=(message.from_address or "").lower(),
+        recipients=[p.address.lower() for p in [*message.to_addresses, *message.cc_addresses]],
         subject=message.subject or "",
         text=(message.text_body or "")[:TEXT_LIMIT],
         has_attachments=any(not a.inline for a in message.attachments),

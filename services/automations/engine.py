@@ -178,14 +178,14 @@ def _change_labels(conversation, kind: str, labels: list[str], by: str) -> None:
 
 
 def _add_note(conversation: Conversation, text: str, by: str) -> None:
-    """A private note without a sender; `from_address` names the rule, which the thread
+    """A private note without a sender; `from_name` names the rule, which the thread
     shows where an agent's note shows the agent."""
     db.session.add(
         Message(
             conversation_id=conversation.id,
             inbox_id=conversation.inbox_id,
             direction="note",
-            from_address=by[: Message.from_address.type.length],
+            from_name=by[: Message.from_name.type.length],
             subject=conversation.subject,
             text_body=text,
         )

@@ -26,7 +26,7 @@ def notify_by_email(message_pk: int, user_id: int) -> bool:
         user,
         f"[#{conversation.display_number}] {conversation.subject}",
         f"Hello {user.name},\n\n"
-        f"A new email from {message.from_address} in {conversation.inbox.name}:\n\n"
+        f"A new email from {message.from_display} in {conversation.inbox.name}:\n\n"
         f"{(message.text_body or '')[:2000]}\n\n"
         f"{get_settings().app_url}/conversations/{conversation.id}\n",
     )

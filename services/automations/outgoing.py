@@ -30,7 +30,7 @@ def queue_automatic_reply(
         direction="outgoing",
         sender_user_id=None,
         text_body=text,
-        to_addresses=conversation.contact.email.lower(),
+        to_addresses=[conversation.contact.email.lower()],
         from_address=reply_from(conversation),  # the alias the customer wrote to, if any
         subject=(subject or reply_subject(conversation.subject))[:998],
         delivery_status="queued",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr
 
 from sqlalchemy import func, select
 
@@ -41,8 +41,7 @@ def message_id(conversation_id: int, user_id: int, number: int) -> str:
 
 def writer(message: Message) -> str:
     """The customer who wrote a message, as people read it: their name, else the address."""
-    name, address = parseaddr(message.from_address or "")
-    return one_line(name or address) or "The customer"
+    return one_line(message.from_name or message.from_address) or "The customer"
 
 
 def describe(notification: Notification) -> str:

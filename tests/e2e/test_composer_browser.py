@@ -192,7 +192,7 @@ def test_reply_all_chips_tabs_and_a_note_that_is_never_emailed(
     send_outbound(app)
     db.session.expire_all()
     stored = db.session.scalar(select(Message).where(Message.direction == "note"))
-    assert stored.cc_addresses == "" and stored.to_addresses == ""
+    assert stored.cc_addresses == [] and stored.to_addresses == []
     assert stored.delivery_status is None
     page.wait_for_timeout(500)
     assert len(smtp.envelopes) == 1, "a note reached the SMTP server"

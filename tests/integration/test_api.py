@@ -123,6 +123,7 @@ ENDPOINTS = [
     ("PATCH", "/conversations/{conv}"),
     ("GET", "/contacts/{contact}"),
     ("GET", "/attachments/1"),
+    ("GET", "/messages/1/sent.eml"),
 ]
 
 
@@ -427,7 +428,9 @@ def test_a_reply_is_queued_and_its_send_job_enqueued(api, team):
     assert data["direction"] == "outgoing" and data["private"] is False
     assert data["delivery_status"] == "queued" and data["delivery_error"] is None
     assert data["sender"] == {"type": "user", "id": team.bob.id, "name": "Bob Agent"}
-    assert data["text"] == "We are on it." and data["cc"] == ["boss@customer.example"]
+    assert data["text"] == "We are on it." and data["cc"] == [
+        {"name": "", "address": "boss@customer.example"}
+    ]
 
     stored = db.session.get(Message, data["id"])
     assert stored.direction == "outgoing" and stored.delivery_status == "queued"

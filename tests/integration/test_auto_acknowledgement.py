@@ -77,7 +77,7 @@ def test_a_new_conversation_is_acknowledged_and_the_answer_threads(
     [sent] = acknowledgements()
     assert sent.direction == "outgoing" and sent.sender_user_id is None
     assert sent.conversation_id == conversation.id
-    assert sent.to_addresses == "carla@customer.example"
+    assert sent.to_addresses.addresses() == ["carla@customer.example"]
     assert sent.text_body == (
         f"Hi Carla Customer, we have your message as #{conversation.display_number} "
         "in Support. {{ config }} stays as typed."
@@ -173,7 +173,7 @@ def test_at_most_one_per_sender_within_the_window_and_again_after_it(app, client
     conversations = {m.conversation_id for m in db.session.scalars(select(Message)) if m.contact_id}
     assert len(conversations) == 3  # three new conversations, Carla's two among them
     sent = acknowledgements()
-    assert [m.to_addresses for m in sent] == ["carla@customer.example", "d@x.example"]
+    assert [str(m.to_addresses) for m in sent] == ["carla@customer.example", "d@x.example"]
     assert sent[1].conversation_id == second.conversation_id
 
     # An hour and a minute later, Carla's next new conversation is acknowledged again.
@@ -186,7 +186,7 @@ def test_at_most_one_per_sender_within_the_window_and_again_after_it(app, client
     fourth = receive(app, client, "m4@customer.example", subject="Copier on fire")
     [*_, latest] = acknowledgements()
     assert latest.conversation_id == fourth.conversation_id
-    assert latest.to_addresses == "carla@customer.example"
+    assert latest.to_addresses.addresses() == ["carla@customer.example"]
 
 
 def test_the_window_is_per_inbox(app, client, ack):
@@ -289,7 +289,7 @@ def test_the_thread_names_automatic_replies_and_rule_notes(app, client, team, br
                 to_addresses="carla@customer.example",
                 delivery_status="sent",
             ),
-            Message(**common, direction="note", from_address="Rule 'VIP'", text_body="Call her."),
+            Message(**common, direction="note", from_name="Rule 'VIP'", text_body="Call her."),
             Message(**common, direction="note", text_body="Rule 'VIP' could not reach Ana."),
             Message(**common, direction="outgoing", text_body="Old", delivery_status="sent"),
         ]

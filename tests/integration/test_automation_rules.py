@@ -259,7 +259,7 @@ def test_assign_labels_note_and_the_activity_lines(app, client, inbox, make_user
         "Rule 'VIP customers' labelled this vip, Priority",
     ]
     note = db.session.scalars(select(Message).where(Message.direction == "note")).one()
-    assert note.sender_user_id is None and note.from_address == "Rule 'VIP customers'"
+    assert note.sender_user_id is None and note.from_name == "Rule 'VIP customers'"
     assert note.text_body == "Call them back within the hour."
     assert note.conversation_id == conversation.id
     # Activity lines of a rule have no sender: nobody clicked.
@@ -558,7 +558,9 @@ def test_send_saved_reply_queues_it_rendered_and_never_to_automatic_mail(app, cl
     [sent] = outgoing()
     assert sent.text_body == f"Hello Carla Customer, see #{conversation.display_number}."
     assert (sent.auto_flag, sent.delivery_status) == ("saved_reply", "queued")
-    assert sent.to_addresses == "carla@customer.example" and sent.sender_user_id is None
+    assert (
+        sent.to_addresses.addresses() == ["carla@customer.example"] and sent.sender_user_id is None
+    )
     assert activity(conversation.id) == [
         "Rule 'Thank' sent the saved reply 'Thanks' to carla@customer.example"
     ]

@@ -4,6 +4,7 @@ the contact's other conversations the agent may see, notes; name and notes edite
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import getaddresses
 from html import unescape
 
 import pytest
@@ -34,13 +35,16 @@ def jane_conversation(team, subject="Where is my refund?", **kwargs):
 
 
 def copy(conversation, sender, to, cc=""):
+    """An incoming email; `sender` as a From header reads (`Name <address>`)."""
+    [(name, address)] = getaddresses([sender])
     db.session.add(
         Message(
             conversation_id=conversation.id,
             inbox_id=conversation.inbox_id,
             direction="incoming",
             contact_id=conversation.contact_id,
-            from_address=sender,
+            from_address=address,
+            from_name=name,
             to_addresses=to,
             cc_addresses=cc,
             text_body="see above",

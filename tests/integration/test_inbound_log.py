@@ -122,6 +122,21 @@ def test_log_lists_newest_first_with_status_reason_and_threading(admin, mail, in
     assert f'href="/admin/inbound/{lost.id}/raw"' in row and "Reprocess" in row
 
 
+def test_the_log_and_the_cli_say_what_each_status_means_in_the_same_words(app, admin):
+    from html import unescape
+
+    from models.inbound import STATUS_MEANINGS
+
+    page = unescape(text(admin.get("/admin/inbound")))
+    help_text = " ".join(
+        app.test_cli_runner().invoke(args=["inbound", "list", "--help"]).output.split()
+    )
+    for status, meaning in STATUS_MEANINGS.items():
+        assert f"<dt>{status.capitalize()}</dt><dd>{meaning}</dd>" in page
+        assert f"{status}: {meaning}" in help_text
+    assert "not routable" in STATUS_MEANINGS["bounced"]
+
+
 def test_log_filters_by_status_and_inbox(admin, mail, inbox, team):
     def ids(**args):
         query = "&".join(f"{k}={v}" for k, v in args.items())

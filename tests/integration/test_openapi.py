@@ -8,6 +8,7 @@ document lists, match its schema, never be a 5xx, and every error must be {"erro
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from email.message import EmailMessage
@@ -22,7 +23,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure
 from sqlalchemy import select
 
-from extensions import db
+from extensions import db, get_storage
 from models import Attachment, Inbox, InboxMember, Message, User, utcnow
 from services.labels import set_labels
 from services.replies import create_reply
@@ -33,6 +34,8 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
+# The kept email of a sent reply (GET /messages/{message_pk}/sent.eml answers with it).
+SENT_MIME = b"From: support@example.com\r\nMIME-Version: 1.0\r\nSubject: Re: x\r\n\r\nHi\r\n"
 # One of schemathesis' checks does not fit this API, on purpose: positive_data_acceptance
 # wants every schema-valid request to succeed, but here the answer depends on the data:
 # retrying a reply that has not failed (422), a skipped attachment (410), a snooze time that
@@ -100,6 +103,11 @@ def seeded(app, client, inbox):
     create_reply(first, bob, "Only for the team", private=True)
     failed = create_reply(first, bob, "Here it is", cc=["boss@customer.example"])
     failed.delivery_status, failed.delivery_error = "failed", "550 mailbox unavailable"
+    sent = create_reply(first, bob, "Sent, with its email kept")
+    sent.delivery_status, sent.mime_storage_key = "sent", f"outgoing/{first.token}/{sent.id}.eml"
+    get_storage().put(
+        sent.mime_storage_key, io.BytesIO(SENT_MIME), len(SENT_MIME), "message/rfc822"
+    )
     db.session.commit()
     return SimpleNamespace(
         token=token,
@@ -107,7 +115,7 @@ def seeded(app, client, inbox):
         carol=carol,
         conversations=[first.id, mail.conversation_id, snoozed.id, elsewhere.id],
         contacts=[first.contact_id, elsewhere.contact_id],
-        messages=[failed.id, mail.id],
+        messages=[failed.id, mail.id, sent.id],
         attachments=[kept.id, skipped.id],
     )
 
@@ -233,3 +241,6 @@ def test_the_documents_lists_of_values_are_the_models(client):
 def test_seeded_rows_are_what_the_examples_point_at(app, seeded):
     kept, skipped = (db.session.get(Attachment, i) for i in seeded.attachments)
     assert kept.storage_key and skipped.storage_key is None and skipped.skipped_reason
+    failed, incoming, sent = (db.session.get(Message, i) for i in seeded.messages)
+    assert failed.mime_storage_key is None and incoming.mime_storage_key is None
+    assert get_storage().get_bytes(sent.mime_storage_key) == SENT_MIME

@@ -12,9 +12,11 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
 
-from extensions import db, get_redis, get_storage
+from extensions import db, get_redis, get_settings, get_storage
 from jobs.send_message import send_message
-from models import Conversation, Message, utcnow
+from mail.compose import OutgoingAttachment
+from models import Conversation, Inbox, InboxMember, Message, utcnow
+from services.forwards import forward
 from services.replies import create_reply, retry_delivery
 from tests.conftest import global_smtp
 from tests.support.inbound import post_relay, work_inbound
@@ -403,6 +405,45 @@ def test_sent_mime_is_downloadable_by_the_inboxs_people_only(
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def mime_versions(raw: bytes) -> list[str]:
+    """Every MIME-Version header of an email, the root's and any part's (walk() order)."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    return [value for part in message.walk() for value in part.get_all("MIME-Version", [])]
+
+
+def test_what_the_smtp_server_receives_has_one_mime_version(app, client, agent, smtp):
+    """A reply with attachments (text + HTML alternative inside mixed) and a forward of it:
+    MIME-Version only at the top, in the bytes the server received and in the kept copy."""
+    conversation = start_conversation(app, client)
+    files = [
+        OutgoingAttachment("screen.png", "image/png", b"\x89PNG\r\n\x1a\n"),
+        OutgoingAttachment("notes.txt", "text/plain", b"line one\n"),
+    ]
+    reply = create_reply(conversation, agent, "Two files attached", attachments=files)
+    send_queued(app)
+    db.session.refresh(reply)
+    assert reply.delivery_status == "sent", reply.delivery_error
+    sent = smtp.envelopes[-1].content
+    _, parsed = captured(smtp)
+    assert [p.get_content_type() for p in parsed.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "image/png",
+        "text/plain",
+    ]
+    assert sent.count(b"MIME-Version:") == 1 and mime_versions(sent) == ["1.0"]
+    assert get_storage().get_bytes(reply.mime_storage_key) == sent
+    forwarded = forward(conversation, agent, ["expert@third.example"], "Please have a look")
+    send_queued(app)
+    db.session.refresh(forwarded)
+    assert forwarded.delivery_status == "sent", forwarded.delivery_error
+    assert smtp.envelopes[-1].rcpt_tos == ["expert@third.example"]
+    sent = smtp.envelopes[-1].content
+    assert sent.count(b"MIME-Version:") == 1 and mime_versions(sent) == ["1.0"]
+
+
 def test_the_api_retries_a_failed_reply(app, client, agent, smtp):
     conversation = start_conversation(app, client)
     smtp.data_replies[:] = ["550 5.1.1 No such user"]
@@ -422,6 +463,63 @@ def test_the_api_retries_a_failed_reply(app, client, agent, smtp):
     assert sent["sent_mime_url"].endswith(f"/messages/{reply.id}/sent.eml")
     again = client.post(f"/api/v1/messages/{reply.id}/retry", headers=headers)
     assert again.status_code == 422  # only a failed reply can be retried
+
+
+def test_the_apis_sent_mime_url_gives_the_token_the_exact_bytes(
+    app, client, agent, smtp, auth, make_user
+):
+    """The URL the API hands out is an API route: the bearer token gets the email as the
+    SMTP server received it (not the sign-in page); no token is a 401, another inbox's
+    message or one never sent by email a 404; the browser's own URL still works."""
+    conversation = start_conversation(app, client)
+    incoming = db.session.scalars(select(Message)).one()
+    reply = create_reply(conversation, agent, "A copy for the script")
+    send_queued(app)
+    db.session.expire_all()
+    token = agent.issue_api_token()
+    billing = Inbox(name="Billing", support_address="billing@example.com")
+    outsider = make_user(name="Olga Outsider")
+    db.session.add(billing)
+    db.session.flush()
+    db.session.add(InboxMember(inbox_id=billing.id, user_id=outsider.id))
+    outsider_token = outsider.issue_api_token()
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).get_json()
+    shown = {m["id"]: m["sent_mime_url"] for m in detail["messages"]}
+    assert shown[incoming.id] is None
+    assert shown[reply.id] == f"{get_settings().app_url}/api/v1/messages/{reply.id}/sent.eml"
+    path = shown[reply.id].removeprefix(get_settings().app_url)
+
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200
+    assert response.data == smtp.envelopes[-1].content
+    assert response.mimetype == "message/rfc822"
+    assert response.headers["Content-Disposition"].startswith(
+        f'attachment; filename="message-{reply.id}.eml"'
+    )
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in response.headers["Cache-Control"]
+
+    for refused in (
+        client.get(path),
+        client.get(path, headers={"Authorization": "Bearer tl_not-a-real-token"}),
+    ):
+        assert refused.status_code == 401 and refused.mimetype == "application/json"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "token" in refused.get_json()["error"]
+    elsewhere = client.get(path, headers={"Authorization": f"Bearer {outsider_token}"})
+    assert elsewhere.status_code == 404
+    assert elsewhere.get_json() == {"error": f"message {reply.id}: no such message"}
+    never_sent = client.get(f"/api/v1/messages/{incoming.id}/sent.eml", headers=headers)
+    assert never_sent.status_code == 404 and "not sent by email" in never_sent.get_json()["error"]
+    assert client.get("/api/v1/messages/999999/sent.eml", headers=headers).status_code == 404
+
+    # A signed-in browser: the API still wants the token; the thread's own link still works.
+    auth.login(agent.email, agent.plain_password)
+    assert client.get(path).status_code == 401
+    browser = client.get(f"/messages/{reply.id}/sent.eml")
+    assert browser.status_code == 200 and browser.data == smtp.envelopes[-1].content
 
 
 def test_the_api_marks_a_reply_of_unknown_fate_as_sent_and_it_is_never_sent(

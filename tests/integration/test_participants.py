@@ -131,7 +131,8 @@ def test_the_reply_all_envelope_reaches_exactly_the_prefilled_people(app, client
     ]
     sent = envelope.content.decode()
     assert "To: Carla Customer <carla@customer.example>" in sent
-    assert "Cc: zoe@partner.example, dan@customer.example" in sent
+    # Each named as the customer's email named them (their participant's name).
+    assert "Cc: Zoe Partner <zoe@partner.example>, Dan <dan@customer.example>" in sent
 
     # Bob copies his manager on the next reply: from then on she is on the conversation.
     bob.post(

@@ -191,7 +191,7 @@ def test_a_mobile_footer_is_cut_and_the_customers_cc_stays_in_cc(app, client, te
     answer(app, client, "On it.\n\nSent from my iPhone\n" + QUOTED_NOTIFICATION, to=address)
     [reply] = messages_of(conv, "outgoing")
     assert reply.text_body == "On it."
-    assert reply.cc_addresses == "dan@customer.example"  # as the composer prefills it
+    assert reply.cc_addresses.addresses() == ["dan@customer.example"]  # as the composer prefills it
     before = len(smtp.envelopes)
     send_queued(app)
     [envelope] = smtp.envelopes[before:]

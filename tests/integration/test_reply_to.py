@@ -70,7 +70,7 @@ def test_a_reply_to_a_changed_to_is_stored_shown_and_sent_to_exactly_those(
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     [reply] = messages_of(conv, "outgoing")
-    assert reply.to_addresses == "accounts@customer.example, carla@customer.example"
+    assert reply.to_addresses.addresses() == ["accounts@customer.example", "carla@customer.example"]
     assert "To accounts@customer.example, carla@customer.example · CC boss@customer.example" in (
         response.get_data(as_text=True)
     )
@@ -141,7 +141,7 @@ def test_without_a_to_field_the_reply_goes_to_the_contact(app, client, team, bro
     browser.login(team.bob)
     assert browser.post(f"/conversations/{conv.id}/reply", {"text": "Hi"}).status_code == 200
     [reply] = messages_of(conv, "outgoing")
-    assert reply.to_addresses == "carla@customer.example"
+    assert reply.to_addresses.addresses() == ["carla@customer.example"]
     send_queued(app)
     envelope, mail = sent_mail(smtp)
     assert envelope.rcpt_tos == ["carla@customer.example"]
@@ -157,7 +157,7 @@ def test_a_note_ignores_to(app, client, team, browser):
     )
     assert response.status_code == 200
     [note] = messages_of(conv, "note")
-    assert note.to_addresses == "" and note.delivery_status is None
+    assert note.to_addresses == [] and note.delivery_status is None
 
 
 def test_a_draft_keeps_to_across_a_reload(app, client, team, browser):
@@ -185,12 +185,12 @@ def test_a_draft_keeps_to_across_a_reload(app, client, team, browser):
 def test_the_service_defaults_to_the_contact_and_refuses_an_empty_to(app, client, team):
     conv = deliver(app, client, "m1@customer.example", "Help!")
     reply = create_reply(conv, team.bob, "Default")
-    assert reply.to_addresses == "carla@customer.example"
+    assert reply.to_addresses.addresses() == ["carla@customer.example"]
     with pytest.raises(ReplyError, match="at least one recipient") as refused:
         create_reply(conv, team.bob, "Nobody", to=[])
     assert refused.value.field == "to"
     twice = create_reply(conv, team.bob, "Twice", to=["a@x.example", "A@x.example"])
-    assert twice.to_addresses == "a@x.example"
+    assert twice.to_addresses.addresses() == ["a@x.example"]
 
 
 def test_the_api_takes_an_optional_to(app, client, team, smtp):
@@ -199,9 +199,11 @@ def test_the_api_takes_an_optional_to(app, client, team, smtp):
     path = f"/conversations/{conv.id}/messages"
     made = api(client, "POST", path, team.bob, {"content": "Hi", "to": ["ops@customer.example"]})
     assert made.status_code == 201, made.get_json()
-    assert made.get_json()["to"] == ["ops@customer.example"]
+    assert made.get_json()["to"] == [{"name": "", "address": "ops@customer.example"}]
     default = api(client, "POST", path, team.bob, {"content": "Hi again"})
-    assert default.status_code == 201 and default.get_json()["to"] == ["carla@customer.example"]
+    assert default.status_code == 201 and default.get_json()["to"] == [
+        {"name": "", "address": "carla@customer.example"}
+    ]
 
     empty = api(client, "POST", path, team.bob, {"content": "x", "to": []})
     assert empty.status_code == 422 and "at least one recipient" in empty.get_json()["error"]

@@ -397,7 +397,7 @@ def test_the_migration_indexes_the_mail_already_there(database_url, redis_server
     from app import create_app
     from models import Inbox
     from tests.conftest import base_config
-    from tests.support.postgres import fresh_database
+    from tests.support.postgres import empty_database_like
 
     def run(url):
         app = create_app(base_config(url, redis_server, tmp_path / "instance"))
@@ -423,14 +423,8 @@ def test_the_migration_indexes_the_mail_already_there(database_url, redis_server
                 db.session.remove()
                 db.engine.dispose()
 
-    if database_url.startswith("sqlite"):
-        run("sqlite:///" + str(tmp_path / "migrate.db"))
-    else:
-        from sqlalchemy.engine import make_url
-
-        server = make_url(database_url).set(database="postgres")
-        with fresh_database(server.render_as_string(hide_password=False)) as url:
-            run(url)
+    with empty_database_like(database_url, tmp_path) as url:
+        run(url)
 
 
 def _has_index() -> bool:

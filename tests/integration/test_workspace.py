@@ -238,7 +238,9 @@ def test_reply_is_queued_and_enqueued_and_note_is_not(app, client, team, browser
     assert html.lstrip().startswith('<article id="thread"')
     assert "Unplug it now." in html and "queued" in html and "boss@customer.example" in html
     (reply,) = messages_of(conv, "outgoing")
-    assert reply.delivery_status == "queued" and reply.cc_addresses == "boss@customer.example"
+    assert reply.delivery_status == "queued" and reply.cc_addresses.addresses() == [
+        "boss@customer.example"
+    ]
     assert job_exists(reply.id)
     assert f"send-message-{reply.id}" in get_queue("outbound").job_ids
 

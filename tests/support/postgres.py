@@ -244,3 +244,16 @@ def private_cluster() -> Iterator[str]:
     finally:
         cluster.stop()
         cluster.remove()
+
+
+@contextmanager
+def empty_database_like(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of the kind this run tests, for a migration test to upgrade and
+    downgrade: a SQLite file in tmp_path, or a fresh database on the same PostgreSQL
+    server as database_url."""
+    if database_url.startswith("sqlite"):
+        yield "sqlite:///" + str(tmp_path / "migrate.db")
+        return
+    server = make_url(database_url).set(database="postgres")
+    with fresh_database(server.render_as_string(hide_password=False)) as url:
+        yield url

@@ -223,6 +223,51 @@ def test_undo_send_waits_ten_seconds_unless_set_and_zero_turns_it_off():
     assert settings(SEND_UNDO_SECONDS="301").send_undo_seconds == 10  # and a problem, below
 
 
+@pytest.mark.parametrize(
+    ("value", "nameserver"),
+    [
+        ("", None),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("10.0.0.2", ("10.0.0.2", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("::1", ("::1", 53)),
+    ],
+)
+def test_dns_resolver_is_an_ip_with_an_optional_port(value, nameserver):
+    s = settings(DNS_RESOLVER=value)
+    assert s.validate() == []
+    assert s.dns_nameserver == nameserver
+
+
+@pytest.mark.parametrize("value", ["resolver.internal:53", "127.0.0.1:0", "127.0.0.1:dns"])
+def test_a_dns_resolver_that_is_not_ip_and_port_is_a_problem(value):
+    problem = only_problem(DNS_RESOLVER=value)
+    assert problem.setting == "DNS_RESOLVER" and "127.0.0.1:5353" in problem.fix
+    assert settings(DNS_RESOLVER=value).dns_nameserver is None  # the system's, meanwhile
+
+
+def test_trusted_authserv_ids_are_a_lower_case_set_and_none_by_default():
+    assert settings().trusted_authserv_ids == frozenset()
+    found = settings(
+        TRUSTED_AUTHSERV_IDS=" MX.Example.com, filter.example.com,,"
+    ).trusted_authserv_ids
+    assert found == {"mx.example.com", "filter.example.com"}
+
+
+def test_spam_score_threshold_is_a_number_and_none_by_default():
+    assert settings().spam_score_threshold is None
+    assert settings(SPAM_SCORE_THRESHOLD=" ").spam_score_threshold is None
+    assert settings(SPAM_SCORE_THRESHOLD="6").spam_score_threshold == 6.0
+    assert settings(SPAM_SCORE_THRESHOLD="7.5").spam_score_threshold == 7.5
+
+
+@pytest.mark.parametrize("value", ["high", "-1", "nan", "inf"])
+def test_a_spam_score_threshold_that_is_not_a_score_is_a_problem(value):
+    found = problems(SPAM_SCORE_THRESHOLD=value)
+    assert [p.setting for p in found] == ["SPAM_SCORE_THRESHOLD"]
+    assert "leave it empty" in found[0].fix
+
+
 def test_common_admin_password():
     problem = only_problem(ADMIN_PASSWORD="Password1234")
     assert problem.setting == "ADMIN_PASSWORD"
