@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from email.utils import getaddresses
 
+from mail.addresses import parse_addresses
 from mail.model import People, Person
 
 # One entry of the old ", "-joined format: a bare address, or `Name <address>` (the name
@@ -36,8 +36,7 @@ def people_of(value) -> People:
 
 
 def _from_header(value: str) -> list[Person]:
-    pairs = getaddresses([value])
-    return [Person(a.strip().lower(), n.strip()) for n, a in pairs if a.strip()]
+    return [Person(address, name) for name, address in parse_addresses([value])]
 
 
 def dumps(people: People) -> str:
