@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, Text, exists, or_, select, type_coerce
 
 from extensions import db, get_storage
 from mail.model import Person
@@ -48,7 +48,9 @@ def search_condition(text: str) -> ColumnElement[bool]:
     text = text[:MAX_QUERY]
 
     def has(column) -> ColumnElement[bool]:
-        return column.icontains(text, autoescape=True)
+        # as plain text: a People column (models/base.py PeopleType) would otherwise read
+        # the pattern itself as an address list
+        return type_coerce(column, Text).icontains(text, autoescape=True)
 
     in_message = exists(
         select(Message.id).where(
