@@ -5,7 +5,21 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, request
 
 from extensions import csrf, get_settings
-from ingress import IngressError, mailgun, mandrill, postmark, relay, sendgrid
+from ingress import (
+    IngressError,
+    brevo,
+    mailersend,
+    mailgun,
+    mailjet,
+    mandrill,
+    postal,
+    postmark,
+    relay,
+    resend,
+    sendgrid,
+    ses,
+    sparkpost,
+)
 from ingress.paths import PREFIX, ROUTES
 from ingress.receive import IngressUnavailable, receive
 
@@ -18,6 +32,13 @@ PROVIDERS = {
     "sendgrid": sendgrid,
     "mailgun": mailgun,
     "mandrill": mandrill,
+    "ses": ses,
+    "postal": postal,
+    "sparkpost": sparkpost,
+    "mailersend": mailersend,
+    "mailjet": mailjet,
+    "brevo": brevo,
+    "resend": resend,
 }
 
 
@@ -77,3 +98,38 @@ def mandrill_health():
 @bp.post(ROUTES["mandrill"])
 def mandrill_inbound():
     return _ingest("mandrill", 200)
+
+
+@bp.post(ROUTES["ses"])
+def ses_inbound():
+    return _ingest("ses", 204)
+
+
+@bp.post(ROUTES["postal"])
+def postal_inbound():
+    return _ingest("postal", 204)
+
+
+@bp.post(ROUTES["sparkpost"])
+def sparkpost_inbound():
+    return _ingest("sparkpost", 204)
+
+
+@bp.post(ROUTES["mailersend"])
+def mailersend_inbound():
+    return _ingest("mailersend", 204)
+
+
+@bp.post(ROUTES["mailjet"])
+def mailjet_inbound():
+    return _ingest("mailjet", 204)
+
+
+@bp.post(ROUTES["brevo"])
+def brevo_inbound():
+    return _ingest("brevo", 204)
+
+
+@bp.post(ROUTES["resend"])
+def resend_inbound():
+    return _ingest("resend", 204)

@@ -18,8 +18,74 @@ from services.passwords import password_problem
 if TYPE_CHECKING:
     from config.settings import Settings
 
-INGRESSES = ("relay", "postmark", "sendgrid", "mailgun", "mandrill")
-PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid")
+INGRESSES = (
+    "relay",
+    "postmark",
+    "sendgrid",
+    "mailgun",
+    "mandrill",
+    "ses",
+    "postal",
+    "sparkpost",
+    "mailersend",
+    "mailjet",
+    "brevo",
+    "resend",
+)
+PASSWORD_INGRESSES = ("relay", "postmark", "sendgrid", "mailjet", "brevo")
+# The secret each signed ingress needs: (ingress, setting, attribute, where to find it)
+INGRESS_SECRETS = (
+    (
+        "mailgun",
+        "MAILGUN_INGRESS_SIGNING_KEY",
+        "mailgun_signing_key",
+        "copy the HTTP webhook signing key from Mailgun's dashboard",
+    ),
+    (
+        "mandrill",
+        "MANDRILL_INGRESS_API_KEY",
+        "mandrill_api_key",
+        "copy the webhook key from Mandrill's inbound settings",
+    ),
+    (
+        "ses",
+        "SES_TOPIC_ARNS",
+        "ses_topic_arns",
+        "list the ARN of the SNS topic your SES receipt rule notifies "
+        "(arn:aws:sns:<region>:<account>:<topic>), comma-separated",
+    ),
+    (
+        "postal",
+        "POSTAL_INGRESS_PUBLIC_KEY",
+        "postal_public_key",
+        "copy the server's public key: run `postal default-dkim-record` on the Postal host "
+        "and take the p= value",
+    ),
+    (
+        "sparkpost",
+        "SPARKPOST_INGRESS_TOKEN",
+        "sparkpost_webhook_token",
+        "choose a token and give it as auth_token when you create the relay webhook",
+    ),
+    (
+        "mailersend",
+        "MAILERSEND_INGRESS_SIGNING_SECRET",
+        "mailersend_signing_secret",
+        "copy the signing secret from the inbound route's webhook in MailerSend",
+    ),
+    (
+        "resend",
+        "RESEND_INGRESS_SIGNING_SECRET",
+        "resend_webhook_secret",
+        "copy the webhook's signing secret (whsec_...) from Resend's Webhooks page",
+    ),
+    (
+        "resend",
+        "RESEND_API_KEY",
+        "resend_api_key",
+        "create an API key in Resend with access to received emails",
+    ),
+)
 SMTP_AUTH_METHODS = ("plain", "login", "cram_md5")
 SMTP_VERIFY_MODES = ("peer", "none")
 STORAGE_BACKENDS = ("local", "minio")
@@ -193,22 +259,9 @@ def _check_ingress(s: Settings) -> list[Problem]:
                 'generate one with: python3 -c "import secrets; print(secrets.token_hex(24))"',
             )
         )
-    if "mailgun" in s.inbound_services and not s.mailgun_signing_key:
-        out.append(
-            Problem(
-                "MAILGUN_INGRESS_SIGNING_KEY",
-                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
-                "copy the HTTP webhook signing key from Mailgun's dashboard",
-            )
-        )
-    if "mandrill" in s.inbound_services and not s.mandrill_api_key:
-        out.append(
-            Problem(
-                "MANDRILL_INGRESS_API_KEY",
-                f"is empty but INBOUND_EMAIL_SERVICE={enabled}",
-                "copy the webhook key from Mandrill's inbound settings",
-            )
-        )
+    for name, setting, attribute, fix in INGRESS_SECRETS:
+        if name in s.inbound_services and not getattr(s, attribute):
+            out.append(Problem(setting, f"is empty but INBOUND_EMAIL_SERVICE={enabled}", fix))
     if s.inbound_domain and not _DOMAIN.match(s.inbound_domain):
         out.append(
             Problem(

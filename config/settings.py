@@ -175,6 +175,23 @@ class Settings:
     inbound_email_password: str = ""
     mailgun_signing_key: str = ""
     mandrill_api_key: str = ""
+    # Amazon SES through SNS (ingress/ses.py): the topics whose notifications are taken,
+    # and the S3 server an S3 action's mail is read from ("" = AWS's, by the bucket's
+    # region). SNS_CERTIFICATE_ORIGIN only for tests: where the signing certificate is
+    # fetched from once its URL passed the sns.<region>.amazonaws.com check.
+    ses_topic_arns: frozenset[str] = frozenset()
+    ses_s3_endpoint: str = ""
+    ses_s3_access_key: str = ""
+    ses_s3_secret_key: str = ""
+    sns_certificate_origin: str = ""
+    postal_public_key: str = ""
+    sparkpost_webhook_token: str = ""
+    mailersend_signing_secret: str = ""
+    brevo_api_key: str = ""
+    brevo_api_url: str = "https://api.brevo.com/v3"
+    resend_webhook_secret: str = ""
+    resend_api_key: str = ""
+    resend_api_url: str = "https://api.resend.com"
     inbound_domain: str = ""
     inbound_max_bytes: int = 40 * 1024 * 1024
     attachment_max_bytes: int = 25 * 1024 * 1024
@@ -282,6 +299,20 @@ class Settings:
         s.inbound_email_password = r.str("INBOUND_EMAIL_PASSWORD")
         s.mailgun_signing_key = r.str("MAILGUN_INGRESS_SIGNING_KEY")
         s.mandrill_api_key = r.str("MANDRILL_INGRESS_API_KEY")
+        arns = r.str("SES_TOPIC_ARNS")
+        s.ses_topic_arns = frozenset(x.strip() for x in arns.split(",") if x.strip())
+        s.ses_s3_endpoint = r.str("SES_S3_ENDPOINT")
+        s.ses_s3_access_key = r.str("SES_S3_ACCESS_KEY")
+        s.ses_s3_secret_key = r.str("SES_S3_SECRET_KEY")
+        s.sns_certificate_origin = r.str("SNS_CERTIFICATE_ORIGIN").rstrip("/")
+        s.postal_public_key = r.str("POSTAL_INGRESS_PUBLIC_KEY")
+        s.sparkpost_webhook_token = r.str("SPARKPOST_INGRESS_TOKEN")
+        s.mailersend_signing_secret = r.str("MAILERSEND_INGRESS_SIGNING_SECRET")
+        s.brevo_api_key = r.str("BREVO_API_KEY")
+        s.brevo_api_url = r.str("BREVO_API_URL", s.brevo_api_url).rstrip("/")
+        s.resend_webhook_secret = r.str("RESEND_INGRESS_SIGNING_SECRET")
+        s.resend_api_key = r.str("RESEND_API_KEY")
+        s.resend_api_url = r.str("RESEND_API_URL", s.resend_api_url).rstrip("/")
         s.inbound_domain = r.str("MAILER_INBOUND_EMAIL_DOMAIN").lower()
         s.inbound_max_bytes = r.int("INBOUND_EMAIL_MAX_BYTES", s.inbound_max_bytes, 1024, 2**31)
         s.attachment_max_bytes = r.int("ATTACHMENT_MAX_BYTES", s.attachment_max_bytes, 1024, 2**31)

@@ -15,5 +15,13 @@ ROUTES = {
     "sendgrid": "/sendgrid/inbound_emails",
     "mailgun": "/mailgun/inbound_emails/mime",
     "mandrill": "/mandrill/inbound_emails",
+    # AWS's Action Mailbox gem's path for SES (SNS notifications)
+    "ses": "/ses/inbound_emails",
+    "postal": "/postal/inbound_emails",
+    "sparkpost": "/sparkpost/inbound_emails",
+    "mailersend": "/mailersend/inbound_emails",
+    "mailjet": "/mailjet/inbound_emails",
+    "brevo": "/brevo/inbound_emails",
+    "resend": "/resend/inbound_emails",
 }
 PATHS = {name: PREFIX + route for name, route in ROUTES.items()}
