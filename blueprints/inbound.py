@@ -3,7 +3,16 @@ inbox's health page. Unroutable mail is found and fixed here, never lost."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
@@ -14,6 +23,7 @@ from blueprints.redirects import local_path
 from extensions import db, get_storage
 from models import InboundEmail, Inbox
 from models.inbound import INBOUND_STATUSES, STATUS_MEANINGS
+from services import ingress_refusals
 from services.imap_import import request_refetch
 from services.inbound_reprocess import NotQueued, ReprocessError, reprocess
 from services.inbox_health import (
@@ -86,7 +96,21 @@ def log():
     if is_htmx() and cursor:  # "load more": the next rows, appended in place
         return respond("inbound/log.html", "inbound/_rows.html", **context)
     context["counts"] = status_counts()
+    context["refusals"] = ingress_refusals.since()
     return respond("inbound/log.html", "inbound/_log.html", **context)
+
+
+@bp.get("/inbound/refused")
+@admin_required
+def refused():
+    """Posts the ingresses refused, newest first (services/ingress_refusals.py)."""
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isdigit() else None
+    rows = ingress_refusals.recent(before_id, ingress_refusals.PAGE + 1)
+    more = len(rows) > ingress_refusals.PAGE
+    return render_template(
+        "inbound/refused.html", rows=rows[: ingress_refusals.PAGE], more=more, before=before_id
+    )
 
 
 def _get_row(inbound_id: int) -> InboundEmail:

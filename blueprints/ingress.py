@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import csrf, get_settings
 from ingress import (
@@ -20,8 +21,10 @@ from ingress import (
     ses,
     sparkpost,
 )
+from ingress.auth import require_basic_auth
 from ingress.paths import PREFIX, ROUTES
 from ingress.receive import IngressUnavailable, receive
+from services import ingress_refusals
 
 bp = Blueprint("ingress", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)  # providers authenticate with Basic auth or signatures, not sessions
@@ -54,18 +57,64 @@ def limit_body_size():
     request.max_form_memory_size = limit
 
 
+# Providers that drop a 4xx answer without retrying or telling anyone (SendGrid's Inbound
+# Parse): an over-size message from them is read up to OVERSIZE_CEILING, kept and shown as
+# "too large" (ingress/receive.py) instead of answered 413 and lost.
+KEEPS_OVERSIZE = frozenset({"sendgrid"})
+OVERSIZE_CEILING = 40 * 1024 * 1024  # SendGrid's 30 MB message limit, with room for the form
+
+
 def _ingest(name: str, success_status: int) -> Response:
-    if name not in get_settings().inbound_services:
+    settings = get_settings()
+    if name not in settings.inbound_services:
         abort(404, f"the {name} ingress is not enabled (INBOUND_EMAIL_SERVICE)")
+    too_large_over = None
+    if name in KEEPS_OVERSIZE:
+        too_large_over = settings.inbound_max_bytes
+        request.max_content_length = max(settings.inbound_max_bytes, OVERSIZE_CEILING)
     try:
-        messages = PROVIDERS[name].extract(request, get_settings())
+        messages = PROVIDERS[name].extract(request, settings)
         for raw in messages:
-            receive(raw, source=name)
+            receive(raw, source=name, too_large_over=too_large_over)
     except IngressError as exc:
+        head = _head_of_refused_body(name) if exc.status == 415 else None
+        _refused(name, exc.status, exc.message, head)
         return _plain(exc.status, exc.message, exc.headers)
+    except RequestEntityTooLarge:
+        limit, setting = request.max_content_length, settings.inbound_max_bytes
+        message = (
+            f"the message is larger than INBOUND_EMAIL_MAX_BYTES ({setting} bytes)"
+            if limit == setting
+            else f"the message is larger than {limit} bytes, the most {name} sends"
+        )
+        _refused(name, 413, message, _head_of_refused_body(name))
+        return _plain(413, message)
     except IngressUnavailable as exc:
+        _refused(name, 503, f"{exc}; retry later")
         return _plain(503, f"{exc}; retry later", {"Retry-After": "60"})
     return _plain(success_status)
+
+
+def _refused(name: str, status: int, reason: str, head: bytes | None = None) -> None:
+    ingress_refusals.record(
+        name, status, reason, request.remote_addr, size=request.content_length, head=head
+    )
+
+
+def _head_of_refused_body(name: str) -> bytes | None:
+    """The first bytes of a refused relay body (over-size, or the wrong content type), for its
+    From/To/Subject, when the post authenticated (never an unauthenticated body): read from
+    the WSGI input directly, since the request's own stream refuses to read past the limit."""
+    if name != "relay" or request.content_length is None:
+        return None
+    try:
+        require_basic_auth(request, get_settings().inbound_email_password)
+    except IngressError:
+        return None
+    try:
+        return request.environ["wsgi.input"].read(ingress_refusals.HEAD_BYTES)
+    except (OSError, ValueError):
+        return None
 
 
 @bp.post(ROUTES["relay"])

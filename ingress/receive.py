@@ -40,6 +40,7 @@ from extensions import db, get_storage
 from ingress import RawEmail
 from mail.summary import Summary, summary_of
 from models import InboundEmail
+from models.inbound import too_large_reason
 from services.background import enqueue_processing as enqueue_processing_job
 from services.background import job_is_waiting, processing_job_id
 from storage import DamagedObject, ObjectNotFound, Storage, StorageError
@@ -131,9 +132,18 @@ def _spool(raw: RawEmail) -> tuple[BinaryIO, int, str, bytes]:
     return spool, size, sha1.hexdigest(), bytes(head)
 
 
-def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received:
-    """Store, record and enqueue one raw message. Raises IngressUnavailable (→ 503)."""
+def receive(
+    raw: RawEmail, source: str, inbox_id: int | None = None, too_large_over: int | None = None
+) -> Received:
+    """Store, record and enqueue one raw message. Raises IngressUnavailable (→ 503).
+
+    A message larger than `too_large_over` (from a provider that would drop a 413 silently)
+    is stored and recorded but not processed: bounced as too large, for an admin to raise
+    the limit and reprocess."""
     spool, size, checksum, head = _spool(raw)
+    held = None
+    if too_large_over is not None and size > too_large_over:
+        held = too_large_reason(size, too_large_over)
     with spool:
         message_id, summary = read_head(head, checksum)
         _connect()  # an unreachable database is a 503 before anything is stored
@@ -151,6 +161,7 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
             "size": size,
             "inbox_id": inbox_id,
             **summary.columns(),
+            **({"status": "bounced", "reason": held} if held else {}),
         }
         try:
             row_id = _insert(row)
@@ -165,6 +176,9 @@ def receive(raw: RawEmail, source: str, inbox_id: int | None = None) -> Received
             raise IngressUnavailable("the message could not be recorded in the database") from exc
         if row_id is None:
             return _duplicate(message_id, checksum, key, created)
+    if held:
+        log.warning("inbound %s kept as #%d from %s: %s", message_id, row_id, source, held)
+        return Received(row_id, False, False)
     log.info("inbound %s recorded as #%d from %s (%d bytes)", message_id, row_id, source, size)
     return Received(row_id, False, enqueue_job(row_id))
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from extensions import db, get_settings, get_storage
 from models import Conversation, InboundEmail, Message, utcnow
-from services import send_later
+from services import ingress_refusals, send_later
 from services.background import (
     enqueue_processing,
     enqueue_send,
@@ -29,8 +29,13 @@ BATCH = 500
 
 
 def incinerate_processed_raw_emails() -> int:
-    """Delete raw bytes of delivered/bounced messages older than the retention; keep the rows."""
-    cutoff = utcnow() - timedelta(days=get_settings().inbound_retention_days)
+    """Delete raw bytes of delivered/bounced messages older than the retention; keep the rows.
+    Refused posts last seen before then are forgotten too (services/ingress_refusals.py)."""
+    retention = timedelta(days=get_settings().inbound_retention_days)
+    forgotten = ingress_refusals.prune(retention)
+    if forgotten:
+        log.info("forgot %d ingress refusals older than the retention", forgotten)
+    cutoff = utcnow() - retention
     storage = get_storage()
     done = 0
     while True:

@@ -19,6 +19,7 @@ from models.inboxes import (
     InboxMember,
     SmtpSettings,
 )
+from models.ingress_refusals import IngressRefusal
 from models.labels import ConversationLabel, Label
 from models.notifications import Notification, NotificationPreference, NotificationThread
 from models.oauth import OAuthConnection
@@ -39,6 +40,7 @@ __all__ = [
     "ImapFolderState",
     "ImapSettings",
     "InboundEmail",
+    "IngressRefusal",
     "Inbox",
     "InboxAddress",
     "InboxMember",

@@ -37,12 +37,27 @@ STATUS_MEANINGS = {
     "delivered": "in a conversation (or a duplicate of one already there)",
     "bounced": (
         "received but not routable, the reason says why: no inbox matches a recipient, "
-        "the inbox is archived, or no sender address (a delivery report from the empty "
-        "sender about none of our emails)"
+        "the inbox is archived, no sender address (a delivery report from the empty "
+        "sender about none of our emails), or too large (kept from a provider that drops "
+        "refused mail: raise INBOUND_EMAIL_MAX_BYTES, then Reprocess)"
     ),
     "refused": "an agent's answer by email that was not posted (the reason says why)",
     "failed": "processing went wrong; retried with backoff, the error kept",
 }
+TOO_LARGE = "too large"
+
+
+def too_large_reason(size: int, limit: int) -> str:
+    return (
+        f"{TOO_LARGE}: {size} bytes, over INBOUND_EMAIL_MAX_BYTES ({limit}); raise it and "
+        "press Reprocess"
+    )
+
+
+def is_too_large(row: InboundEmail) -> bool:
+    return row.status == "bounced" and (row.reason or "").startswith(TOO_LARGE + ":")
+
+
 # The Message-ID of the record of an IMAP message the server would not hand over: it names
 # where the message is (so a retry can fetch it again) and makes the record unique per UID.
 UNFETCHED_DOMAIN = "unfetched.threadline.invalid"

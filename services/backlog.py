@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import QUEUE_NAMES, db
 from models import InboundEmail, Message, utcnow
+from services import ingress_refusals
+from services.ingress_refusals import RecentRefusals
 from services.leases import INBOUND, OUTGOING, lease_expired
 from services.send_later import due
 
@@ -56,6 +58,7 @@ class Backlog:
     past_lease_sending: int = 0  # `sending`, but the worker stopped renewing its lease
     unknown_replies: int = 0  # handed to SMTP by a worker that died: an agent decides
     oldest_stuck_age: timedelta | None = None  # since the first of those leases ran out
+    refusals: RecentRefusals | None = None  # posts the ingresses refused lately
 
     @property
     def mail_waiting(self) -> bool:
@@ -147,6 +150,7 @@ def _gather_from_database(now: datetime, workers, queues) -> Backlog:
         past_lease_sending=past_sending,
         unknown_replies=count(outgoing, Message.delivery_status == "unknown"),
         oldest_stuck_age=_age(now, oldest_stuck),
+        refusals=ingress_refusals.since(now=now),
     )
 
 

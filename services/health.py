@@ -14,6 +14,7 @@ from rq.cron_scheduler_registry import get_keys as cron_scheduler_keys
 from config import Settings
 from ingress.paths import PATHS
 from runtime.file_modes import loose_paths, private_paths
+from services import ingress_refusals
 from services.backlog import (
     START_WORKERS,
     Backlog,
@@ -21,6 +22,7 @@ from services.backlog import (
     describe_worker,
     gather_backlog,
 )
+from services.ingress_refusals import RecentRefusals
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
@@ -128,7 +130,27 @@ def backlog_checks(backlog: Backlog) -> list[Check]:
         )
     bad = backlog.past_lease_sending or backlog.stale_queued_replies or backlog.unknown_replies
     out.append(Check("replies", WARN if bad else OK, detail, fix))
+    if backlog.refusals is not None:
+        out.append(refusals_check(backlog.refusals))
     return out
+
+
+def refusals_check(refusals: RecentRefusals) -> Check:
+    """Posts the ingresses refused in the last day: a provider may have dropped them."""
+    hours = ingress_refusals.RECENT_HOURS
+    if not refusals.posts or refusals.latest is None:
+        return Check("refused posts", OK, f"none in the last {hours} hours")
+    latest = refusals.latest
+    detail = (
+        f"{refusals.posts} in the last {hours} hours; latest {latest.last_at:%Y-%m-%d %H:%M} "
+        f"UTC: {latest.ingress} answered {latest.status} to {latest.client_address} "
+        f"({latest.reason})"
+    )
+    fix = (
+        "see Refused posts in the Inbound log (/admin/inbound/refused); a sender may have "
+        "dropped them: fix the credentials, the limit or the provider's settings"
+    )
+    return Check("refused posts", WARN, detail, fix)
 
 
 def check_file_modes(settings: Settings) -> Check:
@@ -152,11 +174,22 @@ def check_file_modes(settings: Settings) -> Check:
     )
 
 
+SECRET_KINDS = {
+    "mailgun": "signing key set",
+    "mandrill": "signing key set",
+    "ses": "topic allow-list set",
+    "postal": "public key set",
+    "sparkpost": "token set",
+    "mailersend": "signing secret set",
+    "resend": "signing secret and API key set",
+}
+
+
 def check_ingresses(settings: Settings) -> list[Check]:
     out = []
     for name in settings.inbound_services:
         url = settings.app_url + PATHS[name]
-        secret = "signing key set" if name in ("mailgun", "mandrill") else "password set"
+        secret = SECRET_KINDS.get(name, "password set")
         out.append(Check(f"ingress {name}", OK, f"{url} ({secret})"))
     if not settings.inbound_domain:
         out.append(

@@ -3,9 +3,10 @@ admin Inbound log. Idempotent: a delivered message is never duplicated."""
 
 from __future__ import annotations
 
-from extensions import db
+from extensions import db, get_settings
 from ingress.receive import enqueue_processing
 from models import InboundEmail
+from models.inbound import is_too_large
 from services.leases import lease_runs, lease_text
 
 
@@ -28,6 +29,12 @@ def reprocess(row: InboundEmail) -> None:
         raise ReprocessError(
             f"inbound email #{row.id} is being processed right now: its worker's lease "
             f"{lease_text(row.lease_expires_at)}; look again then"
+        )
+    limit = get_settings().inbound_max_bytes
+    if is_too_large(row) and row.size > limit:
+        raise ReprocessError(
+            f"inbound email #{row.id} is {row.size} bytes, still over INBOUND_EMAIL_MAX_BYTES "
+            f"({limit}): raise it in the settings and restart Threadline, then reprocess"
         )
     row.reprocess()
     db.session.commit()

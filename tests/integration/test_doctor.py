@@ -106,6 +106,7 @@ def test_healthy_configuration_passes(runner, smtp, app_config):
         "queues": "OK",
         "inbound mail": "OK",
         "replies": "OK",
+        "refused posts": "OK",
         "storage": "OK",
         "file modes": "OK",
         "smtp": "OK",
@@ -211,7 +212,7 @@ def test_healthy_subprocess_with_a_real_worker_and_scheduler(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     checks = parse(result.stdout)
-    assert len(checks) == 13, result.stdout
+    assert len(checks) == 14, result.stdout
     assert {state for state, _ in checks.values()} == {"OK"}, result.stdout
     assert checks["workers"][1] == "1 worker(s) listening"
     # each live worker on a line of its own: name, host, pid, state, heartbeat age

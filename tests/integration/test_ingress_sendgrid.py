@@ -186,11 +186,15 @@ def test_sendgrid_is_404_when_not_enabled(client):
 @pytest.mark.parametrize(
     "extra_settings", [{"INBOUND_EMAIL_MAX_BYTES": "4096"}], indirect=True, ids=["4096-bytes"]
 )
-def test_oversized_form_is_413_and_nothing_is_stored(client):
+def test_oversized_message_is_kept_as_too_large_not_answered_413(client):
+    """SendGrid drops a 4xx without retrying: the message is kept, bounced as too large, for
+    an admin to raise the limit and reprocess (tests/integration/test_ingress_refusals.py)."""
     response = post_sendgrid(client, [("email", PLAIN + b"x" * 5000)])
 
-    assert response.status_code == 413
-    assert_nothing_received()
+    assert response.status_code == 204
+    [row] = inbound_rows()
+    assert row.status == "bounced" and row.reason.startswith("too large: ")
+    assert inbound_job_ids() == []
 
 
 @pytest.mark.parametrize("to", ["a@x.example\nBcc: evil@x.example", "a@x.example\r", "a\0@x"])
