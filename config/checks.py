@@ -262,6 +262,13 @@ def _check_ingress(s: Settings) -> list[Problem]:
     for name, setting, attribute, fix in INGRESS_SECRETS:
         if name in s.inbound_services and not getattr(s, attribute):
             out.append(Problem(setting, f"is empty but INBOUND_EMAIL_SERVICE={enabled}", fix))
+    if "postal" in s.inbound_services:
+        from ingress.postal import postal_key_problem  # here: ingress/ reads config/
+
+        problem = postal_key_problem(s.postal_public_key)
+        if problem:
+            fix = "paste the p= value of `postal default-dkim-record` (or the key's PEM)"
+            out.append(Problem("POSTAL_INGRESS_PUBLIC_KEY", problem, fix))
     if s.inbound_domain and not _DOMAIN.match(s.inbound_domain):
         out.append(
             Problem(

@@ -54,7 +54,7 @@ def parse_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
-def _http_client() -> urllib3.PoolManager:
+def http_client() -> urllib3.PoolManager:
     """Build the SDK's connection pool with fail-fast timeouts."""
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
@@ -118,7 +118,7 @@ class MinioStorage(Storage):
             secure=self.secure,
             # A fixed region skips the GetBucketLocation round trip many servers lack.
             region=self.region,
-            http_client=_http_client(),
+            http_client=http_client(),
         )
         self._bucket_ready = False
         self._bucket_lock = threading.Lock()

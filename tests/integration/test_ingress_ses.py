@@ -613,12 +613,15 @@ def test_ses_is_404_when_not_enabled(client, sns):
 @pytest.mark.parametrize(
     "extra_settings", [{"INBOUND_EMAIL_MAX_BYTES": "4096"}], indirect=True, ids=["4096-bytes"]
 )
-def test_oversized_notification_is_413_and_nothing_is_stored(client, sns):
+def test_oversized_mail_is_kept_as_too_large_not_answered_413(client, sns):
+    """SNS counts a 4xx as delivered and drops the mail: it is kept, bounced as too large,
+    for an admin to raise the limit and reprocess (tests/integration/test_ingress_refusals.py)."""
     response = post(client, notification(received(PLAIN + b"x" * 5000)))
 
-    assert response.status_code == 413
-    assert sns.requests == []
-    assert_nothing_received()
+    assert response.status_code == 204
+    [row] = inbound_rows()
+    assert row.status == "bounced" and row.reason.startswith("too large: ")
+    assert inbound_job_ids() == []
 
 
 @pytest.mark.parametrize(
@@ -714,8 +717,23 @@ class TestS3Action:
     @pytest.mark.parametrize(
         "s3_settings", [{"INBOUND_EMAIL_MAX_BYTES": "4096"}], indirect=True, ids=["4096-bytes"]
     )
-    def test_an_object_over_the_size_limit_is_413(self, client, bucket):
+    def test_an_object_over_the_size_limit_is_kept_as_too_large(self, client, bucket):
         key = self.put(bucket, PLAIN + b"x" * 5000)
+
+        response = post(client, self.s3_notification(key))
+
+        assert response.status_code == 204
+        [row] = inbound_rows()
+        assert row.status == "bounced" and row.reason.startswith("too large: ")
+        assert row.size > 4096
+        assert inbound_job_ids() == []
+
+    @pytest.mark.parametrize(
+        "s3_settings", [{"INBOUND_EMAIL_MAX_BYTES": "4096"}], indirect=True, ids=["4096-bytes"]
+    )
+    def test_an_object_over_what_ses_stores_is_413(self, client, bucket, monkeypatch):
+        monkeypatch.setattr("ingress.ses.S3_ACTION_MAX", 8192)
+        key = self.put(bucket, PLAIN + b"x" * 9000)
 
         response = post(client, self.s3_notification(key))
 

@@ -351,7 +351,9 @@ def test_unknown_or_empty_inbound_email_service(value, named):
     assert "relay, postmark, sendgrid, mailgun, mandrill" in problem.fix
 
 
-@pytest.mark.parametrize("service", ["relay", "postmark", "sendgrid", "mandrill,sendgrid"])
+@pytest.mark.parametrize(
+    "service", ["relay", "postmark", "sendgrid", "mailjet", "brevo", "mandrill,sendgrid"]
+)
 def test_password_ingress_without_password(service):
     env = {"INBOUND_EMAIL_SERVICE": service, "INBOUND_EMAIL_PASSWORD": ""}
     if "mandrill" in service:
@@ -367,6 +369,10 @@ def test_password_ingress_without_password(service):
     [
         ("mailgun", "MAILGUN_INGRESS_SIGNING_KEY", "Mailgun's dashboard"),
         ("mandrill", "MANDRILL_INGRESS_API_KEY", "Mandrill's inbound settings"),
+        ("ses", "SES_TOPIC_ARNS", "arn:aws:sns:<region>:<account>:<topic>"),
+        ("postal", "POSTAL_INGRESS_PUBLIC_KEY", "postal default-dkim-record"),
+        ("sparkpost", "SPARKPOST_INGRESS_TOKEN", "auth_token"),
+        ("mailersend", "MAILERSEND_INGRESS_SIGNING_SECRET", "inbound route's webhook"),
     ],
 )
 def test_signed_ingress_without_key(service, setting, fix_words):
@@ -375,6 +381,23 @@ def test_signed_ingress_without_key(service, setting, fix_words):
     assert problem.setting == setting
     assert problem.message == f"is empty but INBOUND_EMAIL_SERVICE={service}"
     assert fix_words in problem.fix
+
+
+def test_resend_needs_its_signing_secret_and_an_api_key():
+    found = problems(INBOUND_EMAIL_SERVICE="resend", INBOUND_EMAIL_PASSWORD="")
+    assert [p.setting for p in found] == ["RESEND_INGRESS_SIGNING_SECRET", "RESEND_API_KEY"]
+    assert all(p.message == "is empty but INBOUND_EMAIL_SERVICE=resend" for p in found)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("not a key", "is not a public key"), ("-----BEGIN PUBLIC KEY-----\nAAAA", "PEM")],
+)
+def test_a_postal_key_that_is_not_a_key(value, words):
+    problem = only_problem(INBOUND_EMAIL_SERVICE="postal", POSTAL_INGRESS_PUBLIC_KEY=value)
+    assert problem.setting == "POSTAL_INGRESS_PUBLIC_KEY"
+    assert words in problem.message
+    assert "postal default-dkim-record" in problem.fix
 
 
 @pytest.mark.parametrize(
