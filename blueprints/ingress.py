@@ -58,10 +58,14 @@ def limit_body_size():
 
 
 # Providers that drop a 4xx answer without retrying or telling anyone (SendGrid's Inbound
-# Parse; SNS, for SES, counts any 4xx as delivered): an over-size message from them is read
-# up to OVERSIZE_CEILING, kept and shown as "too large" (ingress/receive.py) instead of
-# answered 413 and lost.
-KEEPS_OVERSIZE = frozenset({"sendgrid", "ses"})
+# Parse; SNS, for SES, counts any 4xx as delivered; Brevo discards every 4xx but 429; Mailjet
+# documents nothing, so it is assumed to): an over-size message from them is read up to
+# OVERSIZE_CEILING, kept and shown as "too large" (ingress/receive.py) instead of answered
+# 413 and lost.
+KEEPS_OVERSIZE = frozenset({"sendgrid", "ses", "brevo", "mailjet"})
+# How to say "try again later" to each: 503, except to Brevo, which discards a 5xx and
+# retries a 429 (after 10 minutes, then 1, 2 and 8 hours).
+RETRY_LATER = {"brevo": 429}
 OVERSIZE_CEILING = 40 * 1024 * 1024  # SendGrid's 30 MB and SES's 40 MB, with room for a form
 
 
@@ -91,8 +95,9 @@ def _ingest(name: str, success_status: int) -> Response:
         _refused(name, 413, message, _head_of_refused_body(name))
         return _plain(413, message)
     except IngressUnavailable as exc:
-        _refused(name, 503, f"{exc}; retry later")
-        return _plain(503, f"{exc}; retry later", {"Retry-After": "60"})
+        status = RETRY_LATER.get(name, 503)
+        _refused(name, status, f"{exc}; retry later")
+        return _plain(status, f"{exc}; retry later", {"Retry-After": "60"})
     return _plain(success_status)
 
 
