@@ -93,14 +93,117 @@ def _provider(name: str, settings: Settings, domain: str) -> Provider:
                 "Mailgun's API security page.",
             ],
         )
+    if name == "mandrill":
+        return Provider(
+            name,
+            "Mandrill (Mailchimp Transactional)",
+            url,
+            steps=[
+                f"Inbound → add the domain {where}, then a route *@{where} posting to this URL.",
+                "MANDRILL_INGRESS_API_KEY must be that webhook's key (Mandrill signs each post "
+                "with it).",
+            ],
+        )
+    return _newer_provider(name, url, _with_password(url, password), where)
+
+
+def _newer_provider(name: str, url: str, url_with_password: str, where: str) -> Provider:
+    """Issue 22's ingresses: what to set at each provider, as its documentation words it."""
+    if name == "ses":
+        return Provider(
+            name,
+            "Amazon SES (through an SNS topic)",
+            url,
+            steps=[
+                f"SES → Email receiving → a receipt rule for {where} (MX record: "
+                "inbound-smtp.<region>.amazonaws.com) with the action “Publish to Amazon SNS "
+                "topic”, encoding Base64; for mail over 150 KB use “Deliver to Amazon S3 "
+                "bucket” with an SNS topic instead, and set SES_S3_ACCESS_KEY and "
+                "SES_S3_SECRET_KEY of a user that may read that bucket.",
+                "Put the topic's ARN in SES_TOPIC_ARNS.",
+                "SNS → the topic → Create subscription: protocol HTTPS, this URL as the "
+                "endpoint, raw message delivery off. Threadline confirms it by itself.",
+            ],
+        )
+    if name == "postal":
+        return Provider(
+            name,
+            "Postal",
+            url,
+            steps=[
+                "Your mail server → Routing → HTTP Endpoints → add one with this URL, "
+                "encoding “Sent in the body as JSON”, format “Delivered as the raw message”.",
+                f"Routes → add a route for {where} (or an address) to that endpoint.",
+                "POSTAL_INGRESS_PUBLIC_KEY must be the p= value printed by `postal "
+                "default-dkim-record` on the Postal host (Postal signs each post with it).",
+            ],
+        )
+    if name == "sparkpost":
+        return Provider(
+            name,
+            "SparkPost (relay webhook)",
+            url,
+            steps=[
+                f"Point the MX records of {where} at rx1.sparkpostmail.com, "
+                "rx2.sparkpostmail.com and rx3.sparkpostmail.com, and add it as an inbound "
+                "domain (POST /api/v1/inbound-domains).",
+                f"Create a relay webhook (POST /api/v1/relay-webhooks) with this URL as "
+                f"target, match.domain {where} and auth_token set to SPARKPOST_INGRESS_TOKEN.",
+            ],
+        )
+    if name == "mailersend":
+        return Provider(
+            name,
+            "MailerSend",
+            url,
+            steps=[
+                f"Domains → Manage → Inbound routing → Add an inbound route for {where} "
+                "(MX record: inbound.mailersend.net), routed to a webhook with this URL.",
+                "MAILERSEND_INGRESS_SIGNING_SECRET must be that route's signing secret.",
+            ],
+        )
+    if name == "mailjet":
+        return Provider(
+            name,
+            "Mailjet (Parse API)",
+            url_with_password,
+            True,
+            steps=[
+                "Create a parse route (POST https://api.mailjet.com/v3/REST/parseroute) with "
+                "this URL as Url; then forward to the @parse-in1.mailjet.com address it "
+                f'returns, or give "Email" an address at {where} whose MX record is '
+                "parse.mailjet.com.",
+                "Mailjet posts the parts, not the raw message: Threadline rebuilds it and "
+                "marks it X-Threadline-Rebuilt: mailjet.",
+            ],
+        )
+    if name == "brevo":
+        return Provider(
+            name,
+            "Brevo (inbound parsing)",
+            url_with_password,
+            True,
+            steps=[
+                f"Point the MX records of {where} at inbound1.sendinblue.com (priority 10) "
+                "and inbound2.sendinblue.com (priority 20).",
+                "Create the webhook (POST https://api.brevo.com/v3/webhooks) with type "
+                f"inbound, event inboundEmailProcessed, domain {where} and this URL.",
+                "Set BREVO_API_KEY so attachments can be downloaded. Brevo posts the parts, "
+                "not the raw message: Threadline rebuilds it and marks it "
+                "X-Threadline-Rebuilt: brevo.",
+            ],
+        )
     return Provider(
         name,
-        "Mandrill (Mailchimp Transactional)",
+        "Resend",
         url,
         steps=[
-            f"Inbound → add the domain {where}, then a route *@{where} posting to this URL.",
-            "MANDRILL_INGRESS_API_KEY must be that webhook's key (Mandrill signs each post "
-            "with it).",
+            "Webhooks → Add Webhook: this URL, event email.received; its signing secret "
+            "(whsec_…) goes in RESEND_INGRESS_SIGNING_SECRET.",
+            "Create an API key that may read received emails: RESEND_API_KEY (Threadline "
+            "fetches each message through the API).",
+            f"Receive at your *.resend.app address, or point the MX records of {where} at "
+            "Resend as its Domains page shows.",
         ],
     )
 

@@ -273,3 +273,21 @@ def test_time_zone_picker_is_preselected_from_the_browser(berlin_page, office, t
     expect(field).to_have_value("Europe/Berlin")
     expect(page.get_by_role("button", name="Use it")).to_be_hidden()
     check_both_widths(page, tmp_path, "admin-profile-timezone")
+
+
+def test_refused_posts_are_reached_from_the_inbound_log(page, client, sign_in, office, tmp_path):
+    from tests.support.ingress_requests import RELAY_URL, basic_auth
+
+    refused = raw_email("refused@customer.example", subject="Refund for order 1234")
+    client.post(RELAY_URL, data=refused, content_type="text/plain", headers=basic_auth())
+    client.post(RELAY_URL, data=refused, content_type="message/rfc822", headers=basic_auth("no"))
+    sign_in(office.admin.email, office.admin.plain_password)
+
+    page.goto("/admin/inbound")
+    expect(page.get_by_role("status")).to_contain_text("2 posts refused by an ingress")
+    page.get_by_role("link", name="See refused posts").click()
+    expect(page.get_by_role("heading", name="Refused posts")).to_be_visible()
+    table = page.locator(".refused-table")
+    expect(table).to_contain_text("invalid credentials")
+    expect(table).to_contain_text("Refund for order 1234")  # the authenticated one's headers
+    check_both_widths(page, tmp_path, "admin-refused-posts")

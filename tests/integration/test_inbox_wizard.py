@@ -4,6 +4,7 @@ email followed all the way to a conversation."""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -285,6 +286,48 @@ def test_forwarding_step_gives_each_providers_exact_url_and_ticks(wizard):
     assert "Post the raw, full MIME message" in page
     assert f'forward("{base}/mailgun/inbound_emails/mime")' in page
     assert "APP_URL is" not in page
+
+
+def _postal_key() -> str:
+    """A public key as Postal shows it (its DKIM record's p= value)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    der = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(der).decode()
+
+
+NEWER_PROVIDERS = {
+    "INBOUND_EMAIL_SERVICE": "ses,postal,sparkpost,mailersend,mailjet,brevo,resend",
+    "SES_TOPIC_ARNS": "arn:aws:sns:eu-west-1:123456789012:threadline",
+    "POSTAL_INGRESS_PUBLIC_KEY": _postal_key(),
+    "SPARKPOST_INGRESS_TOKEN": "token",
+    "MAILERSEND_INGRESS_SIGNING_SECRET": "secret",
+    "RESEND_INGRESS_SIGNING_SECRET": "whsec_c2VjcmV0",
+    "RESEND_API_KEY": "re_key",
+    "APP_URL": "https://help.example.com",
+}
+
+
+@pytest.mark.parametrize("extra_settings", [NEWER_PROVIDERS], indirect=True)
+def test_forwarding_step_covers_the_newer_providers(wizard):
+    page = walk_to_forwarding(wizard).replace("&#34;", '"')
+    base = "https://help.example.com/rails/action_mailbox"
+    secret = f"https://actionmailbox:{TEST_INGRESS_PASSWORD}@help.example.com/rails/action_mailbox"
+    for name in ("ses", "postal", "sparkpost", "mailersend", "resend"):
+        assert f'value="{base}/{name}/inbound_emails"' in page
+    for name in ("mailjet", "brevo"):
+        assert f'value="{secret}/{name}/inbound_emails"' in page
+    assert "Amazon SES (through an SNS topic)" in page and "Threadline confirms it" in page
+    assert "postal default-dkim-record" in page
+    assert "auth_token set to SPARKPOST_INGRESS_TOKEN" in page
+    assert "MAILERSEND_INGRESS_SIGNING_SECRET" in page
+    assert "X-Threadline-Rebuilt: mailjet" in page and "X-Threadline-Rebuilt: brevo" in page
+    assert "event email.received" in page
 
 
 @pytest.mark.parametrize("extra_settings", [{"MAILER_INBOUND_EMAIL_DOMAIN": None}], indirect=True)
