@@ -40,7 +40,7 @@ from flask import Request
 from config import Settings
 from ingress import IngressError, RawEmail
 from ingress.auth import require_basic_auth
-from ingress.forms import json_body
+from ingress.forms import json_body, require_json
 from ingress.rebuild import Attachment, Missing, header_list, one_line, rebuild, text
 
 PROVIDER = "brevo"
@@ -70,8 +70,7 @@ class BrevoUnavailable(Exception):
 
 def extract(request: Request, settings: Settings) -> list[RawEmail]:
     require_basic_auth(request, settings.inbound_email_password)
-    if request.mimetype != "application/json":
-        raise IngressError(415, f"Content-Type must be application/json, not {request.mimetype}")
+    require_json(request)
     payload = json_body(request)
     if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
         raise IngressError(422, 'not a Brevo inbound payload: no "items" list')

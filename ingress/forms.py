@@ -6,7 +6,10 @@ ISO-8859-2 body; here each field's value is the exact bytes that were posted.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from urllib.parse import parse_qsl
 
 from flask import Request
@@ -60,11 +63,49 @@ def _multipart(request: Request, boundary: bytes) -> MultiDict[str, bytes]:
 
 def json_body(request: Request) -> object:
     try:
-        return json.loads(request.stream.read())
+        return parse_json(request.stream.read())
     except RequestEntityTooLarge:
         raise
+
+
+def parse_json(body: bytes) -> object:
+    """A body already read (a signed one is read to check its signature first)."""
+    try:
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngressError(422, f"the body is not valid JSON: {exc}") from exc
+
+
+def json_object(body: bytes) -> dict:
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise IngressError(422, "the JSON body must be an object")
+    return payload
+
+
+def require_json(request: Request) -> None:
+    if request.mimetype != "application/json":
+        shown = request.mimetype or "none"
+        raise IngressError(415, f"Content-Type must be application/json, not {shown}")
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def decode_raw(value: str, is_base64: bool, name: str) -> bytes:
+    """A raw message a JSON payload carries as text or base64 (whitespace ignored), never
+    blank; 422 naming `name` otherwise."""
+    try:
+        if is_base64:
+            raw = base64.b64decode(_SPACE.sub("", value).encode("ascii"), validate=True)
+        else:
+            raw = value.encode("utf-8")
+    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+        kind = "base64" if is_base64 else "text"
+        raise IngressError(422, f"{name} is not valid {kind}") from exc
+    if not raw.strip():
+        raise IngressError(422, f"{name} is blank")
+    return raw
 
 
 def single_bytes(form: MultiDict[str, bytes], name: str, *, required: bool = True) -> bytes | None:

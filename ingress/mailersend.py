@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from flask import Request
 
 from config import Settings
 from ingress import IngressError, RawEmail
 from ingress.auth import constant_time_equal
+from ingress.forms import json_object, require_json
 
 SIGNATURE_HEADER = "Signature"
 INBOUND_TYPE = "inbound.message"
@@ -51,15 +51,8 @@ def authenticate(body: bytes, given: str | None, secret: str) -> None:
 def extract(request: Request, settings: Settings) -> list[RawEmail]:
     body = request.stream.read()
     authenticate(body, request.headers.get(SIGNATURE_HEADER), settings.mailersend_signing_secret)
-    if request.mimetype != "application/json":
-        shown = request.mimetype or "none"
-        raise IngressError(415, f"Content-Type must be application/json, not {shown}")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IngressError(422, f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise IngressError(422, "the JSON body must be an object")
+    require_json(request)
+    payload = json_object(body)
     kind = payload.get("type", INBOUND_TYPE)
     if kind == TEST_TYPE:
         return []  # a "Test webhook" ping carries no message

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from functools import lru_cache
 from urllib.parse import parse_qsl
@@ -36,6 +35,7 @@ from flask import Request
 
 from config import Settings
 from ingress import IngressError, RawEmail
+from ingress.forms import decode_raw, json_object
 
 SIGNATURE_256 = "X-Postal-Signature-256"
 SIGNATURE_SHA1 = "X-Postal-Signature"
@@ -102,23 +102,13 @@ def extract(request: Request, settings: Settings) -> list[RawEmail]:
     body = request.stream.read()
     authenticate(body, request.headers, key)
     if request.mimetype == "application/json":
-        payload = _json(body)
+        payload = json_object(body)
     elif request.mimetype == "application/x-www-form-urlencoded":
         payload = _form(body)
     else:
         shown = request.mimetype or "none"
         raise IngressError(415, f"Content-Type must be application/json, not {shown}")
     return [RawEmail(_message(payload), _recipients(payload))]
-
-
-def _json(body: bytes) -> dict:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IngressError(422, f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise IngressError(422, "the JSON body must be an object")
-    return payload
 
 
 def _form(body: bytes) -> dict:
@@ -146,17 +136,7 @@ def _message(payload: dict) -> bytes:
     is_base64 = payload.get("base64", True)
     if not isinstance(is_base64, bool):
         raise IngressError(422, "base64 must be true or false")
-    try:
-        if is_base64:
-            raw = base64.b64decode(_SPACE.sub("", message).encode("ascii"), validate=True)
-        else:
-            raw = message.encode("utf-8")
-    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
-        kind = "base64" if is_base64 else "text"
-        raise IngressError(422, f"message is not valid {kind}") from exc
-    if not raw.strip():
-        raise IngressError(422, "message is blank")
-    return raw
+    return decode_raw(message, is_base64, "message")
 
 
 def _recipients(payload: dict) -> list[str]:

@@ -42,6 +42,7 @@ from flask import Request
 
 from config import Settings
 from ingress import IngressError, RawEmail
+from ingress.forms import parse_json, require_json
 from ingress.receive import IngressUnavailable
 
 TOLERANCE_SECONDS = 5 * 60
@@ -88,12 +89,8 @@ def authenticate(request: Request, body: bytes, secret: str, now: float | None =
 def extract(request: Request, settings: Settings) -> list[RawEmail]:
     body = request.stream.read()
     authenticate(request, body, settings.resend_webhook_secret)
-    if request.mimetype != "application/json":
-        raise IngressError(415, f"Content-Type must be application/json, not {request.mimetype}")
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IngressError(422, f"the body is not valid JSON: {exc}") from exc
+    require_json(request)
+    event = parse_json(body)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise IngressError(422, "the event must be a JSON object with a type")
     if event["type"] != "email.received":

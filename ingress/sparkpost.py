@@ -19,19 +19,14 @@ events; SparkPost's webhook validation wants an HTTP 200 answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-
 from flask import Request
 
 from config import Settings
 from ingress import IngressError, RawEmail
 from ingress.auth import constant_time_equal
-from ingress.forms import json_body
+from ingress.forms import decode_raw, json_body, require_json
 
 TOKEN_HEADER = "X-MessageSystems-Webhook-Token"
-_SPACE = re.compile(r"\s+")
 
 
 def authenticate(request: Request, token: str) -> None:
@@ -47,9 +42,7 @@ def authenticate(request: Request, token: str) -> None:
 
 def extract(request: Request, settings: Settings) -> list[RawEmail]:
     authenticate(request, settings.sparkpost_webhook_token)
-    if request.mimetype != "application/json":
-        shown = request.mimetype or "none"
-        raise IngressError(415, f"Content-Type must be application/json, not {shown}")
+    require_json(request)
     events = json_body(request)
     if not isinstance(events, list):
         raise IngressError(422, "the JSON body must be an array of events")
@@ -75,16 +68,7 @@ def _message(index: int, relay: object) -> RawEmail:
     is_base64 = content.get("email_rfc822_is_base64", False)
     if not isinstance(is_base64, bool):
         raise IngressError(422, f"event {index} content.email_rfc822_is_base64 is not a bool")
-    try:
-        if is_base64:
-            body = base64.b64decode(_SPACE.sub("", raw).encode("ascii"), validate=True)
-        else:
-            body = raw.encode("utf-8")
-    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
-        kind = "base64" if is_base64 else "text"
-        raise IngressError(422, f"event {index} content.email_rfc822 is not {kind}") from exc
-    if not body.strip():
-        raise IngressError(422, f"event {index} content.email_rfc822 is blank")
+    body = decode_raw(raw, is_base64, f"event {index} content.email_rfc822")
     recipient = relay.get("rcpt_to")
     if recipient is not None and not isinstance(recipient, str):
         raise IngressError(422, f"event {index} rcpt_to is not a string")
