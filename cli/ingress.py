@@ -91,9 +91,36 @@ def _register(flavour: str) -> None:
         show_default=True,
         help="Seconds to establish the connection.",
     )
-    def command(url: str | None, password: str | None, timeout: float, connect_timeout: float):
+    @click.option(
+        "--client-address",
+        metavar="IP",
+        help="The SMTP client's IP address (Postfix ${client_address}, Exim "
+        "$sender_host_address): Threadline then checks SPF itself.",
+    )
+    @click.option(
+        "--helo",
+        metavar="NAME",
+        help="The name the client gave in HELO/EHLO (Postfix ${client_helo}, Exim "
+        "$sender_helo_name).",
+    )
+    @click.option(
+        "--sender",
+        metavar="ADDRESS",
+        help="The envelope sender, MAIL FROM (Postfix ${sender}, Exim $sender_address); "
+        "empty for a delivery report.",
+    )
+    def command(
+        url: str | None,
+        password: str | None,
+        timeout: float,
+        connect_timeout: float,
+        client_address: str | None,
+        helo: str | None,
+        sender: str | None,
+    ):
+        connection = {"client_address": client_address, "helo": helo, "sender": sender}
         try:
-            result = _relay_stdin(url, password, timeout, connect_timeout)
+            result = _relay_stdin(url, password, timeout, connect_timeout, connection)
         except Exception as exc:  # whatever happens, the MTA gets a status line and an exit code
             result = relayer.Result("4.0.0", f"Error: {exc}", relayer.Outcome.TEMPORARY)
         click.echo(result.line)
@@ -101,7 +128,11 @@ def _register(flavour: str) -> None:
 
 
 def _relay_stdin(
-    url: str | None, password: str | None, timeout: float, connect_timeout: float
+    url: str | None,
+    password: str | None,
+    timeout: float,
+    connect_timeout: float,
+    connection: dict[str, str | None],
 ) -> relayer.Result:
     if not (url and password):
         settings, problems = _app_settings()
@@ -120,6 +151,7 @@ def _relay_stdin(
         password_hint="pass --password, or set INGRESS_PASSWORD or INBOUND_EMAIL_PASSWORD",
         connect_timeout=connect_timeout,
         read_timeout=timeout,
+        **connection,
     )
 
 

@@ -22,12 +22,33 @@ class IngressError(Exception):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True)
+class Connection:
+    """The SMTP connection the relaying MTA received a message on, as the relay command
+    passes it (relay ingress only): enough to check SPF here. Validated by ingress/relay.py.
+    mail_from "" is the null sender (<>, a delivery report); None = not given."""
+
+    client_address: str | None = None
+    helo: str | None = None
+    mail_from: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The InboundEmail columns that record it."""
+        return {
+            "client_address": self.client_address,
+            "helo": self.helo,
+            "mail_from": self.mail_from,
+        }
+
+
 @dataclass
 class RawEmail:
-    """Raw MIME as received, plus envelope recipients to prepend as X-Original-To lines."""
+    """Raw MIME as received, plus envelope recipients to prepend as X-Original-To lines, and
+    the relaying MTA's connection when the relay ingress was told it."""
 
     body: bytes | BinaryIO | Iterable[bytes]
     original_recipients: list[str] = field(default_factory=list)
+    connection: Connection | None = None
 
     def __post_init__(self) -> None:
         # Each recipient becomes a header line: a CR or LF would inject headers of its own.

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from extensions import db, get_storage
-from ingress import RawEmail
+from ingress import Connection, RawEmail
 from mail.summary import Summary, summary_of
 from models import InboundEmail
 from models.inbound import too_large_reason
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 SPOOL_IN_MEMORY = 1024 * 1024  # larger messages spool to a temp file, never all in RAM
 HEADER_SCAN = 256 * 1024
 CHUNK = 64 * 1024
+NO_CONNECTION = Connection()  # every ingress but the relay: the columns stay NULL
 _ANGLE = re.compile(r"<([^<>\s]+)>")
 # An empty line in any of the line endings the email parser accepts (\r\n, \n, a lone \r).
 _EMPTY_LINE = re.compile(rb"\n\r?\n|\r\r")
@@ -161,6 +162,7 @@ def receive(
             "size": size,
             "inbox_id": inbox_id,
             **summary.columns(),
+            **(raw.connection or NO_CONNECTION).columns(),
             **({"status": "bounced", "reason": held} if held else {}),
         }
         try:

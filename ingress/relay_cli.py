@@ -36,8 +36,12 @@ def relay_stdin(
     password_hint: str = PASSWORD_HINT,
     connect_timeout: float = relayer.CONNECT_TIMEOUT,
     read_timeout: float = relayer.READ_TIMEOUT,
+    client_address: str | None = None,
+    helo: str | None = None,
+    sender: str | None = None,
 ) -> relayer.Result:
-    """Check the call, then relay the message on stdin; a bad call says what to pass."""
+    """Check the call, then relay the message on stdin; a bad call says what to pass.
+    client_address, helo and sender: the SMTP connection, when the MTA passes it."""
     if not password:
         return relayer.usage(f"No ingress password: {password_hint}")
     if not url:
@@ -51,7 +55,12 @@ def relay_stdin(
     if stdin.isatty():
         return relayer.usage("Pipe the message to standard input (it is a terminal)")
     return relayer.relay(
-        stdin.read(), url, password, connect_timeout=connect_timeout, read_timeout=read_timeout
+        stdin.read(),
+        url,
+        password,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        headers=relayer.connection_headers(client_address, helo, sender),
     )
 
 
@@ -112,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=relayer.CONNECT_TIMEOUT,
         help=f"seconds to establish the connection ({relayer.CONNECT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--client-address",
+        metavar="IP",
+        help="the SMTP client's IP address (Postfix ${client_address}, Exim "
+        "$sender_host_address): Threadline then checks SPF itself",
+    )
+    parser.add_argument(
+        "--helo",
+        metavar="NAME",
+        help="the name the client gave in HELO/EHLO (Postfix ${client_helo}, Exim "
+        "$sender_helo_name)",
+    )
+    parser.add_argument(
+        "--sender",
+        metavar="ADDRESS",
+        help="the envelope sender, MAIL FROM (Postfix ${sender}, Exim $sender_address); "
+        "empty for a delivery report",
+    )
     return parser
 
 
@@ -140,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             args.password,
             connect_timeout=args.connect_timeout,
             read_timeout=args.timeout,
+            client_address=args.client_address,
+            helo=args.helo,
+            sender=args.sender,
         )
     except Exception as exc:  # whatever happens, the MTA gets a status line and an exit code
         result = relayer.Result("4.0.0", f"Error: {exc}", relayer.Outcome.TEMPORARY)

@@ -26,6 +26,11 @@ USER_AGENT = f"Threadline relayer/{VERSION}"
 CONTENT_TYPE = "message/rfc822"
 USERNAME = "actionmailbox"
 RELAY_PATH = "/rails/action_mailbox/relay/inbound_emails"
+# The SMTP connection the MTA received the message on, when it passes it (--client-address,
+# --helo, --sender): Threadline then checks SPF itself (ingress/relay.py reads them).
+CLIENT_ADDRESS_HEADER = "X-Threadline-Client-Address"
+HELO_HEADER = "X-Threadline-Helo"
+MAIL_FROM_HEADER = "X-Threadline-Mail-From"
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 30.0
 _REASON_CHARS = 200
@@ -97,6 +102,22 @@ def check_url(url: str) -> str | None:
     return None
 
 
+def connection_headers(
+    client_address: str | None = None, helo: str | None = None, sender: str | None = None
+) -> dict[str, str]:
+    """The request headers for what the MTA passed. An empty client address or HELO (mail
+    submitted on the mail host itself: Postfix and Exim expand theirs to "") is left out;
+    an empty sender is kept: it is the null sender of a delivery report."""
+    headers = {}
+    if client_address:
+        headers[CLIENT_ADDRESS_HEADER] = client_address
+    if helo:
+        headers[HELO_HEADER] = helo
+    if sender is not None:
+        headers[MAIL_FROM_HEADER] = sender
+    return headers
+
+
 def relay(
     message: bytes,
     url: str,
@@ -104,8 +125,10 @@ def relay(
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    headers: dict[str, str] | None = None,
 ) -> Result:
-    """POST message to url with Basic auth; never raises, never mentions the password."""
+    """POST message to url with Basic auth (and `headers`, connection_headers()'s); never
+    raises, never mentions the password."""
     if not message:
         return empty_message()
     problem = check_url(url)
@@ -113,7 +136,7 @@ def relay(
         return usage(problem)
     shown = redact(url)
     try:
-        status, reason = _post(message, url, password, connect_timeout, read_timeout)
+        status, reason = _post(message, url, password, connect_timeout, read_timeout, headers)
     except TimeoutError:
         return Result("4.4.2", f"Timed out talking to {shown}", Outcome.TEMPORARY)
     except (OSError, http.client.HTTPException) as exc:
@@ -131,7 +154,12 @@ def relay(
 
 
 def _post(
-    message: bytes, url: str, password: str, connect_timeout: float, read_timeout: float
+    message: bytes,
+    url: str,
+    password: str,
+    connect_timeout: float,
+    read_timeout: float,
+    extra_headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Send the request; return (status, first line of a text/plain answer)."""
     parts = urlsplit(url)
@@ -161,6 +189,7 @@ def _post(
                     "Content-Type": CONTENT_TYPE,
                     "User-Agent": USER_AGENT,
                     "Authorization": f"Basic {credentials}",
+                    **(extra_headers or {}),
                 },
             )
         except TimeoutError:

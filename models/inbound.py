@@ -106,6 +106,11 @@ class InboundEmail(TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     incinerated_at: Mapped[datetime | None]
+    # The SMTP connection as the relaying MTA saw it (relay ingress only, when the relay
+    # command is given them; NULL otherwise): for checking SPF here (mail/spf.py).
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    helo: Mapped[str | None] = mapped_column(String(255))
+    mail_from: Mapped[str | None] = mapped_column(String(512))  # "" = the null sender <>
 
     # --- transitions -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from tests.support.ingress_requests import (
     ALL_URLS,
     BASIC_CHALLENGE,
     MAILGUN_KEY,
+    MAILGUN_URL,
     MANDRILL_KEY,
     MANDRILL_URL,
     POSTMARK_URL,
@@ -25,6 +26,8 @@ from tests.support.ingress_requests import (
     inbound_job_ids,
     inbound_rows,
     load_fixture,
+    mailgun_signed,
+    post_form,
     post_mailgun,
     post_mandrill,
     stored_keys,
@@ -368,3 +371,94 @@ def test_rails_era_setting_names_are_accepted(app, app_config, monkeypatch):
         assert response.status_code == 204
         assert post_mailgun(client, PLAIN).status_code == 404
         assert [row.source for row in inbound_rows()] == ["relay", "postmark"]
+
+
+# ---------------------------------------------------------------- the SMTP connection (SPF)
+
+CONNECTION = {
+    "X-Threadline-Client-Address": "2001:db8::25",
+    "X-Threadline-Helo": "mail.customer.example.com",
+    "X-Threadline-Mail-From": "<bounces@customer.example.com>",
+}
+
+
+def test_the_relays_connection_headers_are_recorded_on_the_row(client):
+    response = post_relay(client, PLAIN, headers={**basic_auth(), **CONNECTION})
+
+    assert response.status_code == 204
+    row = assert_received_once(PLAIN, "relay", PLAIN_ID)
+    assert (row.client_address, row.helo, row.mail_from) == (
+        "2001:db8::25",
+        "mail.customer.example.com",
+        "bounces@customer.example.com",
+    )
+
+
+def test_a_post_without_connection_headers_records_none(client):
+    assert post_relay(client, PLAIN).status_code == 204
+    row = assert_received_once(PLAIN, "relay", PLAIN_ID)
+    assert (row.client_address, row.helo, row.mail_from) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "headers, recorded",
+    [
+        # The null sender of a delivery report is kept as "", not as "not given".
+        ({"X-Threadline-Mail-From": "", "X-Threadline-Helo": "mx.example.net"},
+         (None, "mx.example.net", "")),
+        # Mail submitted on the MTA's host: Postfix and Exim expand the address to "".
+        ({"X-Threadline-Client-Address": "", "X-Threadline-Mail-From": "a@b.example"},
+         (None, None, "a@b.example")),
+        # An IPv4-mapped IPv6 address is the IPv4 address SPF checks; brackets are dropped.
+        ({"X-Threadline-Client-Address": "[::ffff:192.0.2.7]"}, ("192.0.2.7", None, None)),
+        ({"X-Threadline-Client-Address": "IPv6:2001:DB8:0:0::1"}, ("2001:db8::1", None, None)),
+    ],
+    ids=["null-sender", "local-submission", "ipv4-mapped", "ipv6-prefix"],
+)  # fmt: skip
+def test_connection_values_are_normalised(client, headers, recorded):
+    assert post_relay(client, PLAIN, headers={**basic_auth(), **headers}).status_code == 204
+    row = assert_received_once(PLAIN, "relay", PLAIN_ID)
+    assert (row.client_address, row.helo, row.mail_from) == recorded
+
+
+@pytest.mark.parametrize(
+    "header, value, says",
+    [
+        ("X-Threadline-Client-Address", "mail.example.com", "is not an IP address"),
+        ("X-Threadline-Client-Address", "192.0.2.300", "is not an IP address"),
+        ("X-Threadline-Helo", "mx.example.com\x00evil", "control character"),
+        ("X-Threadline-Helo", "h" * 256, "longer than 255 characters"),
+        ("X-Threadline-Mail-From", "a@b.example\x07", "control character"),
+        ("X-Threadline-Mail-From", "a@" + "b" * 520, "longer than 512 characters"),
+    ],
+)
+def test_a_bad_connection_value_is_422_and_nothing_is_received(client, header, value, says):
+    response = post_relay(client, PLAIN, headers={**basic_auth(), header: value})
+
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert text.startswith(header) and says in text
+    assert_nothing_received()
+
+
+def test_connection_headers_need_the_ingress_password(client):
+    response = post_relay(client, PLAIN, headers={**basic_auth("wrong"), **CONNECTION})
+    assert response.status_code == 401
+    assert_nothing_received()
+
+
+@pytest.mark.parametrize(
+    "extra_settings",
+    [{"INBOUND_EMAIL_SERVICE": "relay,mailgun", "MAILGUN_INGRESS_SIGNING_KEY": MAILGUN_KEY}],
+    indirect=True,
+    ids=["relay-and-mailgun"],
+)
+def test_connection_headers_on_another_ingress_are_ignored(client):
+    """Only the relay ingress, authenticated with the ingress password, may say where a
+    message came from: a provider's webhook carrying the headers records nothing."""
+    fields = [*mailgun_signed(), ("body-mime", PLAIN)]
+    response = post_form(client, MAILGUN_URL, fields, headers=CONNECTION)
+
+    assert response.status_code == 204
+    row = assert_received_once(PLAIN, "mailgun", PLAIN_ID)
+    assert (row.client_address, row.helo, row.mail_from) == (None, None, None)

@@ -229,6 +229,48 @@ def test_request_carries_the_documented_headers_and_the_exact_bytes(app, stub):
     assert request.body == raw
 
 
+def test_the_smtp_connection_options_become_request_headers(app, stub):
+    """Postfix's pipe expands ${client_address} ${client_helo} ${sender}; a null sender is
+    an empty --sender, kept; an empty client address (local submission) is left out."""
+    stub.start()
+    connection = ("--client-address", "192.0.2.25", "--helo", "mx.example.pl", "--sender", "")
+    result = invoke(app, "postfix", message("conn"), "--url", stub.url(), "--password", "p",
+                    *connection)  # fmt: skip
+    assert (result.exit_code, result.output) == (0, SUCCESS_LINE + "\n")
+    local = invoke(app, "postfix", message("local"), "--url", stub.url(), "--password", "p",
+                   "--client-address", "", "--sender", "a@example.pl")  # fmt: skip
+    assert local.exit_code == 0
+    remote, submitted = stub.requests
+    assert remote.headers["X-Threadline-Client-Address"] == "192.0.2.25"
+    assert remote.headers["X-Threadline-Helo"] == "mx.example.pl"
+    assert remote.headers["X-Threadline-Mail-From"] == ""
+    assert "X-Threadline-Client-Address" not in submitted.headers
+    assert "X-Threadline-Helo" not in submitted.headers
+    assert submitted.headers["X-Threadline-Mail-From"] == "a@example.pl"
+
+
+def test_threadline_relay_records_the_connection_on_the_live_app(app, live, tmp_path):
+    raw = message("relay-cli-conn")
+    result = subprocess.run(
+        [sys.executable, "-m", "ingress.relay_cli", "--flavour", "exim",
+         "--client-address", "2001:db8::7", "--helo", "mail.example.pl",
+         "--sender", "zofia@example.pl"],
+        input=raw,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT),
+             "URL": live + relayer.RELAY_PATH, "INGRESS_PASSWORD": TEST_INGRESS_PASSWORD},
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout.decode()) == (0, SUCCESS_LINE + "\n")
+    [row] = stored()
+    assert (row.client_address, row.helo, row.mail_from) == (
+        "2001:db8::7",
+        "mail.example.pl",
+        "zofia@example.pl",
+    )
+
+
 def test_relayer_version_is_the_project_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert relayer.VERSION == project["version"]
