@@ -88,19 +88,32 @@ class Resolver:
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record's strings joined; [] when the name or its TXT record does not
         exist (or cannot: an invalid name). Raises DnsError when the question got no answer."""
+        return [b"".join(record.strings) for record in self._resolve(name, "TXT")]
+
+    def query(self, name: str, rdtype: str) -> list[str]:
+        """A or AAAA addresses, MX exchanges (most preferred first) or PTR names, without
+        the final dot; [] as for txt() (SPF calls that a void lookup). Raises DnsError."""
+        records = self._resolve(name, rdtype)
+        if rdtype == "MX":
+            ordered = sorted(records, key=lambda record: record.preference)
+            return [record.exchange.to_text(omit_final_dot=True) for record in ordered]
+        if rdtype == "PTR":
+            return [record.target.to_text(omit_final_dot=True) for record in records]
+        return [record.address for record in records]
+
+    def _resolve(self, name: str, rdtype: str) -> list:
         try:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException:
             return []
         try:
-            answer = self._dns().resolve(qname, "TXT")
+            return list(self._dns().resolve(qname, rdtype))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.Timeout as exc:
-            raise DnsTimeout(f"no answer for {name} TXT in {self.lifetime}s") from exc
+            raise DnsTimeout(f"no answer for {name} {rdtype} in {self.lifetime}s") from exc
         except dns.exception.DNSException as exc:
-            raise DnsError(f"{name} TXT: {exc}") from exc
-        return [b"".join(record.strings) for record in answer]
+            raise DnsError(f"{name} {rdtype}: {exc}") from exc
 
     def _dns(self) -> dns.resolver.Resolver:
         """Built on first use, so a missing /etc/resolv.conf is a DnsError, not a crash."""

@@ -54,6 +54,13 @@ def dns_records(dns_stand_in):
     """The stand-in's TXT records for this test: set names on it; gone after the test."""
     yield dns_stand_in.records
     dns_stand_in.records.clear()
+    dns_stand_in.rrsets.clear()
+
+
+@pytest.fixture
+def dns_rrsets(dns_stand_in, dns_records):
+    """The stand-in's other records for this test ((name, "A") -> ["192.0.2.1"], ...)."""
+    return dns_stand_in.rrsets
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """A local DNS stand-in (UDP on 127.0.0.1, a thread) for the Internet's DNS, which tests
-cannot reach: it answers TXT questions from a dict the test fills, NXDOMAIN for names it
-does not hold, and records every question so a test can assert exactly what was asked."""
+cannot reach: it answers TXT questions from a dict the test fills (and A, AAAA, MX, PTR from
+another, for SPF), NXDOMAIN for names it does not hold, an empty answer for a type a name
+lacks, and records every question so a test can assert exactly what was asked."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.message
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
@@ -30,6 +32,9 @@ class DNSServer:
     port: int
     records: dict[str, list[str | bytes]] = field(default_factory=dict)
     queries: list[tuple[str, str]] = field(default_factory=list)  # (name, type), in order
+    # Other types: (name, type) -> records in zone-file text, e.g. ("example.com", "MX"):
+    # ["10 mx.example.com."], ("mx.example.com", "A"): ["192.0.2.1"].
+    rrsets: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     silent: bool = False
     # Seconds a resolver may cache an answer: 0 by default, so the session-wide stand-in's
     # records changed by one test are never read stale by the next.
@@ -54,12 +59,18 @@ class DNSServer:
         if self.silent:
             return None
         response = dns.message.make_response(query)
-        if name not in self.records:
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        if name not in self.records and not any(key[0] == name for key in self.rrsets):
             response.set_rcode(dns.rcode.NXDOMAIN)
-        elif question.rdtype == dns.rdatatype.TXT:
+        elif question.rdtype == dns.rdatatype.TXT and name in self.records:
             rrset = dns.rrset.RRset(question.name, dns.rdataclass.IN, dns.rdatatype.TXT)
             for text in self.records[name]:
                 rrset.add(_txt(text), ttl=self.ttl)
+            response.answer.append(rrset)
+        elif (name, rdtype) in self.rrsets:
+            rrset = dns.rrset.RRset(question.name, dns.rdataclass.IN, question.rdtype)
+            for text in self.rrsets[name, rdtype]:
+                rrset.add(dns.rdata.from_text("IN", rdtype, text), ttl=self.ttl)
             response.answer.append(rrset)
         return response.to_wire()
 
