@@ -7,9 +7,16 @@ those whose authserv-id is in TRUSTED_AUTHSERV_IDS, since anyone can write that 
 Those servers must strip incoming headers that carry their id (RFC 8601 section 5);
 otherwise a sender could forge one. The From domain's DMARC policy is looked up here.
 
+When no trusted server reported SPF but the relay command passed the SMTP connection (an
+Envelope: client address, HELO, MAIL FROM), SPF is checked here (mail/spf.py) and plays the
+trusted server's part (authserv-id "threadline"); DMARC is then decided here too, unless a
+trusted server reported it: with a DMARC record for the From domain, pass when DKIM or SPF
+passes aligned (adkim/aspf: relaxed, or s for strict), fail when neither does and both
+were checked conclusively (SPF not temperror/permerror, DKIM as in rule 3).
+
 The verdict, in order:
-1. A trusted Authentication-Results dmarc result for the From domain decides:
-   pass -> verified, fail -> failed_dmarc.
+1. A trusted Authentication-Results dmarc result for the From domain decides (or, as
+   above, the one decided here): pass -> verified, fail -> failed_dmarc.
 2. Otherwise an aligned pass -> verified: a DKIM signature verified here whose d= aligns
    with the From domain, or an SPF pass from a trusted server whose smtp.mailfrom aligns
    (the two ways DMARC itself passes).
@@ -18,7 +25,8 @@ The verdict, in order:
    but temperror/permerror) and found no aligned pass, and every DKIM signature was
    checked conclusively (no temperror, none left over past the first three). A DKIM failure
    alone is not enough: an unsigned message, or one whose signature a gateway broke, may
-   still have passed DMARC through SPF, which we cannot check ourselves.
+   still have passed DMARC through SPF, which we cannot check ourselves without the
+   client's address.
 4. Otherwise unverified.
 
 The thread page warns (SenderVerdict.warn) only when a DMARC failure meets a domain that
@@ -31,6 +39,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import TYPE_CHECKING
 
 import dkim
 import dns.exception
@@ -40,6 +49,9 @@ import dns.resolver
 
 from mail.summary import header_block
 
+if TYPE_CHECKING:  # mail/spf.py uses this module's Resolver
+    from mail.spf import Envelope
+
 BADGES = {  # status -> the thread page's badge
     "verified": "verified sender",
     "unverified": "unverified",
@@ -48,6 +60,7 @@ BADGES = {  # status -> the thread page's badge
 CACHED_NAMES = 4096  # a caching Resolver's answers kept at most (least recently used go)
 MAX_SIGNATURES = 3  # a message with fifty signatures must not cost fifty DNS lookups
 ENFORCING = ("reject", "quarantine")
+DIRECT = "threadline"  # the authserv-id of the SPF and DMARC results checked here
 _POLICIES = ("reject", "quarantine", "none")
 # SPF results that mean a trusted server did evaluate SPF (temperror/permerror: it could not).
 _SPF_EVALUATED = ("pass", "fail", "softfail", "neutral", "none")
@@ -135,7 +148,7 @@ class SenderVerdict:
     status: str  # verified | unverified | failed_dmarc
     dkim: str  # pass | fail | none | temperror
     dkim_domain: str | None  # d= of the signature that result is about
-    spf: str | None  # from a trusted Authentication-Results header, else None
+    spf: str | None  # from a trusted Authentication-Results header or checked here, else None
     dmarc: str | None  # likewise
     dmarc_policy: str | None  # reject | quarantine | none of the From domain; None = unknown
     reason: str  # one sentence for agents
@@ -174,6 +187,7 @@ def check_sender(
     *,
     trusted_authserv_ids: frozenset[str],
     resolver: Resolver,
+    envelope: Envelope | None = None,
 ) -> SenderVerdict:
     """The verdict on raw's sender (see the module docstring). Never raises: DNS trouble
     is a DKIM temperror or an unknown policy, and the verdict then stays unverified."""
@@ -182,10 +196,15 @@ def check_sender(
     headers = _header_values(raw, "Authentication-Results")
     results = trusted_results(headers, trusted_authserv_ids)
     spf = results.get("spf")
+    checked_for = None  # the client address, when SPF is checked here
+    if spf is None and envelope is not None:
+        spf, checked_for = _direct_spf(envelope, resolver), envelope.client_address
     dmarc = _dmarc_result(results.get("dmarc"), domain)
     signatures = _check_dkim(raw, domain, lookups)
-    policy = _dmarc_policy(domain, lookups)
-    status, reason = _judge(domain, signatures, spf, dmarc, policy)
+    tags, policy = _dmarc_policy(domain, lookups)
+    if dmarc is None and checked_for is not None and tags is not None:
+        dmarc = _direct_dmarc(domain, tags, signatures, spf)
+    status, reason = _judge(domain, signatures, spf, dmarc, policy, checked_for)
     return SenderVerdict(
         status=status,
         dkim=signatures.result,
@@ -195,6 +214,33 @@ def check_sender(
         dmarc_policy=policy,
         reason=reason,
     )
+
+
+def _direct_spf(envelope: Envelope, resolver: Resolver) -> AuthResult:
+    """SPF checked here, as a trusted server would have reported it."""
+    from mail.spf import check_spf
+
+    found = check_spf(envelope.client_address, envelope.mail_from, envelope.helo, resolver)
+    return AuthResult(DIRECT, "spf", found.result, {"smtp.mailfrom": found.sender})
+
+
+def _direct_dmarc(
+    domain: str, tags: dict[str, str], signatures: _Signatures, spf: AuthResult
+) -> AuthResult | None:
+    """DMARC decided here (RFC 7489 section 6.6.2, alignment per adkim/aspf); None when it
+    cannot be: a DKIM signature or SPF could not be checked."""
+    dkim_aligned = signatures.aligned_pass and (
+        tags.get("adkim") != "s" or signatures.domain == domain
+    )
+    mailfrom = _mailfrom_domain(spf)
+    spf_aligned = spf.result == "pass" and (
+        mailfrom == domain if tags.get("aspf") == "s" else _aligned(mailfrom, domain)
+    )
+    if dkim_aligned or spf_aligned:
+        return AuthResult(DIRECT, "dmarc", "pass", {"header.from": domain})
+    if spf.result in _SPF_EVALUATED and signatures.conclusive:
+        return AuthResult(DIRECT, "dmarc", "fail", {"header.from": domain})
+    return None
 
 
 # --- Authentication-Results (RFC 8601) ----------------------------------------------------
@@ -344,29 +390,32 @@ def _verify(verifier: dkim.DKIM, idx: int, lookups: _Lookups) -> tuple[str, str 
 # --- DMARC policy -------------------------------------------------------------------------
 
 
-def _dmarc_policy(domain: str, lookups: _Lookups) -> str | None:
-    """The From domain's DMARC policy: p= of _dmarc.<domain>, else of its organisational
-    domain, where sp= (the subdomain policy) wins when present (RFC 7489 section 6.6.3).
+def _dmarc_policy(domain: str, lookups: _Lookups) -> tuple[dict[str, str] | None, str | None]:
+    """The From domain's DMARC record (its tags) and policy: p= of _dmarc.<domain>, else of
+    its organisational domain, where sp= (the subdomain policy) wins when present (RFC 7489
+    section 6.6.3).
 
     Simplified: the organisational domain is the last two labels, without the public-suffix
     list, so mail from shop.example.co.uk falls back to _dmarc.co.uk, finds nothing, and
-    its policy stays unknown. A missing or unknown p= counts as none. None = no record or
-    the lookup failed."""
+    its policy stays unknown. A missing or unknown p= counts as none. (None, None) = no
+    record or the lookup failed."""
     if not domain:
-        return None
+        return None, None
     organisational = ".".join(domain.split(".")[-2:])
     try:
         tags = _dmarc_tags(domain, lookups)
         if tags is not None:
-            return _policy(tags.get("p"))
+            return tags, _policy(tags.get("p"))
         if organisational == domain:
-            return None
+            return None, None
         tags = _dmarc_tags(organisational, lookups)
     except DnsError:
-        return None
+        return None, None
     if tags is None:
-        return None
-    return _policy(tags["sp"]) if tags.get("sp") in _POLICIES else _policy(tags.get("p"))
+        return None, None
+    if tags.get("sp") in _POLICIES:
+        return tags, _policy(tags["sp"])
+    return tags, _policy(tags.get("p"))
 
 
 def _dmarc_tags(domain: str, lookups: _Lookups) -> dict[str, str] | None:
@@ -394,10 +443,25 @@ def _judge(
     spf: AuthResult | None,
     dmarc: AuthResult | None,
     policy: str | None,
+    checked_for: str | None = None,
 ) -> tuple[str, str]:
-    """(status, reason) by the rule in the module docstring."""
+    """(status, reason) by the rule in the module docstring; checked_for: the client
+    address SPF (and DMARC) were checked here for, None when a trusted server did."""
     if not domain:
         return "unverified", "The From address has no domain to check."
+    spf_by = f"Threadline checked SPF for {checked_for}" if checked_for else None
+    if spf and not spf_by:
+        spf_by = f"{spf.authserv_id} checked SPF"
+    if dmarc and dmarc.authserv_id == DIRECT and checked_for:
+        if dmarc.result == "pass" and signatures.aligned_pass:
+            return "verified", f"Signed by {signatures.domain} (DKIM), the From address's domain."
+        if dmarc.result == "pass":
+            return "verified", f"{spf_by}: sent by a server {domain} allows (DMARC pass)."
+        return "failed_dmarc", (
+            f"{domain} publishes a DMARC policy ({policy}), and this message has neither its "
+            f"DKIM signature nor its SPF approval ({spf_by}: {spf.result}): the From address "
+            "may be forged."
+        )
     if dmarc and dmarc.result == "pass":
         return "verified", f"{dmarc.authserv_id} checked DMARC for {domain}: pass."
     if dmarc and dmarc.result == "fail":
@@ -408,17 +472,20 @@ def _judge(
     if signatures.aligned_pass:
         return "verified", f"Signed by {signatures.domain} (DKIM), the From address's domain."
     if spf and spf.result == "pass" and _aligned(_mailfrom_domain(spf), domain):
-        return "verified", f"{spf.authserv_id} checked SPF: sent by a server {domain} allows."
+        return "verified", f"{spf_by}: sent by a server {domain} allows."
     if policy in ENFORCING and spf and spf.result in _SPF_EVALUATED and signatures.conclusive:
         return "failed_dmarc", (
             f"{domain} asks receivers to {policy} mail it has not authenticated, and this "
-            f"message has neither its DKIM signature nor its SPF approval (checked by "
-            f"{spf.authserv_id}): the From address may be forged."
+            f"message has neither its DKIM signature nor its SPF approval ({spf_by}): the "
+            "From address may be forged."
         )
-    return "unverified", _unverified_reason(domain, signatures)
+    direct = None
+    if spf and checked_for:
+        direct = f"{spf_by}: {spf.result} (for {_mailfrom_domain(spf) or 'no domain'})"
+    return "unverified", _unverified_reason(domain, signatures, direct)
 
 
-def _unverified_reason(domain: str, signatures: _Signatures) -> str:
+def _unverified_reason(domain: str, signatures: _Signatures, direct_spf: str | None) -> str:
     if signatures.result == "temperror":
         return "The DKIM signature could not be checked (DNS did not answer); try again later."
     if signatures.result == "pass":
@@ -428,6 +495,8 @@ def _unverified_reason(domain: str, signatures: _Signatures) -> str:
             f"The DKIM signature of {signatures.domain or 'the sender'} does not verify: the "
             "message was changed after signing, or the signature is forged."
         )
+    if direct_spf:
+        return f"Not signed (DKIM), and no approval of {domain}: {direct_spf}."
     return "Not signed (DKIM), and no trusted mail server vouched for the sender."
 
 

@@ -40,6 +40,15 @@ _DOMAIN_LENGTH = 253
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """What the SMTP client said, as the relay command passed it (InboundEmail's columns)."""
+
+    client_address: str
+    helo: str | None = None
+    mail_from: str | None = None  # "" = the null sender
+
+
+@dataclass(frozen=True)
 class SpfResult:
     result: str  # one of RESULTS
     domain: str  # the domain whose policy was checked ("" when there was none to check)

@@ -82,7 +82,7 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         found = conversation_by_subject(where.inbox, contact, parsed.subject)
         if found is not None:
             where = Route(where.inbox, found, "subject", participant=where.participant)
-    verdict = sender_trust.verdict_for(raw, parsed)
+    verdict = sender_trust.verdict_for(raw, parsed, inbound)
     spam_reason = spam.spam_reason(where.inbox, parsed, raw)
     try:
         message, effects = _record(inbound, parsed, where, contact, verdict, spam_reason)

@@ -49,8 +49,15 @@ def bob(client, auth, inbox, make_user):
     return browser
 
 
-def arrive(app, client, raw: bytes) -> Message:
-    inbound.post_relay(client, raw)
+def arrive(app, client, raw: bytes, connection: dict | None = None) -> Message:
+    """Through the relay ingress (with the relay command's X-Threadline-* connection headers,
+    if given) and the worker."""
+    if connection is None:
+        inbound.post_relay(client, raw)
+    else:
+        headers = {**inbound.RELAY_HEADERS, **connection}
+        response = client.post(inbound.RELAY_URL, data=raw, headers=headers)
+        assert response.status_code == 204, response.get_data(as_text=True)
     inbound.work_inbound(app)
     db.session.expire_all()
     message_id = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()
@@ -194,3 +201,91 @@ def test_a_report_from_the_empty_sender_about_our_reply_joins_its_conversation(
     assert stored.conversation_id == first.conversation_id
     assert (stored.from_address, stored.from_name) == ("", "Mail delivery system")
     assert db.session.get(Message, reply.id).delivery_status == "failed"
+
+
+# --- SPF and DMARC checked here, from the client address the relay passed -------------------
+
+SPF_RECORD = "v=spf1 ip4:192.0.2.0/24 -all"
+
+
+def connection(address: str, mail_from: str, helo: str = "mail.example.net") -> dict:
+    return {
+        "X-Threadline-Client-Address": address,
+        "X-Threadline-Helo": helo,
+        "X-Threadline-Mail-From": mail_from,
+    }
+
+
+def test_spf_checked_here_for_an_authorised_server_is_a_verified_sender(
+    app, client, bob, dns_records
+):
+    dns_records["example.com"] = [SPF_RECORD]
+    dns_records["_dmarc.example.com"] = ["v=DMARC1; p=reject; aspf=r"]
+    stored = arrive(app, client, message(20), connection("192.0.2.25", "bounces@example.com"))
+    page, data = shown(bob, client, stored)
+    verdict = data["sender_verdict"]
+    assert (verdict["status"], verdict["spf"], verdict["dmarc"]) == ("verified", "pass", "pass")
+    assert verdict["dkim"] == "none"
+    assert "Threadline checked SPF for 192.0.2.25" in verdict["reason"]
+    assert ">verified sender</span>" in page and "msg-spoof-warning" not in page
+
+
+@pytest.mark.parametrize(
+    "records, mail_from",
+    [
+        ({}, "ann@example.com"),  # the forger gives the victim's address: SPF fails
+        # ... or their own domain, which allows them: SPF passes, but not aligned with From.
+        ({"forger.example": ["v=spf1 +all"]}, "x@forger.example"),
+    ],
+    ids=["spf-fail", "spf-pass-unaligned"],
+)
+def test_a_forged_from_of_a_p_reject_domain_from_an_unauthorised_server_fails_dmarc(
+    app, client, bob, dns_records, records, mail_from
+):
+    dns_records.update({"example.com": [SPF_RECORD], **records})
+    dns_records["_dmarc.example.com"] = ["v=DMARC1; p=reject"]
+    stored = arrive(app, client, message(21), connection("203.0.113.66", mail_from))
+    page, data = shown(bob, client, stored)
+    verdict = data["sender_verdict"]
+    assert (verdict["status"], verdict["dmarc"], verdict["dmarc_policy"]) == (
+        "failed_dmarc",
+        "fail",
+        "reject",
+    )
+    assert "Threadline checked SPF for 203.0.113.66" in verdict["reason"]
+    assert "failed DMARC — may be spoofed" in page
+    assert 'class="msg-spoof-warning" role="alert"' in page
+
+
+def test_strict_spf_alignment_needs_the_exact_domain(app, client, bob, dns_records):
+    """aspf=s: an SPF pass for a subdomain of the From domain is not aligned."""
+    dns_records["bounce.example.com"] = [SPF_RECORD]
+    dns_records["_dmarc.example.com"] = ["v=DMARC1; p=quarantine; aspf=s"]
+    stored = arrive(app, client, message(22), connection("192.0.2.25", "b@bounce.example.com"))
+    _page, data = shown(bob, client, stored)
+    assert data["sender_verdict"]["spf"] == "pass"
+    assert data["sender_verdict"]["status"] == "failed_dmarc"
+
+
+def test_without_the_connection_headers_spf_is_not_checked_here(
+    app, client, bob, dns_records, dns_stand_in
+):
+    """Today's behaviour: no client address, no SPF of our own, so no DMARC failure guessed."""
+    dns_records["example.com"] = [SPF_RECORD]
+    dns_records["_dmarc.example.com"] = ["v=DMARC1; p=reject"]
+    dns_stand_in.queries.clear()
+    stored = arrive(app, client, message(23))
+    _page, data = shown(bob, client, stored)
+    verdict = data["sender_verdict"]
+    assert (verdict["status"], verdict["spf"], verdict["dmarc"]) == ("unverified", None, None)
+    assert ("example.com", "TXT") not in dns_stand_in.queries
+
+
+def test_a_trusted_servers_spf_wins_over_the_check_here(app, client, bob, dns_records):
+    dns_records["example.com"] = [SPF_RECORD]
+    results = b"Authentication-Results: mx.ours.test; spf=pass smtp.mailfrom=example.com\r\n"
+    # The client address would fail SPF; the trusted server saw the real one.
+    stored = arrive(app, client, message(24, results), connection("203.0.113.66", "a@example.com"))
+    _page, data = shown(bob, client, stored)
+    assert data["sender_verdict"]["status"] == "verified"
+    assert data["sender_verdict"]["reason"].startswith("mx.ours.test checked SPF")
