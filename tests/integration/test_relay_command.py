@@ -207,7 +207,8 @@ def test_the_live_apps_413_is_temporary(app_config, tmp_path):
     with small.app_context(), serve(small) as base:
         args = ("--url", base + relayer.RELAY_PATH, "--password", TEST_INGRESS_PASSWORD)
         result = invoke(small, "exim", message("big") + b"x" * 4096, *args)
-    assert (result.exit_code, result.output) == (75, "4.0.0 HTTP 413\n")
+    reason = "the message is larger than INBOUND_EMAIL_MAX_BYTES (1024 bytes)"
+    assert (result.exit_code, result.output) == (75, f"4.0.0 HTTP 413: {reason}\n")
 
 
 # --- in-process: stubs answering fixed statuses ---------------------------------------------
