@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from ingress import ses
+from ingress import sns as sns_module
 from tests.support.ingress_requests import (
     assert_received_once,
     inbound_job_ids,
@@ -58,9 +58,9 @@ def fresh_sns(sns, monkeypatch):
     sns.routes.clear()
     sns.routes[CERT_PATH] = (200, certificate_for(SIGNING_KEY))
     sns.requests.clear()
-    ses._CERTIFICATES.clear()
+    sns_module._CERTIFICATES.clear()
     yield
-    ses._CERTIFICATES.clear()
+    sns_module._CERTIFICATES.clear()
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_the_signing_certificate_is_fetched_once_and_cached(client, sns):
 
 
 def test_the_certificate_cache_is_bounded(client, sns):
-    paths = [f"/SimpleNotificationService-{n:032x}.pem" for n in range(ses.CACHE_SIZE + 1)]
+    paths = [f"/SimpleNotificationService-{n:032x}.pem" for n in range(sns_module.CACHE_SIZE + 1)]
     for path in paths:
         sns.routes[path] = (200, certificate_for(SIGNING_KEY))
     host = f"https://sns.{REGION}.amazonaws.com"

@@ -5,7 +5,7 @@ a CA made for the test session, the PEM certificate whose key signs test message
 ConfirmSubscription GETs; it records every request line it sees so tests assert them exactly.
 The signer is written from AWS's "Verifying the signatures of Amazon SNS messages" (each
 name/value of the type's string to sign on its own line, RSA PKCS#1 v1.5 with SHA1 for
-SignatureVersion 1, SHA256 for 2), independently of ingress/ses.py.
+SignatureVersion 1, SHA256 for 2), independently of ingress/sns.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ Amazon SNS messages" (byte-sorted name/value lines, Subject only when given)."""
 
 from __future__ import annotations
 
-from ingress.ses import string_to_sign
+from ingress.sns import string_to_sign
 
 TOPIC = "arn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P"
 SIGNATURE_FIELDS = {
