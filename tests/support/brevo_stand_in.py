@@ -8,12 +8,12 @@ request (method, path, headers) so a test asserts exactly what the ingress asked
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HOST = "127.0.0.1"
+from tests.support.http_stub import HOST, serve, shut
+
 PREFIX = "/v3/inbound/attachments/"
 
 
@@ -65,14 +65,12 @@ class BrevoStandIn:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
+        self._server = None
 
     def seen(self) -> list[tuple[str, str, str | None]]:
         """(method, path, api-key header) of every request, in order."""

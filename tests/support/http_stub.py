@@ -15,6 +15,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOST = "127.0.0.1"
 
 
+def serve(handler: type[BaseHTTPRequestHandler], wrap=None) -> ThreadingHTTPServer:
+    """A threading server for `handler` on a free local port, serving in a daemon thread;
+    `wrap` may replace its socket (TLS) before it serves."""
+    server = ThreadingHTTPServer((HOST, 0), handler)
+    server.daemon_threads = True
+    if wrap is not None:
+        server.socket = wrap(server.socket)
+    # A short poll interval: shutdown() returns at once instead of after half a second.
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server
+
+
+def shut(server: ThreadingHTTPServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class Recorded:
     method: str
@@ -66,20 +86,13 @@ class HttpStub:
             def log_message(self, format: str, *args) -> None:  # noqa: A002
                 pass  # quiet test output
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval: stop() returns at once instead of after half a second.
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def __enter__(self) -> HttpStub:
         return self.start()

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HOST = "127.0.0.1"
+from tests.support.http_stub import HOST, serve, shut
+
 SIGNATURE_QUERY = "?Expires=1893456000&Signature=stand-in-signature&Key-Pair-Id=K2STANDIN"
 
 
@@ -111,16 +112,10 @@ class ResendStandIn:
             def log_message(self, format: str, *args) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None

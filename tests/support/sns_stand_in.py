@@ -14,7 +14,6 @@ import base64
 import datetime
 import ipaddress
 import ssl
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-HOST = "127.0.0.1"
+from tests.support.http_stub import HOST, serve, shut
+
 NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_FIELDS = (
     *("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
@@ -175,13 +175,7 @@ class SnsStandIn:
             def log_message(self, format: str, *args) -> None:  # noqa: A002
                 pass
 
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(Handler, lambda sock: context.wrap_socket(sock, server_side=True))
         return self
 
     def answer(self, path: str) -> tuple[int, bytes]:
@@ -193,7 +187,5 @@ class SnsStandIn:
         return 404, b"not found"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
