@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
-from werkzeug.wsgi import LimitedStream
 
 from tests.conftest import TEST_INGRESS_PASSWORD
 from tests.support.http_stub import HttpStub
@@ -33,6 +28,7 @@ from tests.support.ingress_requests import (
     load_fixture,
     stored_keys,
 )
+from tests.support.live_app import closed_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "/usr/bin/node"
@@ -48,45 +44,10 @@ def app_config(app_config, extra_settings):
     return {**app_config, "INBOUND_EMAIL_SERVICE": "relay", **extra_settings}
 
 
-def bounded_input(app):
-    """wsgi.input ending at Content-Length, as gunicorn (production) gives it. Werkzeug's
-    development server hands over the raw socket, where a read past the body waits for bytes
-    a client that is waiting for its answer never sends."""
-
-    def wrapped(environ, start_response):
-        length = environ.get("CONTENT_LENGTH")
-        if length and length.isdigit():
-            environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
-        return app(environ, start_response)
-
-    return wrapped
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, bounded_input(app), threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.fixture
 def live(app) -> Iterator[str]:
     with serve(app) as base:
         yield base
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_worker(url: str, raw: Path, password=TEST_INGRESS_PASSWORD, to=TO, env=None) -> dict:

@@ -10,19 +10,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import tomllib
 from base64 import b64decode
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import create_app
 from extensions import db, get_storage
@@ -30,6 +26,7 @@ from ingress import relayer
 from models import InboundEmail
 from tests.conftest import TEST_INGRESS_PASSWORD
 from tests.support.http_stub import HttpStub
+from tests.support.live_app import closed_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).with_name("flask")
@@ -72,27 +69,6 @@ def assert_stored_exactly(raw: bytes) -> None:
     [row] = stored()
     assert row.source == "relay"
     assert get_storage().get_bytes(row.storage_key) == raw
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
