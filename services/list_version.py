@@ -78,10 +78,17 @@ def _note_bulk_changes(state) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _bump_after_commit(session) -> None:
+    # SQLAlchemy sends after_commit for a savepoint's release too (begin_nested, as a new
+    # conversation's number takes): its writes are not visible yet, so a list read now would
+    # be remembered under the new version. The flag waits for the real commit.
+    if session.in_nested_transaction():
+        return
     if session.info.pop(_FLAG, False):
         bump()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session) -> None:
+    if session.in_nested_transaction():  # a savepoint's: what was flushed before it stays
+        return
     session.info.pop(_FLAG, None)

@@ -172,6 +172,25 @@ def test_the_version_moves_on_commit_only(app, team):
     assert get_redis().get(list_version.KEY) is not None
 
 
+def test_a_savepoint_moves_the_version_once_at_the_real_commit(app, team):
+    """A new conversation takes its number in a savepoint: its release is not the commit
+    (the rows are not visible to the list yet), so the version moves once, after it."""
+    conv = quick_conversation(team.support, "Savepoints")
+    before = int(list_version.current())
+    with db.session.begin_nested():
+        conv.subject = "Inside a savepoint"
+    assert int(list_version.current()) == before  # released, not committed
+    try:
+        with db.session.begin_nested():
+            conv.subject = "Rolled back to the savepoint"
+            db.session.flush()
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    db.session.commit()  # the first savepoint's change still commits: one move
+    assert int(list_version.current()) == before + 1
+
+
 def test_list_updates_needs_sign_in_and_only_shows_own_inboxes(app, client, team, bob):
     quick_conversation(team.billing, "Billing secret")
     html = poll(bob, v="stale", fp="stale").get_data(as_text=True)
