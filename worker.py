@@ -138,6 +138,14 @@ class RedisOutageMixin:
         with self._leave_if_redis_is_lost():
             return super().heartbeat(timeout, pipeline)
 
+    def set_state(self, state, pipeline=None):
+        # RQ writes "idle" twice between two jobs (after one, before the next dequeue): the
+        # second, unchanged, is a round trip per job that says nothing new.
+        if pipeline is None and state == self._state:
+            return
+        with self._leave_if_redis_is_lost():
+            return super().set_state(state, pipeline)
+
     def dequeue_job_and_maintain_ttl(self, *args, **kwargs):
         with self._leave_if_redis_is_lost():
             return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
@@ -218,42 +226,65 @@ class JobHeartbeat:
     (services/background.py) takes a started job without a recent stamp for a dead worker's,
     and the sweeps would hand a long job's work to another worker.
 
-    The stamp stops before the job's outcome is recorded (stop() waits for a stamp under way),
-    so a late one never puts a finished job back in RQ's started registry."""
+    One thread per worker, told which job to watch: starting a thread per job cost about 5 %
+    of a short job's time (Thread.start waits for the new thread to run). The stamp stops
+    before the job's outcome is recorded (stop() waits for a stamp under way), so a late one
+    never puts a finished job back in RQ's started registry."""
 
-    def __init__(self, worker: SimpleWorker, job, execution):
-        self.worker, self.job, self.execution = worker, job, execution
-        self._stop = threading.Event()
+    def __init__(self, worker: SimpleWorker):
+        self.worker = worker
         self._lock = threading.Lock()
-        self._warned = False
-        context = contextvars.copy_context()  # its log lines carry the job id too
-        self._thread = threading.Thread(
-            target=context.run, args=(self._run,), name=f"heartbeat-{job.id}", daemon=True
-        )
+        self._changed = threading.Condition(self._lock)
+        self._watch: _Watch | None = None
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    def start(self, job, execution) -> None:
+        with self._lock:
+            # Its log lines carry the job id too.
+            first = time.monotonic() + self.worker.job_monitoring_interval
+            self._watch = _Watch(job, execution, contextvars.copy_context(), first)
+            self._changed.notify()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.worker.job_monitoring_interval):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                try:
-                    self.worker.maintain_heartbeats(self.job, self.execution)
-                except Exception as exc:  # noqa: BLE001 - Redis away: the job's own calls say so
-                    if not self._warned:  # once per job: an outage is reported by the worker
-                        log.warning("job heartbeat not stamped: %s", exc)
-                        self._warned = True
+        with self._lock:
+            while True:
+                watch = self._watch
+                if watch is None:
+                    self._changed.wait()
+                    continue
+                left = watch.due - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)  # a new job or a stop wakes it early
+                    continue
+                watch.due += self.worker.job_monitoring_interval
+                watch.stamp(self.worker)  # under the lock: stop() waits for it
 
     def stop(self) -> None:
         # Bounded: a stamp hanging on a Redis that stopped answering must not hang the job.
         locked = self._lock.acquire(timeout=STOP_WAIT_SECONDS)
-        self._stop.set()
+        self._watch = None
         if locked:
+            self._changed.notify()
             self._lock.release()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout=STOP_WAIT_SECONDS)
+
+
+class _Watch:
+    """One job the heartbeat thread stamps, and when next."""
+
+    def __init__(self, job, execution, context: contextvars.Context, due: float):
+        self.job, self.execution, self.context, self.due = job, execution, context, due
+        self._warned = False
+
+    def stamp(self, worker: SimpleWorker) -> None:
+        try:
+            self.context.run(worker.maintain_heartbeats, self.job, self.execution)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the job's own calls say so
+            if not self._warned:  # once per job: an outage is reported by the worker
+                log.warning("job heartbeat not stamped: %s", exc)
+                self._warned = True
 
 
 class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
@@ -267,12 +298,15 @@ class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
     (RQ's UnixSignalDeathPenalty, the main thread's) stays the ordinary timeout."""
 
     hard_deadline_grace: int | None = HARD_DEADLINE_GRACE  # None: no hard deadline
-    _job_heartbeat: JobHeartbeat | None = None
+    _job_heartbeat: JobHeartbeat | None = None  # made at the first job
+    _watching = False
 
     def perform_job(self, job, queue, execution):
         self._arm_hard_deadline(job)
-        self._job_heartbeat = JobHeartbeat(self, job, execution)
-        self._job_heartbeat.start()  # its first stamp comes after RQ marks the job started
+        if self._job_heartbeat is None:
+            self._job_heartbeat = JobHeartbeat(self)
+        self._watching = True
+        self._job_heartbeat.start(job, execution)  # first stamp after RQ marks it started
         return super().perform_job(job, queue, execution)
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
@@ -300,9 +334,9 @@ class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
     def _end_job_watch(self) -> None:
         if self.hard_deadline_grace is not None:
             faulthandler.cancel_dump_traceback_later()
-        heartbeat, self._job_heartbeat = self._job_heartbeat, None
-        if heartbeat is not None:
-            heartbeat.stop()
+        if self._watching and self._job_heartbeat is not None:
+            self._job_heartbeat.stop()
+        self._watching = False
 
 
 def import_jobs() -> None:

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -178,23 +179,48 @@ def test_a_job_that_ignores_its_timeout_ends_the_process_and_the_next_worker_goe
 
 def test_a_long_job_keeps_its_heartbeat_so_it_is_not_taken_for_a_dead_workers(app, monkeypatch):
     """Every second a stamp (the interval shortened from JOB_HEARTBEAT_SECONDS); a job
-    silent for 2 s would count as dead. It runs 3.5 s and still counts as waiting."""
+    silent for 2 s would count as dead. Each of two jobs in a row runs 3.5 s and still counts
+    as waiting: the worker's one heartbeat thread moves on to the second."""
     import services.background
     from worker import build_worker
 
     monkeypatch.setattr(services.background, "JOB_SILENT_AFTER", timedelta(seconds=2))
     queue = get_queue("default")
-    long_job = queue.enqueue(still_waiting_after, 3.5)
+    long_jobs = [queue.enqueue(still_waiting_after, 3.5) for _ in range(2)]
     worker = build_worker(app, ["default"])
     worker.job_monitoring_interval = 1
 
     work_here(worker)
 
-    assert status_of(long_job) == JobStatus.FINISHED, long_job.latest_result().exc_string
-    assert long_job.return_value() == {"waiting": True, "pid": os.getpid()}
-    # No stamp after it finished put it back among the running ones.
-    assert long_job.id not in queue.started_job_registry.get_job_ids()
-    assert Job.fetch(long_job.id, connection=get_redis()).get_status() == JobStatus.FINISHED
+    for long_job in long_jobs:
+        assert status_of(long_job) == JobStatus.FINISHED, long_job.latest_result().exc_string
+        assert long_job.return_value() == {"waiting": True, "pid": os.getpid()}
+        # No stamp after it finished put it back among the running ones.
+        assert long_job.id not in queue.started_job_registry.get_job_ids()
+        assert Job.fetch(long_job.id, connection=get_redis()).get_status() == JobStatus.FINISHED
+
+
+def test_one_heartbeat_thread_serves_every_job_of_a_worker(app, monkeypatch):
+    """A thread per job cost ~5 % of a short job (Thread.start waits for it to run)."""
+    import worker as worker_module
+    from worker import build_worker
+
+    started = []
+
+    class Counted(threading.Thread):
+        def start(self):
+            started.append(self.name)
+            super().start()
+
+    monkeypatch.setattr(worker_module.threading, "Thread", Counted)
+    for _ in range(5):
+        get_queue("default").enqueue(worker_ping)
+    worker = build_worker(app, ["default"])
+
+    work_here(worker)
+
+    assert get_queue("default").count == 0
+    assert started.count("job-heartbeat") == 1
 
 
 def test_without_the_heartbeat_the_same_job_would_count_as_dead(app, monkeypatch):
@@ -203,7 +229,7 @@ def test_without_the_heartbeat_the_same_job_would_count_as_dead(app, monkeypatch
     from worker import JobHeartbeat, build_worker
 
     monkeypatch.setattr(services.background, "JOB_SILENT_AFTER", timedelta(seconds=2))
-    monkeypatch.setattr(JobHeartbeat, "start", lambda self: None)
+    monkeypatch.setattr(JobHeartbeat, "start", lambda self, job, execution: None)
     long_job = get_queue("default").enqueue(still_waiting_after, 3.5)
     worker = build_worker(app, ["default"])
     worker.job_monitoring_interval = 1
