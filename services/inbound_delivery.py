@@ -77,15 +77,23 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
         person = contact_person(where.conversation.contact)
     if person is None:
         return Outcome("bounced", _no_sender(parsed), inbox_id=inbox_id)
-    contact = _contact(person)
-    if where.conversation is None:
-        found = conversation_by_subject(where.inbox, contact, parsed.subject)
+    # Everything that only reads, and the storage and sanitising, before the first write: on
+    # SQLite that write takes the database's write lock until the commit, which another
+    # worker's delivery waits for (two workers scale by how little of a job holds it).
+    known = _known_contact(person)
+    if where.conversation is None and known is not None:  # a new contact has none yet
+        found = conversation_by_subject(where.inbox, known, parsed.subject)
         if found is not None:
             where = Route(where.inbox, found, "subject", participant=where.participant)
     verdict = sender_trust.verdict_for(raw, parsed, inbound)
     spam_reason = spam.spam_reason(where.inbox, parsed, raw)
+    files = put_attachments(parsed, inbound)
+    content = None if refers_to_parts(parsed, files) else build_content(parsed, {})
     try:
-        message, effects = _record(inbound, parsed, where, contact, verdict, spam_reason)
+        contact = _contact(person, known)
+        message, effects = _record(
+            inbound, parsed, where, contact, files, content, verdict, spam_reason
+        )
         db.session.flush()  # a concurrent delivery of the same Message-ID shows here
     except IntegrityError:
         # Another worker delivered the same Message-ID to this inbox first: same message.
@@ -103,14 +111,14 @@ def _record(
     parsed: ParsedEmail,
     where: Route,
     contact: Contact,
+    files: list,
+    content,
     verdict: dict | None = None,
     spam_reason: str | None = None,
 ):
+    """The writes. `files` were stored and `content` (None: it refers to stored parts by cid)
+    built beforehand, outside the database's write lock."""
     inbox, now = where.inbox, utcnow()
-    # First what needs no row (storage, sanitising): on SQLite every write below holds the
-    # database's write lock until the commit, which other workers wait for.
-    files = put_attachments(parsed, inbound)
-    content = None if refers_to_parts(parsed, files) else build_content(parsed, {})
     conversation = where.conversation
     is_new = conversation is None
     reopened_from = None
@@ -256,9 +264,14 @@ def _existing_message(inbox_id: int, message_id: str) -> Message | None:
     )
 
 
-def _contact(person: Person) -> Contact:
+def _known_contact(person: Person) -> Contact | None:
+    return db.session.scalar(select(Contact).where(Contact.email == person.address))
+
+
+def _contact(person: Person, contact: Contact | None) -> Contact:
+    """The sender's contact (`contact`, as looked up before), its defaulted name filled in,
+    or a new one."""
     local_part = person.address.split("@", 1)[0]
-    contact = db.session.scalar(select(Contact).where(Contact.email == person.address))
     if contact is not None:
         if person.name and contact.name in ("", local_part):  # only a defaulted name changes
             contact.name = _fit(person.name, Contact.name)

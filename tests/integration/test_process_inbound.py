@@ -183,6 +183,60 @@ def test_a_write_that_meets_another_workers_commit_is_delivered_again(
     assert [c.email for c in db.session.scalars(select(Contact))] == ["carla@customer.example"]
 
 
+def test_a_delivery_writes_only_after_its_reads_storage_and_sanitising(
+    app, client, inbox, monkeypatch
+):
+    """On SQLite the first write takes the database's write lock until the commit, and a
+    second worker's delivery waits for it: a new contact is written only once everything
+    that reads, stores the attachments and sanitises the content is done."""
+    from sqlalchemy import event
+
+    from services import inbound_delivery
+
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    real_put, real_build, writes_before = (
+        inbound_delivery.put_attachments,
+        inbound_delivery.build_content,
+        [],
+    )
+
+    def put_attachments(parsed, inbound_email):
+        writes_before.append(("store", _writes(statements)))
+        return real_put(parsed, inbound_email)
+
+    def build_content(parsed, urls):
+        writes_before.append(("sanitise", _writes(statements)))
+        return real_build(parsed, urls)
+
+    monkeypatch.setattr(inbound_delivery, "put_attachments", put_attachments)
+    monkeypatch.setattr(inbound_delivery, "build_content", build_content)
+    attached = (
+        'Content-Type: multipart/mixed; boundary="b"\r\n',
+        "\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p>\r\n"
+        "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+        'filename="a.pdf"\r\n\r\n%PDF-1.4\r\n--b--',
+    )
+    post(client, email(extra=attached[0], body=attached[1]))
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        work(app)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert only(InboundEmail).status == "delivered"
+    assert only(Contact).email == "carla@customer.example"  # new: written in this delivery
+    assert [a.filename for a in only(Message).attachments] == ["a.pdf"]
+    # The claim (an UPDATE of the row, committed) comes first; nothing else before the work.
+    assert writes_before == [("store", ["UPDATE"]), ("sanitise", ["UPDATE"])]
+
+
+def _writes(statements: list[str]) -> list[str]:
+    return [s for s in statements if s in ("INSERT", "UPDATE", "DELETE")]
+
+
 def test_the_message_and_its_outcome_commit_together(app, client, inbox, monkeypatch):
     """A worker lost between writing the message and recording the outcome leaves neither:
     the row is still the lease's, and the job run again delivers it once."""
