@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -117,26 +118,28 @@ def finish(kind: Claimable, row_id: int, claim: int, **values) -> bool:
 
 
 class LeaseKeeper:
-    """Renews one claimed row's lease from a daemon thread for as long as the job runs.
+    """Renews one claimed row's lease for as long as the job runs.
 
-    The thread has its own database connection (a session is not shared across threads);
-    a renewal that fails is retried at the next beat, and a lost claim stops the thread."""
+    The renewals are made by one daemon thread per process (_Renewals), with its own
+    database connections (a session is not shared across threads): starting a thread per job
+    cost a short job several per cent of its time. A renewal that fails is retried at the
+    next beat, and a lost claim ends the keeping."""
 
     def __init__(self, kind: Claimable, row_id: int, claim: int, engine: Engine | None = None):
         self.kind, self.row_id, self.claim = kind, row_id, claim
         self.engine = engine or db.engine
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{kind.label}-{row_id}", daemon=True
-        )
 
     def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
+        _RENEWALS.keep(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
+        _RENEWALS.drop(self)  # waits for a renewal of this lease under way
+
+    @property
+    def keeping(self) -> bool:
+        """Still renewed: the job runs and the claim was not lost."""
+        return _RENEWALS.keeps(self)
 
     def renew(self) -> bool:
         """One renewal; False once the row is no longer in this claim's hands."""
@@ -148,10 +151,69 @@ class LeaseKeeper:
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
 
-    def _beat(self) -> None:
-        while not self._stop.wait(RENEW_EVERY):
-            try:
-                if not self.renew():
-                    return
-            except SQLAlchemyError as exc:
-                log.warning("%s #%d: lease not renewed: %s", self.kind.label, self.row_id, exc)
+    def beat(self) -> bool:
+        """One renewal from the renewal thread; False once the claim is lost."""
+        try:
+            return self.renew()
+        except SQLAlchemyError as exc:
+            log.warning("%s #%d: lease not renewed: %s", self.kind.label, self.row_id, exc)
+            return True  # the next beat tries again
+
+
+class _Renewals:
+    """The process's one lease-renewal thread: each kept lease renewed every RENEW_EVERY
+    seconds until its keeper is dropped; a renewal under way is waited for by drop(), so
+    none lands after the job has recorded its outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._due: dict[LeaseKeeper, float] = {}
+        self._renewing: LeaseKeeper | None = None
+        self._thread: threading.Thread | None = None
+
+    def keep(self, keeper: LeaseKeeper) -> None:
+        with self._lock:
+            self._due[keeper] = time.monotonic() + RENEW_EVERY
+            self._changed.notify_all()
+            if self._thread is None or not self._thread.is_alive():  # first, or after a fork
+                self._thread = threading.Thread(
+                    target=self._run, name="lease-renewals", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, keeper: LeaseKeeper) -> None:
+        with self._lock:
+            self._due.pop(keeper, None)
+            while self._renewing is keeper:
+                self._changed.wait()
+
+    def keeps(self, keeper: LeaseKeeper) -> bool:
+        with self._lock:
+            return keeper in self._due
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                if not self._due:
+                    self._changed.wait()
+                    continue
+                keeper, due = min(self._due.items(), key=lambda item: item[1])
+                left = due - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)  # a new lease or a drop wakes it early
+                    continue
+                self._due[keeper] = time.monotonic() + RENEW_EVERY
+                self._renewing = keeper
+                self._lock.release()
+                try:
+                    kept = keeper.beat()
+                finally:
+                    self._lock.acquire()
+                    self._renewing = None
+                    self._changed.notify_all()
+                if not kept:
+                    self._due.pop(keeper, None)
+
+
+_RENEWALS = _Renewals()

@@ -71,7 +71,7 @@ def test_the_keeper_renews_the_lease_and_stops_when_the_claim_is_lost(
         row.status = "pending"
         db.session.commit()
         time.sleep(0.3)
-        assert not keeper._thread.is_alive()
+        assert not keeper.keeping
     assert keeper.renew() is False
 
 
@@ -292,3 +292,24 @@ def test_a_connection_lost_during_data_makes_the_reply_unknown_and_before_it_a_r
                 assert message.delivery_error.startswith("will retry: ")
     finally:
         server.close()
+
+
+def test_one_thread_renews_every_lease_of_a_process(app, client, inbox, monkeypatch):
+    """Two jobs at once (here the test and its keeper's twin) and one after the other: the
+    same renewal thread renews them all; a thread per job cost a short job ~5 % of its time."""
+    first, second = (
+        received(client, "one@customer.example"),
+        received(client, "two@customer.example"),
+    )
+    monkeypatch.setattr(services.leases, "RENEW_EVERY", 0.05)
+    numbers = [held_by_a_worker(row, lease_seconds=1) for row in (first, second)]
+    before = [row.lease_expires_at for row in (first, second)]
+    with LeaseKeeper(INBOUND, first.id, numbers[0]), LeaseKeeper(INBOUND, second.id, numbers[1]):
+        time.sleep(0.3)
+    for row, was in zip((first, second), before, strict=True):
+        db.session.refresh(row)
+        assert row.lease_expires_at > was + timedelta(seconds=15)
+    with LeaseKeeper(INBOUND, first.id, numbers[0]) as again:
+        assert again.keeping
+    assert not again.keeping
+    assert [t.name for t in threading.enumerate()].count("lease-renewals") == 1
