@@ -67,8 +67,8 @@ def list_conversations(
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     if q is not None and q.strip():
 
-        def filtered(by_index: bool, base=None) -> Select:
-            return _filtered(user, inbox_id, status, assignee, label, by_index, base)
+        def filtered(by_index: bool) -> Select:
+            return _filtered(user, inbox_id, status, assignee, label, by_index)
 
         return _search_page(filtered, q.strip(), status, cursor, limit)
     query = _filtered(user, inbox_id, status, assignee, label)
@@ -215,15 +215,12 @@ def _order_by(order: list) -> list:
     return [key.desc() if desc else key for key, desc in order]
 
 
-def _filtered(
-    user: User, inbox_id, status, assignee, label, by_index: bool = True, base=None
-) -> Select:
-    """The list query (or `base`, a select from conversations) with the filters applied;
-    `by_index=False` keeps SQLite from using an index of conversations for them (a search
-    starts from its matches instead)."""
+def _filtered(user: User, inbox_id, status, assignee, label, by_index: bool = True) -> Select:
+    """The list query with the filters applied; `by_index=False` keeps SQLite from using an
+    index of conversations for them (a search starts from its matches instead)."""
     col = _as_is if by_index else _unindexed
     inbox = col(Conversation.inbox_id)
-    query = (_rows_query() if base is None else base).where(inbox.in_(_visible_inbox_ids(user)))
+    query = _rows_query().where(inbox.in_(_visible_inbox_ids(user)))
     if inbox_id is not None:
         query = query.where(inbox == inbox_id)
     if status is not None:
