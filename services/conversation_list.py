@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy import Select, and_, exists, literal, literal_column, or_, select
 
 from extensions import db
 from models import (
@@ -53,12 +53,12 @@ def list_conversations(
     limit: int = DEFAULT_PAGE_SIZE,
     label: str | None = None,
 ) -> ConversationPage:
-    """The user's conversations, most recent activity first (a search: best match first),
-    one keyset page at a time.
+    """The user's conversations, most recent activity first (a search: in the tiers of
+    services/search.py, subject and contact matches first), one keyset page at a time.
 
     `assignee` is "me", "unassigned" or a user id; `q` searches subject, the contact's
     email and name (substrings) and message text (words, the last a prefix), ignoring case
-    (services/search.py), and orders the matches by _ranked_order; `label` is a label name
+    (services/search.py), and lists the matches in tiers (_search_page); `label` is a label name
     (any case); `cursor` is the previous page's `next_cursor`. Only inboxes the user can see
     are ever listed.
     """
@@ -66,9 +66,11 @@ def list_conversations(
         raise ConversationError("status", f"status must be one of {', '.join(STATUSES)}")
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     if q is not None and q.strip():
-        sqlite = db.engine.dialect.name == "sqlite"
-        query = _filtered(user, inbox_id, status, assignee, label, by_index=not sqlite)
-        return _search_page(query, q.strip(), cursor, limit)
+
+        def filtered(by_index: bool) -> Select:
+            return _filtered(user, inbox_id, status, assignee, label, by_index)
+
+        return _search_page(filtered, q.strip(), status, cursor, limit)
     query = _filtered(user, inbox_id, status, assignee, label)
     if cursor:
         query = query.where(_after(_ACTIVITY_ORDER, decode_keys(cursor, 2)))
@@ -88,42 +90,125 @@ def _page(found: list, limit: int) -> ConversationPage:
     return ConversationPage(rows, next_cursor)
 
 
-OLDER = 2  # the tier of the matches older than the search's window (search.older_matches)
+# A search's tiers, listed one after the other (each a keyset walk of its own):
+HEAD = 0  # the subject or the contact matches (search.Head), by latest activity
+RANKED = 1  # else a message among the latest matches (search.Window), by its rank
+OLDER = 2  # else an older matching message (search.older_matches), by latest activity
 
 
-def _search_page(filtered: Select, q: str, cursor: str | None, limit: int) -> ConversationPage:
-    """A search's page, best match first: the conversations search.ranked_matches ranks
-    (tier 0: subject or contact, tier 1: a message among the latest matches) by _ranked_order;
-    then, once those run out and only if the window of latest matches was full, the older
-    matches (tier OLDER) by latest activity: a common word's first pages never pay for
-    finding all of its conversations."""
+def _search_page(
+    filtered, q: str, status: str | None, cursor: str | None, limit: int
+) -> ConversationPage:
+    """A search's page: the conversations of each tier in turn (HEAD, RANKED, OLDER), the next
+    tier looked at only once a page has room left. Each tier is read with LIMIT page + 1 in
+    an order its query can stop early in: a common word or name fills its first pages from
+    the list's own index, newest first, without gathering every match; and the message
+    window is looked up only when the subject and contact matches run out. `filtered(by_index)`
+    is the list query with its filters."""
     after = decode_keys(cursor, 4) if cursor else None
-    found = []
-    if after is None or after[0] < OLDER:
-        ranked = search.ranked_matches(q).cte("ranked")
-        order = _ranked_order(ranked)
-        # Conversations looked up by id among the matches (the IN), not every conversation
-        # the filters allow walked through their index and each looked up among the
-        # matches, as SQLite's planner chose for the join alone.
-        query = (
-            filtered.join(ranked, ranked.c.conversation_id == Conversation.id)
-            .where(Conversation.id.in_(select(ranked.c.conversation_id)))
-            .add_columns(*(key for key, _ in order[:2]))
-        )
-        if after is not None:
-            query = query.where(_after(order, after))
-        query = query.order_by(*_order_by(order)).limit(limit + 1)
-        found = db.session.execute(query).all()
-    if len(found) <= limit and search.window_is_full(q):
-        ranked = search.ranked_matches(q).subquery("ranked")
-        query = filtered.where(
-            search.older_matches(q), Conversation.id.not_in(select(ranked.c.conversation_id))
-        ).add_columns(literal(OLDER), literal(NO_MESSAGE_RANK))
-        if after is not None and after[0] >= OLDER:
-            query = query.where(_after(_ACTIVITY_ORDER, after[2:]))
-        query = query.order_by(*_order_by(_ACTIVITY_ORDER)).limit(limit + 1 - len(found))
+    if after is not None and after[0] not in (HEAD, RANKED, OLDER):
+        raise _bad_cursor("cursor is not valid: pass next_cursor unchanged")
+    sqlite = db.engine.dialect.name == "sqlite"
+    head = search.Head(q, HEAD_FEW)
+    window = search.Window(q)
+    found: list = []
+    if after is None or after[0] == HEAD:
+        found = _head_tier(filtered, head, status, after, limit)
+    for tier in (RANKED, OLDER):
+        if len(found) > limit or (after is not None and tier < after[0]):
+            continue
+        query, order = _tier(tier, filtered, sqlite, head.condition(), window, q)
+        if query is None:
+            continue
+        if after is not None and tier == after[0]:
+            query = query.where(_after(order, after[-len(order) :]))
+        query = query.order_by(*_order_by(order)).limit(limit + 1 - len(found))
         found += db.session.execute(query).all()
     return _page(found, limit)
+
+
+# A subject or contact found this few times is gathered by id and sorted, in one statement;
+# found more often, it is walked (_walk_then_gather).
+HEAD_FEW = 2000
+# How many of the newest conversations of the status a walk goes through, newest first,
+# before it gathers the matches older than those: a page of a subject or name in one
+# conversation in 40 is found within them, and one the filters leave few of costs no more.
+HEAD_WALK = 1000
+
+
+def _head_tier(filtered, head, status: str | None, after, limit: int) -> list:
+    """Up to `limit` + 1 rows of the first tier (after the cursor's values `after`), newest
+    first: a few matches gathered by id and sorted, many walked (_walk_then_gather)."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    keyset = _after(_ACTIVITY_ORDER, after[2:]) if after is not None else None
+    if head.few:
+        parts = [(not sqlite, head.condition())]
+    else:
+        parts = _walk_then_gather(head, status, after, sqlite)
+    found: list = []
+    for by_index, *part in parts:
+        query = filtered(by_index).where(*part)
+        if keyset is not None:
+            query = query.where(keyset)
+        query = query.add_columns(literal(HEAD), literal(NO_MESSAGE_RANK))
+        query = query.order_by(*_order_by(_ACTIVITY_ORDER)).limit(limit + 1 - len(found))
+        found += db.session.execute(query).all()
+        if len(found) > limit:
+            break
+    return found
+
+
+def _walk_then_gather(head, status: str | None, after, sqlite: bool) -> list:
+    """The first tier of a common word or name in two parts, each (by_index, *conditions):
+    the newest HEAD_WALK conversations of the status walked through the list's own index and
+    tested one by one (a page fills early and the walk stops there), then, only if the page
+    is not full yet, the matches older than those, gathered from the subject and contact
+    indexes and sorted (a walk through every conversation would take long where the filters
+    leave few of them). The parts split at one moment: they neither overlap nor miss one.
+    Without a status (no index walks the list in order) the tier is gathered whole."""
+    gathered = head.condition(walk=False)
+    if status is None:
+        return [(not sqlite, gathered)]
+    newest = select(Conversation.last_activity_at).where(Conversation.status == status)
+    if after is not None:
+        newest = newest.where(Conversation.last_activity_at <= after[2])
+    # The status alone, not every filter: the index answers it without reading a row, and
+    # any moment splits the tier correctly (this one bounds the walk). Looked up on its own,
+    # so that the planner weighs both parts knowing where they split.
+    floor = db.session.scalar(
+        newest.order_by(Conversation.last_activity_at.desc()).offset(HEAD_WALK - 1).limit(1)
+    )
+    if floor is None:  # fewer conversations than a walk: walk them all
+        return [(True, head.condition())]
+    return [
+        (True, head.condition(), Conversation.last_activity_at >= floor),
+        (not sqlite, gathered, Conversation.last_activity_at < floor),
+    ]
+
+
+def _tier(tier: int, filtered, sqlite: bool, head, window, q: str) -> tuple:
+    """A search tier's query (RANKED, OLDER), its rows (conversation, contact, assignee,
+    tier, best), and its order; (None, None) when the tier is empty."""
+    ranked = window.ranked()
+    if tier == RANKED:
+        if ranked is None:
+            return None, None
+        # SQLite: conversations looked up by id among the window's (the IN), not every
+        # conversation the filters allow walked through their index and each looked up
+        # among them, as its planner chose for the join alone.
+        query = (
+            filtered(not sqlite)
+            .join(ranked, ranked.c.conversation_id == Conversation.id)
+            .where(Conversation.id.in_(select(ranked.c.conversation_id)), ~head)
+            .add_columns(literal(RANKED), ranked.c.best)
+        )
+        return query, [(ranked.c.best, False), *_ACTIVITY_ORDER]
+    if not window.is_full():
+        return None, None  # every matching message is in the window
+    query = filtered(not sqlite).where(
+        search.older_matches(q), Conversation.id.not_in(select(ranked.c.conversation_id)), ~head
+    )
+    return query.add_columns(literal(OLDER), literal(NO_MESSAGE_RANK)), _ACTIVITY_ORDER
 
 
 def _order_by(order: list) -> list:
@@ -162,17 +247,7 @@ def _unindexed(column):
 # A list order: its sort keys, each (expression, descending), the last two always the latest
 # activity and the id (newest first), so that every row has its own place.
 _ACTIVITY_ORDER = [(Conversation.last_activity_at, True), (Conversation.id, True)]
-NO_MESSAGE_RANK = 1.0  # after every message rank (bm25 and minus ts_rank are at most 0)
-
-
-def _ranked_order(ranked) -> list:
-    """Best match first: a subject or contact match (tier 0, else 1), then the rank of the
-    best-matching message (services/search.ranked_matches), then the latest activity."""
-    return [
-        (1 - ranked.c.head, False),
-        (func.coalesce(ranked.c.best, NO_MESSAGE_RANK), False),
-        *_ACTIVITY_ORDER,
-    ]
+NO_MESSAGE_RANK = 1.0  # the cursor's rank in the tiers listed by activity alone
 
 
 def _after(order: list, values: tuple):
@@ -334,20 +409,22 @@ def next_in_list(user: User, after: Conversation, **criteria) -> Conversation | 
 
 def _search_ranks(conversation_id: int, q: str | None) -> tuple | None:
     """The sort values ahead of (moment, id) that place this conversation in the list for
-    `q`: none without a search, None when the search does not find it."""
+    `q` (its tier and rank): none without a search, None when the search does not find it."""
     if q is None or not q.strip():
         return ()
-    ranked = search.ranked_matches(q.strip()).subquery("ranked")
-    keys = [key for key, _ in _ranked_order(ranked)[:2]]
-    found = db.session.execute(
-        select(*keys).where(ranked.c.conversation_id == conversation_id)
-    ).first()
-    if found is not None:
-        return tuple(found)
-    older = select(Conversation.id).where(
-        Conversation.id == conversation_id, search.older_matches(q.strip())
-    )
-    return (OLDER, NO_MESSAGE_RANK) if db.session.scalar(older) is not None else None
+    q = q.strip()
+    one = select(Conversation.id).where(Conversation.id == conversation_id)
+    if db.session.scalar(one.where(search.Head(q, HEAD_FEW).condition())) is not None:
+        return (HEAD, NO_MESSAGE_RANK)
+    ranked = search.Window(q).ranked()
+    if ranked is not None:
+        best = db.session.scalar(
+            select(ranked.c.best).where(ranked.c.conversation_id == conversation_id)
+        )
+        if best is not None:
+            return (RANKED, best)
+    older = db.session.scalar(one.where(search.older_matches(q)))
+    return (OLDER, NO_MESSAGE_RANK) if older is not None else None
 
 
 def _assignable(inbox_ids) -> Select:

@@ -17,9 +17,19 @@ What a search matches, on both databases:
 The indexes are built and kept in step by migration 0017 (SQLite triggers in the writing
 transaction; PostgreSQL expression indexes): nothing here writes.
 
-Only the latest WINDOW matching messages are ranked. SQLite's FTS5 hands them over newest
-first inside the list query; on PostgreSQL they are looked up first, in statements of their
-own, among the newest ids (PG_SPANS) before all of them (_pg_window).
+A search lists its conversations in three tiers, one after the other, each in an order its
+query can stop in once a page is full (services/conversation_list.py, _search_page; the
+cursor carries the tier, the rank and the latest activity and id):
+1. those whose subject or contact matches (Head), by latest activity, newest first: a
+   common word or name is walked through the list's own index and fills a page early,
+   a rare one is gathered by id and sorted;
+2. else those with one of the latest WINDOW matching messages (Window), best first by the
+   rank of their best one among them (bm25 / ts_rank), then by latest activity;
+3. else those with an older matching message (older_matches), by latest activity.
+So a search never ranks or sorts every match: only the latest WINDOW messages are ranked,
+and the window is looked up only once a page reaches the second tier. SQLite's FTS5 hands
+them over newest first inside the list query; on PostgreSQL they are looked up first, in
+statements of their own, among the newest ids (PG_SPANS) before all of them (_pg_window).
 
 Each matching conversation's row shows the best-ranked matching message's words around the
 match (bm25 / ts_rank), highlighted: `snippets` answers HTML that is escaped first and only
@@ -47,11 +57,10 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    null,
     or_,
     select,
     table,
-    text,
+    true,
     union,
     union_all,
 )
@@ -127,57 +136,116 @@ def matching_conversations(q: str) -> Select:
 WINDOW = 300
 
 
-def ranked_matches(q: str) -> Select:
-    """The conversations `q` finds first, each with what ranks it (conversation_id, head,
-    best): those whose subject or contact matches (`head` 1) and those with one of the
-    latest WINDOW matching messages (`head` 0). `best` is the rank of the conversation's
-    best message among those, smaller is better (SQLite: bm25, negative; PostgreSQL: minus
-    ts_rank), NULL when none is among them. When the window is full (`window_is_full`),
-    older conversations match too: `older_matches`. The list orders by head, then best,
-    then latest activity, then the older ones by latest activity
-    (services/conversation_list.py)."""
-    sqlite = db.engine.dialect.name == "sqlite"
-    no_rank = cast(null(), Float)
-    parts = [
-        part.add_columns(literal(1).label("head"), no_rank.label("best")).correlate(None)
-        for part in _head_matches(q, sqlite)
-    ]
-    found = words(q)
-    if found and sqlite:
-        hits = _sqlite_window(found)
-        parts.append(
-            select(
-                Message.conversation_id,
-                literal(0).label("head"),
-                cast(func.min(hits.c.rank), Float).label("best"),
-            )
-            .join_from(hits, Message, Message.id == hits.c.id)
-            .group_by(Message.conversation_id)
-            .correlate(None)
-        )
-    elif found:
-        best: dict[int, float] = {}
-        for conversation_id, rank in _pg_window(found)[:WINDOW]:
-            best[conversation_id] = min(rank, best.get(conversation_id, rank))
-        if best:
-            # Two array parameters, not a VALUES list of 300 rows: a statement of the same
-            # shape every time, compiled once (a 300-row VALUES took ~14 ms to compile).
-            hits = (
-                func.unnest(
-                    bindparam("window_ids", list(best), ARRAY(Integer), unique=True),
-                    bindparam("window_ranks", list(best.values()), ARRAY(Float), unique=True),
+class Head:
+    """The first tier's matches: the conversations whose subject `q` finds and those of the
+    contacts it finds. Each of the two is looked up first, at most `most` + 1 of it, in one
+    statement: one that finds no more than `most` is then named by its ids, and when both
+    do (`few`) the tier is gathered by id and sorted; a common one is left to a condition
+    each row is tested with, for a walk through the list that stops at a page."""
+
+    def __init__(self, q: str, most: int):
+        self.q = q
+        self.sqlite = db.engine.dialect.name == "sqlite"
+        parts = [
+            part.limit(most + 1).subquery()
+            for part in (_subject_matches(q, self.sqlite), _contact_matches(q, self.sqlite))
+        ]
+        rows = db.session.execute(
+            union_all(*(select(literal(kind), part.c[0]) for kind, part in enumerate(parts)))
+        ).all()
+        found: tuple[list[int], list[int]] = ([], [])
+        for kind, found_id in rows:
+            found[kind].append(found_id)
+        self.subjects, self.contacts = (ids if len(ids) <= most else None for ids in found)
+
+    @property
+    def few(self) -> bool:
+        return self.subjects is not None and self.contacts is not None
+
+    def condition(self, walk: bool = True) -> ColumnElement:
+        """The list query's condition "its subject or its contact `q` finds": to test the
+        rows a walk goes through (`walk`), else to gather the matches from the indexes; by
+        id where `few` named them. SQLite: FTS5's sets, looked up once a statement (its LIKE
+        folds the case of ASCII letters only, unlike the trigram index); PostgreSQL walks
+        testing each row's own subject (a common string's trigram bitmap costs more than a
+        thousand rows' test)."""
+        if self.subjects is not None:
+            subject = self._among(Conversation.id, self.subjects)
+        elif walk and not self.sqlite:
+            subject = Conversation.subject.ilike(_like_pattern(self.q), escape="\\")
+        else:
+            subject = Conversation.id.in_(_subject_matches(self.q, self.sqlite).correlate(None))
+        if self.contacts is not None:
+            contact = self._among(Conversation.contact_id, self.contacts)
+        else:
+            contact = Conversation.contact_id.in_(_contact_matches(self.q, self.sqlite))
+        return or_(subject, contact)
+
+    def _among(self, key, ids: list[int]) -> ColumnElement:
+        if self.sqlite:
+            return key.in_(ids)
+        # One array parameter, not an IN list of up to 2,000: PostgreSQL's planner weighs
+        # each element of a list (~10 ms of planning for 1,000), not those of a parameter.
+        return key == func.any(bindparam(None, ids, ARRAY(Integer), unique=True))
+
+
+class Window:
+    """The latest WINDOW messages `q`'s words find, ranked: the second tier's conversations.
+    Looked up at most once (PostgreSQL: statements of their own, _pg_window) however many
+    times a page asks."""
+
+    def __init__(self, q: str):
+        self.found = words(q)
+        self.sqlite = db.engine.dialect.name == "sqlite"
+        self._pg_rows: list[tuple[int, float]] | None = None
+
+    def ranked(self):
+        """The conversations with one of these messages, each with the rank of its best one
+        (conversation_id, best), smaller is better (SQLite: bm25, negative; PostgreSQL:
+        minus ts_rank), as a CTE; None when `q` has no words (PostgreSQL: or finds none)."""
+        if not self.found:
+            return None
+        if self.sqlite:
+            hits = _sqlite_window(self.found)
+            return (
+                select(
+                    Message.conversation_id.label("conversation_id"),
+                    cast(func.min(hits.c.rank), Float).label("best"),
                 )
-                .table_valued(column("conversation_id", Integer), column("best", Float))
-                .render_derived(name="window")
+                .join_from(hits, Message, Message.id == hits.c.id)
+                .group_by(Message.conversation_id)
+                .cte("ranked")
             )
-            parts.append(select(hits.c.conversation_id, literal(0).label("head"), hits.c.best))
-    matches = union_all(*parts).subquery("matches")
-    key = matches.c[0]  # each part names its id column its own way; the first part's name
-    return select(
-        key.label("conversation_id"),
-        func.max(matches.c.head).label("head"),
-        func.min(matches.c.best).label("best"),
-    ).group_by(key)
+        best: dict[int, float] = {}
+        for conversation_id, rank in self._pg()[:WINDOW]:
+            best[conversation_id] = min(rank, best.get(conversation_id, rank))
+        if not best:
+            return None
+        # Two array parameters, not a VALUES list of 300 rows: a statement of the same shape
+        # every time, compiled once (a 300-row VALUES took ~14 ms to compile).
+        hits = (
+            func.unnest(
+                bindparam("window_ids", list(best), ARRAY(Integer), unique=True),
+                bindparam("window_ranks", list(best.values()), ARRAY(Float), unique=True),
+            )
+            .table_valued(column("conversation_id", Integer), column("best", Float))
+            .render_derived(name="window")
+        )
+        return select(hits.c.conversation_id, hits.c.best).cte("ranked")
+
+    def is_full(self) -> bool:
+        """Whether the words find more messages than the window ranks (then older_matches)."""
+        if not self.found:
+            return False
+        if not self.sqlite:
+            return len(self._pg()) > WINDOW
+        hits = _latest_fts(self.found, WINDOW + 1)
+        return db.session.scalar(select(func.count()).select_from(hits.subquery())) > WINDOW
+
+    def _pg(self) -> list[tuple[int, float]]:
+        if self._pg_rows is None:
+            self._pg_rows = _pg_window(self.found)
+        return self._pg_rows
 
 
 # PostgreSQL: the latest matches in id order, but not read through the primary key's order:
@@ -211,15 +279,19 @@ def _pg_window(found: list[str]) -> list[tuple[int, float]]:
     (conversation_id, rank), rank minus ts_rank (smaller is better): looked up in a
     statement of its own among the newest PG_SPANS ids first, widening until WINDOW + 1
     are found (the latest that many are then all within the span) or every message was
-    looked among. More than WINDOW: the window is full (window_is_full)."""
-    newest = db.session.scalar(select(func.max(Message.id))) or 0
-    floors = [newest - span for span in PG_SPANS if newest - span > 0] + [0]
-    with _bitmap_scans_only():
-        for floor in floors:
-            rows = db.session.execute(pg_latest(found, floor)).all()
-            if len(rows) > WINDOW or not floor:
+    looked among. More than WINDOW: the window is full (Window.is_full)."""
+    with _bitmap_scans_only(select(func.max(Message.id)).scalar_subquery()) as (newest,):
+        newest = newest or 0
+        spans = [span for span in PG_SPANS if newest - span > 0]
+        while True:
+            span = spans.pop(0) if spans else newest
+            rows = db.session.execute(pg_latest(found, newest - span)).all()
+            if len(rows) > WINDOW or span == newest:
                 return [(conversation_id, rank) for _, conversation_id, rank in rows]
-    return []
+            # Too few here for the next span to fill the window at this rate: every message
+            # at once (a rare word's bitmap is small; a wide span's primary key one is not).
+            if spans and len(rows) * spans[0] <= WINDOW * span:
+                spans = []
 
 
 def pg_latest(found: list[str], floor: int) -> Select:
@@ -243,19 +315,24 @@ def pg_latest(found: list[str], floor: int) -> Select:
 
 
 @contextmanager
-def _bitmap_scans_only() -> Iterator[None]:
+def _bitmap_scans_only(*columns) -> Iterator[tuple]:
     """PostgreSQL: no plain index scans for the statements inside (this transaction only).
     For the newest matches of a word, the cheap plan ANDs the word index's bitmap with the
     primary key's for the span; the planner, which prices the text's to_tsvector far below
     its real cost, would otherwise walk the span through the primary key computing it for
-    every message (a second for 20,000)."""
-    for setting, value in _BITMAP_SCANS_ONLY.items():
-        db.session.execute(text(f"SET LOCAL {setting} = {value}"))
+    every message (a second for 20,000). Set in one statement, which also answers
+    `columns` (planned before the settings apply), and put back in one."""
+    settings = [func.set_config(name, value, True) for name, value in _BITMAP_SCANS_ONLY.items()]
+    row = db.session.execute(select(*columns, *settings)).one()
     try:
-        yield
+        yield tuple(row[: len(columns)])
     finally:
-        for setting in _BITMAP_SCANS_ONLY:
-            db.session.execute(text(f"SET LOCAL {setting} TO DEFAULT"))
+        pg_settings = table("pg_settings", column("name"), column("reset_val"))
+        db.session.execute(  # what SET LOCAL … TO DEFAULT sets: the session's own value
+            select(func.set_config(pg_settings.c.name, pg_settings.c.reset_val, True)).where(
+                pg_settings.c.name.in_(list(_BITMAP_SCANS_ONLY))
+            )
+        )
 
 
 # ... and no parallel workers: starting them costs more (5-10 ms) than the few hundred rows
@@ -278,17 +355,6 @@ def _window_start(found: list[str]) -> int:
     value it is given, not to a subquery's)."""
     hits = _latest_fts(found, WINDOW).subquery()
     return db.session.scalar(select(func.min(hits.c.id))) or 0
-
-
-def window_is_full(q: str) -> bool:
-    """Whether `q`'s words find more messages than the window ranks (then older_matches)."""
-    found = words(q)
-    if not found:
-        return False
-    if db.engine.dialect.name != "sqlite":
-        return len(_pg_window(found)) > WINDOW
-    hits = _latest_fts(found, WINDOW + 1)
-    return db.session.scalar(select(func.count()).select_from(hits.subquery())) > WINDOW
 
 
 def older_matches(q: str) -> ColumnElement:
@@ -411,6 +477,10 @@ def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
         ).all()
     else:
         query = func.to_tsquery(literal_column("'simple'"), tsquery(found))
+        # Each message's words computed once, for the match and the rank (OFFSET 0 keeps the
+        # planner from copying the expression into both: its translate() is ~25 µs a message),
+        # and only for messages that hold every word as a substring, which a match needs.
+        message_words = select(_PG_MESSAGE_WORDS.label("words")).offset(0).lateral("words")
         ranked = (
             select(
                 Message.conversation_id,
@@ -418,14 +488,19 @@ def snippets(conversation_ids: list[int], q: str) -> dict[int, Markup]:
                 func.row_number()
                 .over(
                     partition_by=Message.conversation_id,
-                    order_by=(func.ts_rank(_PG_MESSAGE_WORDS, query).desc(), Message.id.desc()),
+                    order_by=(
+                        func.ts_rank(message_words.c.words, query).desc(),
+                        Message.id.desc(),
+                    ),
                 )
                 .label("place"),
             )
+            .join(message_words, true())
             .where(
                 Message.conversation_id.in_(conversation_ids),
                 _SEARCHED,
-                _PG_MESSAGE_WORDS.op("@@")(query),
+                *(func.strpos(func.lower(Message.text_body), word) > 0 for word in found),
+                message_words.c.words.op("@@")(query),
             )
             .subquery()
         )

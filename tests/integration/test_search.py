@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, text, update
 
 from extensions import db
 from models import Contact, Conversation, Message, utcnow
-from services import merge, search
+from services import conversation_list, merge, search
 from services.conversation_list import _rows_query, list_conversations, next_in_list
 from services.conversations import ConversationError
 from services.message_moves import move_message
@@ -163,34 +163,64 @@ def test_a_search_lists_the_best_match_first_then_the_latest(app, team):
     assert [row.conversation.id for row in list_conversations(team.ana, q="lant").rows] == ids
 
 
+# (HEAD_FEW, HEAD_WALK): subject and contact matches gathered by id; walked 3 conversations
+# at a time then gathered; walked through every conversation.
+HEAD_WAYS = [(conversation_list.HEAD_FEW, conversation_list.HEAD_WALK), (0, 3), (0, 1000)]
+
+
+@pytest.mark.parametrize("head_few, head_walk", HEAD_WAYS)
 @pytest.mark.parametrize(
     "window, spans", [(search.WINDOW, search.PG_SPANS), (3, search.PG_SPANS), (3, (4, 12))]
 )
 def test_paging_through_a_ranked_search_lists_every_match_once(
-    app, inbox, team, window, spans, monkeypatch
+    app, inbox, team, window, spans, head_few, head_walk, monkeypatch
 ):
     """Also past a window of 3 messages: the ranked conversations, then the older matches.
     On PostgreSQL, also with the window looked for among the newest 4, then 12 messages
-    first: the same list as looking among every message at once."""
+    first: the same list as looking among every message at once. The subject and contact
+    matches come first however they are read (by id, walked, walked then gathered)."""
     monkeypatch.setattr(search, "WINDOW", window)
     monkeypatch.setattr(search, "PG_SPANS", spans)
+    monkeypatch.setattr(conversation_list, "HEAD_FEW", head_few)
+    monkeypatch.setattr(conversation_list, "HEAD_WALK", head_walk)
     seed_corpus(inbox, random.Random(11))
-    for q in ("zebra", "par", "refund", "silva", "customer3.example", "okafor refund"):
-        whole = list_conversations(team.ana, q=q, limit=100)
+    queries = ("zebra", "par", "refund", "silva", "customer3.example", "okafor refund")
+    for q, status in [(q, status) for q in queries for status in (None, "open")]:
+        whole = list_conversations(team.ana, q=q, status=status, limit=100)
         assert whole.next_cursor is None
         with monkeypatch.context() as every_message:
             every_message.setattr(search, "PG_SPANS", ())
-            at_once = list_conversations(team.ana, q=q, limit=100)
+            at_once = list_conversations(team.ana, q=q, status=status, limit=100)
         assert [r.conversation.id for r in whole.rows] == [r.conversation.id for r in at_once.rows]
+        assert_subject_and_contact_first(whole.rows, q)
         paged, cursor = [], None
         while True:
-            page = list_conversations(team.ana, q=q, limit=2, cursor=cursor)
+            page = list_conversations(team.ana, q=q, status=status, limit=2, cursor=cursor)
             paged += [row.conversation.id for row in page.rows]
             cursor = page.next_cursor
             if cursor is None:
                 break
         assert paged == [row.conversation.id for row in whole.rows], q
-        assert len(set(paged)) == len(paged) and set(paged) == like_ids(q), q
+        assert len(set(paged)) == len(paged), q
+        expected = like_ids(q)
+        if status is not None:
+            expected &= set(db.session.scalars(select(Conversation.id).filter_by(status=status)))
+        assert set(paged) == expected, q
+
+
+def assert_subject_and_contact_first(rows, q: str) -> None:
+    """The documented order's first tier: the conversations whose subject or contact holds
+    `q`, newest first, before any other (found by a message)."""
+    needle = q.lower()
+
+    def heads(row) -> bool:
+        texts = (row.conversation.subject, row.contact.email, row.contact.name)
+        return any(needle in t.lower() for t in texts)
+
+    first = [row for row in rows if heads(row)]
+    assert rows[: len(first)] == first, q
+    moments = [(r.conversation.last_activity_at, r.conversation.id) for r in first]
+    assert moments == sorted(moments, reverse=True), q
 
 
 def test_the_next_conversation_after_one_is_done_follows_the_ranked_order(app, team):
@@ -361,15 +391,19 @@ def test_the_message_index_expression_is_the_one_the_migration_indexed():
 
 def test_the_search_uses_the_indexes(app, team):
     quick_conversation(team.support, "Pixel", text="pixel art")
-    ranked = search.ranked_matches("pixel").subquery()
-    query = _rows_query().join(ranked, ranked.c.conversation_id == Conversation.id)
+    window = search.Window("pixel").ranked()  # the tiers' lookups, in one plan
+    query = _rows_query().where(
+        search.Head("pixel", -1).condition(walk=False)  # -1: as sets, never as ids
+        | Conversation.id.in_(select(window.c.conversation_id))
+    )
     compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "sqlite":
             plan = " ".join(
                 str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
             )
-            assert plan.count("VIRTUAL TABLE INDEX") == 3, plan  # subject, contact, text
+            for index in ("conversations_fts", "contacts_fts", "messages_fts"):
+                assert f"SCAN {index} VIRTUAL TABLE INDEX" in plan, plan
         else:
             conn.execute(text("SET enable_seqscan = off"))  # a tiny table: force the choice
             plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
