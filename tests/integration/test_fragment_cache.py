@@ -157,3 +157,28 @@ class Agent(Browser):
     def get(self, path, htmx=False, **kwargs):
         with self.app.app_context():
             return super().get(path, htmx, **kwargs)
+
+
+def test_the_contact_panel_shows_a_change_at_once(team, client, auth):
+    conv = quick_conversation(team.support, text="Where is my parcel?", name="Pat Doe")
+    bob = Browser(client, auth).login(team.bob)
+    path = f"/conversations/{conv.id}"
+    assert "This is their first conversation." in bob.get(path, htmx=True).get_data(as_text=True)
+    conv.contact.notes = "Prefers email"
+    conv.contact.name = "Pat Smith"
+    other = quick_conversation(team.support, "Second order", email=conv.contact.email)
+    page = bob.get(path, htmx=True).get_data(as_text=True)
+    panel = page.split('<aside class="contact-panel"', 1)[1]
+    assert "Prefers email" in panel and "Pat Smith" in panel and "Pat Doe" not in panel
+    assert f"#{other.display_number} Second order" in panel
+
+
+def test_each_agent_sees_the_contacts_conversations_they_may_see(team, app):
+    conv = quick_conversation(team.support, text="Hello", email="pat@customer.example")
+    elsewhere = quick_conversation(team.billing, "Billing matter", email="pat@customer.example")
+    bob, ana = Agent(app, team.bob), Agent(app, team.ana)
+    path = f"/conversations/{conv.id}"
+    shown = f"#{elsewhere.display_number} Billing matter"
+    assert shown in ana.get(path, htmx=True).get_data(as_text=True)  # an admin sees every inbox
+    assert shown not in bob.get(path, htmx=True).get_data(as_text=True)
+    assert shown in ana.get(path, htmx=True).get_data(as_text=True)
