@@ -18,10 +18,9 @@ from blueprints.conversations.pages import (
     workspace_page,
 )
 from blueprints.htmx import is_htmx
-from blueprints.presentation import when
 from extensions import db
 from models import Contact, Conversation
-from services import earlier_messages, presence, send_later, workspace
+from services import earlier_messages, presence, workspace
 from services.notifications import mentions
 from services.timezones import local
 
@@ -36,7 +35,6 @@ def thread_helpers():
         ),
         "mention_choices": mention_choices,
         "message_url": message_url,
-        "message_key": message_key,
         "earlier_page": earlier_messages.PAGE,
         "highlight_mentions": lambda text, conversation: mentions.highlight(
             text, mentionable(conversation)
@@ -58,41 +56,6 @@ def message_url(endpoint: str, pk: int, name: str = "message_pk", **values) -> s
     if key not in built:
         built[key] = url_for(endpoint, **{name: _PLACEHOLDER}, **values)
     return built[key].replace(_PLACEHOLDER, str(pk))
-
-
-def message_key(message, author, contact, conversation, images, show_all, move_message_pk):
-    """The key _message_list.html keeps `message`'s drawing under (blueprints/fragment_cache.py):
-    everything _message.html draws it from. Any change to the row moves its updated_at (the
-    thread's fingerprint counts on it too); its author's name, the contact's address and, for a
-    note, who its @mentions may name come from other rows; "5 min ago" from the clock. None
-    (drawn every time) for what reads more rows or the clock's seconds: a reply that waits
-    (its countdown, who wrote since) and a third party's email, and for the one email whose
-    move failed (its form shows the error)."""
-    if message.participant_id is not None or move_message_pk == message.id:
-        return None
-    if message.direction == "outgoing" and message.delivery_status in send_later.WAITING:
-        return None
-    people = ()
-    if message.direction == "note":
-        people = tuple((p.id, p.name) for p in mentionable(conversation))
-    return (
-        "message",
-        current_user.id,  # never drawn for anyone else
-        request.script_root,
-        conversation.id,
-        message.id,
-        message.updated_at,
-        when(message.created_at),
-        author.name if author else None,
-        contact.email,
-        people,
-        bool(images),
-        bool(show_all),
-        tuple(
-            (a.id, a.storage_key, a.filename, a.content_type, a.size, a.skipped_reason)
-            for a in message.attachments
-        ),
-    )
 
 
 def mention_choices(conversation: Conversation) -> list[dict]:

@@ -158,6 +158,10 @@ class Agent(Browser):
         with self.app.app_context():
             return super().get(path, htmx, **kwargs)
 
+    def post(self, path, data=None, htmx=True, csrf=True):
+        with self.app.app_context():
+            return super().post(path, data, htmx, csrf)
+
 
 def test_the_contact_panel_shows_a_change_at_once(team, client, auth):
     conv = quick_conversation(team.support, text="Where is my parcel?", name="Pat Doe")
@@ -182,3 +186,61 @@ def test_each_agent_sees_the_contacts_conversations_they_may_see(team, app):
     assert shown in ana.get(path, htmx=True).get_data(as_text=True)  # an admin sees every inbox
     assert shown not in bob.get(path, htmx=True).get_data(as_text=True)
     assert shown in ana.get(path, htmx=True).get_data(as_text=True)
+
+
+def header(page: str) -> str:
+    return re.search(r'<header class="thread-head">.*?</header>', page, re.S).group(0)
+
+
+def composer(page: str) -> str:
+    return re.search(r'<form id="composer".*?</form>', page, re.S).group(0)
+
+
+def test_the_menus_show_each_action_at_once(team, client, auth):
+    conv = quick_conversation(team.support)
+    bob = Browser(client, auth).login(team.bob)
+    path = f"/conversations/{conv.id}"
+    assert f'value="{team.bob.id}" aria-pressed="true"' not in header(
+        bob.get(path, htmx=True).get_data(as_text=True)
+    )
+    assert bob.post(f"{path}/assign", {"assignee_id": team.bob.id}).status_code == 200
+    assert bob.post(f"{path}/labels", {"labels": "urgent"}).status_code == 200
+    assert bob.post(f"{path}/status", {"status": "pending"}).status_code == 200
+    head = header(bob.get(path, htmx=True).get_data(as_text=True))
+    assert f'value="{team.bob.id}" aria-pressed="true"' in head
+    assert 'value="urgent"' in head and ">urgent</a>" in head
+    assert 'value="pending" disabled aria-pressed="true"' in head
+
+
+def test_the_menus_say_me_to_each_agent(team, app):
+    conv = quick_conversation(team.support)
+    bob, ana = Agent(app, team.bob), Agent(app, team.ana)
+    path = f"/conversations/{conv.id}"
+    for agent, me, other in ((bob, "Bob Agent", "Ana Admin"), (ana, "Ana Admin", "Bob Agent")):
+        for _ in range(2):  # drawn, then kept
+            head = header(agent.get(path, htmx=True).get_data(as_text=True))
+            assert f">{me} (me)<" in head and f">{other}<" in head
+
+
+def test_the_composer_is_each_agents_own_and_shows_their_draft(team, app):
+    conv = quick_conversation(team.support)
+    bob, ana = Agent(app, team.bob), Agent(app, team.ana)
+    path = f"/conversations/{conv.id}"
+    blank = composer(bob.get(path, htmx=True).get_data(as_text=True))
+    assert "Draft restored" not in blank
+    saved = bob.post(f"{path}/draft", {"text": "Checking with the courier", "to": ""})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    mine = composer(bob.get(path, htmx=True).get_data(as_text=True))
+    assert "Checking with the courier" in mine and "Draft restored" in mine
+    theirs = composer(ana.get(path, htmx=True).get_data(as_text=True))
+    assert "Checking with the courier" not in theirs and "Draft restored" not in theirs
+
+
+def test_the_composer_shows_a_new_signature_at_once(team, client, auth):
+    conv = quick_conversation(team.support)
+    bob = Browser(client, auth).login(team.bob)
+    path = f"/conversations/{conv.id}"
+    assert "composer-signature" not in composer(bob.get(path, htmx=True).get_data(as_text=True))
+    team.support.signature = "<p>The Support team</p>"
+    db.session.commit()
+    assert "The Support team" in bob.get(path, htmx=True).get_data(as_text=True)
