@@ -24,7 +24,12 @@ COMPOSER_STATES = ("collision", "taken_back", "forwarding", "dropped_files")
 
 @bp.context_processor
 def fragment_keys():
-    return {"message_key": message_key, "toolbar_key": toolbar_key, "composer_key": composer_key}
+    return {
+        "message_key": message_key,
+        "toolbar_key": toolbar_key,
+        "composer_key": composer_key,
+        "row_key": row_key,
+    }
 
 
 def _agent() -> tuple:
@@ -117,4 +122,33 @@ def composer_key(context):
         tuple((m.id, m.updated_at) for m in context["messages"]),
         tuple((p.id, p.name, p.email) for p in mentionable(conversation)),
         str(signature_for(conversation.inbox, current_user)),
+    )
+
+
+@pass_context
+def row_key(context, row):
+    """_row.html's, a row of the list: the conversation as the row shows it (its contact,
+    assignee, snippet, labels, whether it is unread for this agent, "5 min ago"), whether it
+    is the one open, and the list's filters its link keeps."""
+    c, contact = row.conversation, row.contact
+    labels = context.get("row_labels", {}).get(c.id) or ()
+    return (
+        "row",
+        *_agent(),
+        c.id,
+        c.display_number,
+        c.subject,
+        c.status,
+        c.last_activity_at,
+        when(c.last_activity_at),
+        contact.name,
+        contact.email,
+        row.assignee.name if row.assignee else None,
+        str(context["snippets"].get(c.id, "")),
+        tuple((label.display_name, label.color) for label in labels),
+        c.id in context["unread"],
+        context.get("current_id") == c.id,
+        bool(context.get("plain_rows")),
+        bool(context.get("row_oob")),
+        tuple(sorted((context.get("args") or {}).items())),
     )

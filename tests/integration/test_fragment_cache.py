@@ -244,3 +244,38 @@ def test_the_composer_shows_a_new_signature_at_once(team, client, auth):
     team.support.signature = "<p>The Support team</p>"
     db.session.commit()
     assert "The Support team" in bob.get(path, htmx=True).get_data(as_text=True)
+
+
+def row(page: str, conversation_id: int) -> str:
+    return re.search(rf'<li class="conv-row[^"]*" id="row-{conversation_id}".*?</li>', page, re.S)[
+        0
+    ]
+
+
+def test_a_list_row_shows_each_change_at_once(team, client, auth):
+    conv = quick_conversation(team.support, text="Where is my parcel?")
+    bob = Browser(client, auth).login(team.bob)
+    before = row(bob.get("/conversations").get_data(as_text=True), conv.id)
+    assert "Where is my parcel?" in before and "Unassigned" in before and " unread" in before
+    assert (
+        bob.post(f"/conversations/{conv.id}/assign", {"assignee_id": team.bob.id}).status_code
+        == 200
+    )
+    assert bob.post(f"/conversations/{conv.id}/read").status_code in (200, 204)
+    db.session.add(
+        Message(
+            conversation_id=conv.id,
+            inbox_id=team.support.id,
+            direction="outgoing",
+            sender_user_id=team.bob.id,
+            text_body="It left the warehouse today",
+            delivery_status="sent",
+        )
+    )
+    db.session.commit()
+    after = row(bob.get("/conversations").get_data(as_text=True), conv.id)
+    assert "It left the warehouse today" in after and "Assigned to Bob Agent" in after
+    # Read by Bob: not for Ana, whose row of the same conversation stays unread.
+    assert " unread" not in after
+    ana = Agent(current_app, team.ana)
+    assert " unread" in row(ana.get("/conversations").get_data(as_text=True), conv.id)
