@@ -63,13 +63,14 @@ def draw(store: FragmentStore, key: Hashable | None, render: Callable[[], str]) 
     and stored without it."""
     if key is None:
         return Markup(render())
-    token = generate_csrf()
     html = store.get(key)
     if html is None:
         html = str(render())
-        store.put(key, html.replace(token, _TOKEN))
+        store.put(key, html.replace(generate_csrf(), _TOKEN))
         return Markup(html)
-    return Markup(html.replace(_TOKEN, token))
+    if _TOKEN in html:  # most parts (a list row, an activity line) have no form
+        html = html.replace(_TOKEN, generate_csrf())
+    return Markup(html)
 
 
 class CachedExtension(Extension):

@@ -33,7 +33,10 @@ def fragment_keys():
 
 
 def _agent() -> tuple:
-    return (current_user.id, current_user.timezone, request.script_root)
+    """Whom (and where) the parts are drawn for. A page asks for dozens of keys: one look
+    through Flask-Login's proxy each, not one per attribute."""
+    user = current_user._get_current_object()
+    return (user.id, user.timezone, request.script_root)
 
 
 def message_key(message, author, contact, conversation, images, show_all, move_message_pk):
