@@ -140,12 +140,19 @@ def _seed_then_index(engine: Engine, upgrade) -> dict:
     upgrade(revision=f"{int(INDEXED_BY) - 1:04d}")
     seeded = seed(engine)
     t0 = time.perf_counter()
-    upgrade()
+    upgrade(revision=INDEXED_BY)
+    index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    upgrade()  # the later ones (0018 reads every message, converting none: they are new)
+    later = time.perf_counter() - t0
+    t0 = time.perf_counter()
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))  # the new expression index's statistics
-    seeded["timings"][f"search index (migration {INDEXED_BY})"] = time.perf_counter() - t0
-    seeded["seconds"] += seeded["timings"][f"search index (migration {INDEXED_BY})"]
+    index += time.perf_counter() - t0
+    seeded["timings"][f"search index (migration {INDEXED_BY})"] = index
+    seeded["timings"]["later migrations"] = later
+    seeded["seconds"] += index + later
     return seeded
 
 
