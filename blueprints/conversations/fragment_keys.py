@@ -39,6 +39,11 @@ def _agent() -> tuple:
     return (user.id, user.timezone, request.script_root)
 
 
+def _posted(context) -> frozenset:
+    """The names of the forms that failed (pages.thread_context's LazyForms)."""
+    return getattr(context["forms"], "posted", None) or frozenset(context["forms"])
+
+
 def message_key(message, author, contact, conversation, images, show_all, move_message_pk):
     """_message.html's. Any change to the row moves its updated_at (the thread's fingerprint
     counts on it too); its author's name, the contact's address and, for a note, who its
@@ -76,8 +81,8 @@ def toolbar_key(context):
     """The header's menus (_controls, _labels, _snooze and _spam.html): the conversation's
     status, assignee and snooze, who it may be assigned to, its labels. Drawn every time: a
     merged conversation (where it went is read as it is drawn) and one in Spam (why)."""
-    forms, blank, conversation = context["forms"], context["blank_forms"], context["conversation"]
-    if any(forms[name] is not blank[name] for name in TOOLBAR_FORMS) or "merge" in forms:
+    conversation, posted = context["conversation"], _posted(context)
+    if posted.intersection(TOOLBAR_FORMS) or "merge" in posted:
         return None
     if conversation.merged_into_id or conversation.status == "spam":
         return None
@@ -101,12 +106,12 @@ def composer_key(context):
     draft, else reply-all), where it may be sent from, the signature, who a note may
     @mention, the messages shown (the newest seen, the emails one may forward). Drawn every
     time after an action, and for a message's "Forward" link (?forward=)."""
-    forms, conversation, contact = context["forms"], context["conversation"], context["contact"]
-    form = forms["composer"]
-    if form is not context["blank_forms"]["composer"] or "forward" in forms:
+    conversation, contact, posted = context["conversation"], context["contact"], _posted(context)
+    if "composer" in posted or "forward" in posted:
         return None
     if any(context.get(name) for name in COMPOSER_STATES) or request.args.get("forward"):
         return None
+    form = context["forms"]["composer"]
     return (
         "composer",
         *_agent(),
