@@ -29,6 +29,7 @@ def fragment_keys():
         "toolbar_key": toolbar_key,
         "composer_key": composer_key,
         "row_key": row_key,
+        "bulk_bar_key": bulk_bar_key,
     }
 
 
@@ -159,4 +160,18 @@ def row_key(context, row):
         bool(context.get("plain_rows")),
         bool(context.get("row_oob")),
         tuple(sorted((context.get("args") or {}).items())),
+    )
+
+
+@pass_context
+def bulk_bar_key(context):
+    """_bulk_bar.html's: who it can assign to and the labels it offers. Drawn every time
+    with a bulk action's answer (what it did, or why it was refused)."""
+    if context.get("bulk_done") or context.get("bulk_refused"):
+        return None
+    return (
+        "bulk-bar",
+        *_agent(),
+        tuple(context["bulk_assignees"]),
+        tuple(label.display_name for label in context.get("labels") or ()),
     )

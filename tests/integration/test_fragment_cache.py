@@ -95,8 +95,9 @@ def test_never_another_agents_token_or_drawing(team, app):
     assert session_of(bob_token) != session_of(ana_token)
     again = bob.get(path, htmx=True).get_data(as_text=True)
     assert {session_of(t) for t in tokens(again)} == {session_of(bob_token)}
-    # Each agent's parts are kept under their own key, none drawn for the other.
-    users = {key[1] for key in store()._entries}
+    # Each agent's parts are kept under their own key, none drawn for the other (the page's
+    # head, links to static files, is the same for every agent of a role).
+    users = {key[1] for key in store()._entries if key[0] != "head"}
     assert users == {team.bob.id, team.ana.id}
     for html in store()._entries.values():
         assert bob_token not in html and ana_token not in html
@@ -279,3 +280,16 @@ def test_a_list_row_shows_each_change_at_once(team, client, auth):
     assert " unread" not in after
     ana = Agent(current_app, team.ana)
     assert " unread" in row(ana.get("/conversations").get_data(as_text=True), conv.id)
+
+
+def test_the_bulk_bar_and_the_head_are_each_agents_own(team, app):
+    quick_conversation(team.support)
+    bob, ana = Agent(app, team.bob), Agent(app, team.ana)
+    for _ in range(2):  # drawn, then kept
+        bob_page = bob.get("/conversations").get_data(as_text=True)
+        ana_page = ana.get("/conversations").get_data(as_text=True)
+        bulk = re.search(r'<form id="bulk-form".*?</form>', bob_page, re.S)[0]
+        assert ">Bob Agent (me)<" in bulk and ">Ana Admin (me)<" not in bulk
+        assert "admin.css" in ana_page and "admin.css" not in bob_page
+    # Signed out, the sign-in page links no stylesheet of the workspace.
+    assert "thread.css" not in app.test_client().get("/login").get_data(as_text=True)
