@@ -17,6 +17,7 @@ def register_all(app: Flask) -> None:
     from blueprints.auth import bp as auth_bp
     from blueprints.contacts import bp as contacts_bp
     from blueprints.conversations import bp as conversations_bp
+    from blueprints.fragment_cache import register as register_fragment_cache
     from blueprints.health import bp as health_bp
     from blueprints.home import bp as home_bp
     from blueprints.inbound import bp as inbound_bp
@@ -52,6 +53,7 @@ def register_all(app: Flask) -> None:
     register_error_pages(app)
     register_security_headers(app)
     register_presentation(app)
+    register_fragment_cache(app)
 
 
 def register_error_pages(app: Flask) -> None:

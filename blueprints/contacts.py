@@ -49,9 +49,38 @@ def contact_forms(contact: Contact) -> dict:
 
 @bp.app_template_global("contact_panel_for")
 def contact_panel_for(conversation: Conversation) -> dict:
-    """What templates/conversations/_contact_panel.html draws beside a thread."""
+    """What templates/conversations/_contact_panel.html draws beside a thread: the panel, the
+    key its drawing is kept under (blueprints/fragment_cache.py) and its forms, built only
+    when it is drawn."""
     panel = contact_service.contact_panel(current_user, conversation)
-    return {"panel": panel, "contact_forms": contact_forms(panel.contact)}
+    return {
+        "panel": panel,
+        "key": _panel_key(panel, conversation),
+        "contact_forms": lambda: contact_forms(panel.contact),
+    }
+
+
+def _panel_key(panel: contact_service.ContactPanel, conversation: Conversation) -> tuple:
+    """Everything the panel draws (the contact, the other people on the conversation, the
+    contact's other conversations as this agent may see them) and whom for."""
+    contact = panel.contact
+    return (
+        "contact-panel",
+        current_user.id,  # never drawn for anyone else
+        request.script_root,
+        conversation.id,
+        contact.id,
+        contact.name,
+        contact.email,
+        contact.notes,
+        tuple((p.name, p.address, p.third_party) for p in panel.participants),
+        tuple(
+            (c.id, c.display_number, c.subject, c.status, c.inbox_id, c.last_activity_at)
+            for c in panel.earlier
+        ),
+        panel.earlier_total,
+        tuple(sorted(panel.inbox_names.items())),
+    )
 
 
 def _visible_contact(contact_id: int) -> Contact:

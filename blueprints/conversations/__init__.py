@@ -14,6 +14,7 @@ from blueprints.conversations import (  # noqa: F401  (their routes and context 
     bulk,
     drafts,
     forwarding,
+    fragment_keys,
     list_views,
     mail_frame,
     merge,

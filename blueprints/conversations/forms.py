@@ -366,30 +366,59 @@ def composer_form(conversation, agent_id: int, drafts=None, shown=()) -> Compose
     return form
 
 
+class LazyForms(dict):
+    """Forms by name, each built the first time it is asked for: a thread drawn from kept
+    parts (blueprints/fragment_cache.py) asks for few of them. `posted`: the forms that
+    failed, drawn instead of blank ones (their names in `.posted`)."""
+
+    def __init__(self, factories: dict, posted: dict | None = None):
+        super().__init__(posted or {})
+        self.factories = factories
+        self.posted = frozenset(posted or ())
+
+    def __missing__(self, name):
+        if name not in self.factories:
+            raise KeyError(name)
+        form = self[name] = self.factories[name]()
+        return form
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self.factories
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
 def thread_forms(
     conversation, members: list, labels: list, agent_id: int, drafts=None, shown=()
-) -> dict[str, FlaskForm]:
+) -> LazyForms:
     """The thread's forms as the page draws them: empty (the composer: the agent's draft, or
     reply-all), or showing what the conversation is now (its assignee among `members`, its
     `labels`). Split and the delivery buttons are the same blank form (a CSRF token alone):
     built once; a refused one is a posted form of its own (thread_actions)."""
-    action = ActionForm(formdata=None)
-    forms = {
-        "composer": composer_form(conversation, agent_id, drafts, shown),
-        "assign": AssignForm(formdata=None, assignee_id=conversation.assignee_id),
-        "status": StatusForm(formdata=None),
-        "labels": LabelsForm(
-            formdata=None, labels=", ".join(label.display_name for label in labels)
-        ),
-        "snooze": SnoozeForm(formdata=None),
-        "move": MoveForm(formdata=None),
-        "split": action,
-        "delivery": action,
-    }
-    forms["assign"].assignee_id.choices = [("", "Unassigned")] + [
-        (str(member.id), member.name + (" (me)" if member.id == agent_id else ""))
-        for member in members
-    ]
+
+    def assign() -> AssignForm:
+        form = AssignForm(formdata=None, assignee_id=conversation.assignee_id)
+        form.assignee_id.choices = [("", "Unassigned")] + [
+            (str(member.id), member.name + (" (me)" if member.id == agent_id else ""))
+            for member in members
+        ]
+        return form
+
+    forms = LazyForms(
+        {
+            "composer": lambda: composer_form(conversation, agent_id, drafts, shown),
+            "assign": assign,
+            "status": lambda: StatusForm(formdata=None),
+            "labels": lambda: LabelsForm(
+                formdata=None, labels=", ".join(label.display_name for label in labels)
+            ),
+            "snooze": lambda: SnoozeForm(formdata=None),
+            "move": lambda: MoveForm(formdata=None),
+            "split": lambda: forms["delivery"],
+            "delivery": lambda: ActionForm(formdata=None),
+        }
+    )
     return forms
 
 

@@ -15,6 +15,7 @@ from blueprints.conversations.forms import (
     ACTION_STATUSES,
     SNOOZE_LABELS,
     BulkForm,
+    LazyForms,
     thread_forms,
 )
 from blueprints.htmx import is_htmx
@@ -113,8 +114,10 @@ def thread_context(conversation: Conversation, forms: dict | None = None, **extr
         drafts=thread["drafts"],
         shown=thread["messages"],
     )
-    forms = {**blank, **(forms or {})}
-    forms["assign"].assignee_id.choices = blank["assign"].assignee_id.choices
+    posted = forms or {}
+    if "assign" in posted:  # who may be assigned, as the blank form offers them
+        posted["assign"].assignee_id.choices = blank["assign"].assignee_id.choices
+    forms = LazyForms({name: (lambda name=name: blank[name]) for name in blank.factories}, posted)
     return {
         **thread,
         "thread_labels": labels,
