@@ -52,18 +52,22 @@ def drawn_fresh(browser, path: str, htmx: bool = True) -> str:
         fragment_cache.draw = real
 
 
-def thread_with_note(team):
-    conv = quick_conversation(team.support, text="Where is my parcel?")
+def add_note(conv, author, text: str) -> None:
     db.session.add(
         Message(
             conversation_id=conv.id,
-            inbox_id=team.support.id,
+            inbox_id=conv.inbox_id,
             direction="note",
-            sender_user_id=team.bob.id,
-            text_body="@Ana Admin can you check the courier?",
+            sender_user_id=author.id,
+            text_body=text,
         )
     )
     db.session.commit()
+
+
+def thread_with_note(team):
+    conv = quick_conversation(team.support, text="Where is my parcel?")
+    add_note(conv, team.bob, "@Ana Admin can you check the courier?")
     return conv
 
 
@@ -121,16 +125,7 @@ def test_a_new_message_and_a_renamed_author_show_at_once(team, client, auth):
     path = f"/conversations/{conv.id}"
     assert "Bob Agent" in bob.get(path, htmx=True).get_data(as_text=True)
     team.bob.name = "Robert Agent"
-    db.session.add(
-        Message(
-            conversation_id=conv.id,
-            inbox_id=team.support.id,
-            direction="note",
-            sender_user_id=team.ana.id,
-            text_body="On it",
-        )
-    )
-    db.session.commit()
+    add_note(conv, team.ana, "On it")
     page = bob.get(path, htmx=True).get_data(as_text=True)
     assert "On it" in page
     head = re.findall(r'<strong class="msg-sender">\s*(.*?)\s*</strong>', page)
