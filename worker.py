@@ -32,7 +32,6 @@ import logging
 import pkgutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -43,6 +42,7 @@ from rq.exceptions import StopRequested
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
+from runtime.beats import Beats
 from runtime.logs import job_context, rq_log_level
 from runtime.redis_outage import REDIS_DOWN, RedisOutage
 from runtime.single_scheduler import SingleCronScheduler
@@ -226,65 +226,33 @@ class JobHeartbeat:
     (services/background.py) takes a started job without a recent stamp for a dead worker's,
     and the sweeps would hand a long job's work to another worker.
 
-    One thread per worker, told which job to watch: starting a thread per job cost about 5 %
-    of a short job's time (Thread.start waits for the new thread to run). The stamp stops
-    before the job's outcome is recorded (stop() waits for a stamp under way), so a late one
-    never puts a finished job back in RQ's started registry."""
+    One thread per worker (runtime/beats.py), told which job to stamp. The stamp stops before
+    the job's outcome is recorded (stop() waits for a stamp under way), so a late one never
+    puts a finished job back in RQ's started registry."""
 
     def __init__(self, worker: SimpleWorker):
         self.worker = worker
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._watch: _Watch | None = None
-        self._thread: threading.Thread | None = None
+        self._beats = Beats("job-heartbeat")
 
     def start(self, job, execution) -> None:
-        with self._lock:
-            # Its log lines carry the job id too.
-            first = time.monotonic() + self.worker.job_monitoring_interval
-            self._watch = _Watch(job, execution, contextvars.copy_context(), first)
-            self._changed.notify()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
-            self._thread.start()
+        context = contextvars.copy_context()  # its log lines carry the job id too
+        warned = False
 
-    def _run(self) -> None:
-        with self._lock:
-            while True:
-                watch = self._watch
-                if watch is None:
-                    self._changed.wait()
-                    continue
-                left = watch.due - time.monotonic()
-                if left > 0:
-                    self._changed.wait(left)  # a new job or a stop wakes it early
-                    continue
-                watch.due += self.worker.job_monitoring_interval
-                watch.stamp(self.worker)  # under the lock: stop() waits for it
+        def stamp() -> bool:
+            nonlocal warned
+            try:
+                context.run(self.worker.maintain_heartbeats, job, execution)
+            except Exception as exc:  # noqa: BLE001 - Redis away: the job's own calls say so
+                if not warned:  # once per job: an outage is reported by the worker
+                    log.warning("job heartbeat not stamped: %s", exc)
+                    warned = True
+            return True
+
+        self._beats.keep("job", stamp, self.worker.job_monitoring_interval)
 
     def stop(self) -> None:
         # Bounded: a stamp hanging on a Redis that stopped answering must not hang the job.
-        locked = self._lock.acquire(timeout=STOP_WAIT_SECONDS)
-        self._watch = None
-        if locked:
-            self._changed.notify()
-            self._lock.release()
-
-
-class _Watch:
-    """One job the heartbeat thread stamps, and when next."""
-
-    def __init__(self, job, execution, context: contextvars.Context, due: float):
-        self.job, self.execution, self.context, self.due = job, execution, context, due
-        self._warned = False
-
-    def stamp(self, worker: SimpleWorker) -> None:
-        try:
-            self.context.run(worker.maintain_heartbeats, self.job, self.execution)
-        except Exception as exc:  # noqa: BLE001 - Redis away: the job's own calls say so
-            if not self._warned:  # once per job: an outage is reported by the worker
-                log.warning("job heartbeat not stamped: %s", exc)
-                self._warned = True
+        self._beats.drop("job", wait=STOP_WAIT_SECONDS)
 
 
 class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):

@@ -12,8 +12,6 @@ from a fixed staleness window nor from what RQ's registries say.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from extensions import db
 from models import InboundEmail, Message, utcnow
+from runtime.beats import Beats
 
 LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0  # seconds: three renewals may fail (a busy database) before the lease ends
@@ -120,21 +119,21 @@ def finish(kind: Claimable, row_id: int, claim: int, **values) -> bool:
 class LeaseKeeper:
     """Renews one claimed row's lease for as long as the job runs.
 
-    The renewals are made by one daemon thread per process (_Renewals), with its own
-    database connections (a session is not shared across threads): starting a thread per job
-    cost a short job several per cent of its time. A renewal that fails is retried at the
-    next beat, and a lost claim ends the keeping."""
+    The renewals are made by the process's one renewal thread (runtime/beats.py), with its own
+    database connections (a session is not shared across threads). A renewal that fails is
+    retried at the next beat, and a lost claim ends the keeping; leaving the keeper waits for
+    a renewal under way, so none lands after the outcome is recorded."""
 
     def __init__(self, kind: Claimable, row_id: int, claim: int, engine: Engine | None = None):
         self.kind, self.row_id, self.claim = kind, row_id, claim
         self.engine = engine or db.engine
 
     def __enter__(self) -> LeaseKeeper:
-        _RENEWALS.keep(self)
+        _RENEWALS.keep(self, self.beat, RENEW_EVERY)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _RENEWALS.drop(self)  # waits for a renewal of this lease under way
+        _RENEWALS.drop(self)
 
     @property
     def keeping(self) -> bool:
@@ -160,60 +159,4 @@ class LeaseKeeper:
             return True  # the next beat tries again
 
 
-class _Renewals:
-    """The process's one lease-renewal thread: each kept lease renewed every RENEW_EVERY
-    seconds until its keeper is dropped; a renewal under way is waited for by drop(), so
-    none lands after the job has recorded its outcome."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._due: dict[LeaseKeeper, float] = {}
-        self._renewing: LeaseKeeper | None = None
-        self._thread: threading.Thread | None = None
-
-    def keep(self, keeper: LeaseKeeper) -> None:
-        with self._lock:
-            self._due[keeper] = time.monotonic() + RENEW_EVERY
-            self._changed.notify_all()
-            if self._thread is None or not self._thread.is_alive():  # first, or after a fork
-                self._thread = threading.Thread(
-                    target=self._run, name="lease-renewals", daemon=True
-                )
-                self._thread.start()
-
-    def drop(self, keeper: LeaseKeeper) -> None:
-        with self._lock:
-            self._due.pop(keeper, None)
-            while self._renewing is keeper:
-                self._changed.wait()
-
-    def keeps(self, keeper: LeaseKeeper) -> bool:
-        with self._lock:
-            return keeper in self._due
-
-    def _run(self) -> None:
-        with self._lock:
-            while True:
-                if not self._due:
-                    self._changed.wait()
-                    continue
-                keeper, due = min(self._due.items(), key=lambda item: item[1])
-                left = due - time.monotonic()
-                if left > 0:
-                    self._changed.wait(left)  # a new lease or a drop wakes it early
-                    continue
-                self._due[keeper] = time.monotonic() + RENEW_EVERY
-                self._renewing = keeper
-                self._lock.release()
-                try:
-                    kept = keeper.beat()
-                finally:
-                    self._lock.acquire()
-                    self._renewing = None
-                    self._changed.notify_all()
-                if not kept:
-                    self._due.pop(keeper, None)
-
-
-_RENEWALS = _Renewals()
+_RENEWALS = Beats("lease-renewals")

@@ -202,7 +202,6 @@ def test_a_long_job_keeps_its_heartbeat_so_it_is_not_taken_for_a_dead_workers(ap
 
 def test_one_heartbeat_thread_serves_every_job_of_a_worker(app, monkeypatch):
     """A thread per job cost ~5 % of a short job (Thread.start waits for it to run)."""
-    import worker as worker_module
     from worker import build_worker
 
     started = []
@@ -212,7 +211,7 @@ def test_one_heartbeat_thread_serves_every_job_of_a_worker(app, monkeypatch):
             started.append(self.name)
             super().start()
 
-    monkeypatch.setattr(worker_module.threading, "Thread", Counted)
+    monkeypatch.setattr(threading, "Thread", Counted)
     for _ in range(5):
         get_queue("default").enqueue(worker_ping)
     worker = build_worker(app, ["default"])
