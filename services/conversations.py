@@ -43,13 +43,20 @@ class ConversationError(ValueError):
         self.field = field
 
 
-def new_conversation(inbox_id: int, contact_id: int, subject: str) -> Conversation:
-    """A new open conversation with the next display number; a concurrent worker taking the
-    same number makes us try again. Added and flushed, not committed."""
+def new_conversation(
+    inbox_id: int, contact_id: int, subject: str, at: datetime | None = None
+) -> Conversation:
+    """A new open conversation with the next display number, its last activity `at` (now by
+    default); a concurrent worker taking the same number makes us try again. Added and
+    flushed, not committed."""
     for _ in range(NUMBER_RETRIES):
         number = (db.session.scalar(select(func.max(Conversation.display_number))) or 0) + 1
         conversation = Conversation(
-            inbox_id=inbox_id, contact_id=contact_id, display_number=number, subject=subject[:998]
+            inbox_id=inbox_id,
+            contact_id=contact_id,
+            display_number=number,
+            subject=subject[:998],
+            last_activity_at=at or utcnow(),
         )
         try:
             with db.session.begin_nested():

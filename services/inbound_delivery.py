@@ -89,10 +89,11 @@ def deliver(inbound: InboundEmail, raw: bytes) -> Outcome:
     spam_reason = spam.spam_reason(where.inbox, parsed, raw)
     files = put_attachments(parsed, inbound)
     content = None if refers_to_parts(parsed, files) else build_content(parsed, {})
+    setup = automations.read_setup(inbox_id)  # what the writes consult, read before them
     try:
         contact = _contact(person, known)
         message, effects = _record(
-            inbound, parsed, where, contact, files, content, verdict, spam_reason
+            inbound, parsed, where, contact, files, content, verdict, spam_reason, setup
         )
         db.session.flush()  # a concurrent delivery of the same Message-ID shows here
     except IntegrityError:
@@ -113,24 +114,26 @@ def _record(
     contact: Contact,
     files: list,
     content,
-    verdict: dict | None = None,
-    spam_reason: str | None = None,
+    verdict: dict | None,
+    spam_reason: str | None,
+    setup: automations.Setup,
 ):
-    """The writes. `files` were stored and `content` (None: it refers to stored parts by cid)
-    built beforehand, outside the database's write lock."""
+    """The writes. `files` were stored, `content` (None: it refers to stored parts by cid)
+    built and `setup` read beforehand, outside the database's write lock."""
     inbox, now = where.inbox, utcnow()
     conversation = where.conversation
     is_new = conversation is None
     reopened_from = None
     if is_new:
-        conversation = new_conversation(inbox.id, contact.id, parsed.subject)
-    elif conversation.waits_for_a_customer:
-        reopened_from = conversation.status
-        conversation.reopen()
-    conversation.last_activity_at = now
+        conversation = new_conversation(inbox.id, contact.id, parsed.subject, at=now)
+    else:
+        if conversation.waits_for_a_customer:
+            reopened_from = conversation.status
+            conversation.reopen()
+        conversation.last_activity_at = now
     inbox.last_message_at = now
     # Who else is on it (reply-all), and who wrote it when not the contact.
-    writer = participants.on_incoming(conversation, parsed, contact, where.participant)
+    writer = participants.on_incoming(conversation, parsed, contact, where.participant, setup.ours)
     sender = parsed.from_ or (
         MAIL_SYSTEM if parsed.bounce and parsed.contact is None else contact_person(contact)
     )
@@ -181,7 +184,7 @@ def _record(
     if is_spam or (writer is not None and writer.role == participants.THIRD_PARTY):
         effects = automations.Effects()
     else:
-        effects = automations.run(message, conversation, parsed, is_new)
+        effects = automations.run(message, conversation, parsed, is_new, setup)
     if not is_spam:
         _tell_agents(conversation, message, is_new)
     return message, effects

@@ -95,6 +95,7 @@ def on_incoming(
     parsed: ParsedEmail,
     sender: Contact,
     routed_to: Participant | None = None,
+    ours=None,
 ) -> Participant | None:
     """Record the people on a delivered email and return who wrote it when that is not the
     conversation's contact (the message's `participant_id`), else None.
@@ -102,7 +103,8 @@ def on_incoming(
     `sender` is the Contact the email came from; `routed_to` the third party whose reply+
     address it was sent to (services/routing.Route.participant). A third party's email adds
     nobody: whoever they copied is on their side, not the customer's, and must not be added
-    to the customer's reply-all."""
+    to the customer's reply-all. `ours`: our addresses (services/routing.OurAddresses), if
+    read already."""
     from services.routing import OurAddresses
 
     contact = normalise(conversation.contact.email)
@@ -111,7 +113,7 @@ def on_incoming(
         writer = find(conversation.id, sender.email)
     if writer is not None and writer.role == THIRD_PARTY:
         return writer
-    ours = OurAddresses()
+    ours = OurAddresses() if ours is None else ours
     people = ([parsed.from_] if parsed.from_ else []) + list(parsed.to) + list(parsed.cc)
     for person in people:
         address = normalise(person.address)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from extensions import db
 from mail.model import ParsedEmail
-from models import Conversation, Message
+from models import AutoAcknowledgement, AutomationRule, Conversation, Message
+from services.routing import OurAddresses
 
 
 @dataclass
@@ -33,14 +35,49 @@ class Effects:
     notify: list[tuple[int, int]] = field(default_factory=list)
 
 
-def run(message: Message, conversation: Conversation, parsed: ParsedEmail, is_new: bool) -> Effects:
+@dataclass(frozen=True)
+class Setup:
+    """What the automations consult for an inbox's delivery: its rules, its acknowledgement
+    settings and our own addresses (never answered). Read before the delivery's first write:
+    on SQLite that write holds the database's write lock until the commit, which another
+    worker's delivery waits for. `rules` is None when reading them failed: run_rules reads
+    them again and records why."""
+
+    rules: list[AutomationRule] | None
+    acknowledgement: AutoAcknowledgement | None
+    ours: OurAddresses
+
+
+def read_setup(inbox_id: int) -> Setup:
+    from services.automations import engine
+
+    return Setup(
+        engine.enabled_rules(inbox_id),
+        db.session.get(AutoAcknowledgement, inbox_id),
+        OurAddresses(),
+    )
+
+
+def run(
+    message: Message,
+    conversation: Conversation,
+    parsed: ParsedEmail,
+    is_new: bool,
+    setup: Setup | None = None,
+) -> Effects:
     """The inbox's and the global rules, then the auto-acknowledgement, for one incoming
-    message; in the caller's transaction. Never raises for a rule's failure."""
+    message; in the caller's transaction. Never raises for a rule's failure. `setup`: the
+    inbox's, read beforehand (read_setup), else read here."""
     from services.automations import acknowledgement, engine
 
+    setup = setup or Setup(
+        None, db.session.get(AutoAcknowledgement, conversation.inbox_id), OurAddresses()
+    )
     effects = Effects()
-    engine.run_rules(message, conversation, parsed, is_new, effects)
-    acknowledgement.maybe_acknowledge(message, conversation, parsed, is_new, effects)
+    engine.run_rules(message, conversation, parsed, is_new, effects, setup.rules)
+    acknowledgement.maybe_acknowledge(
+        message, conversation, parsed, is_new, effects, setup.acknowledgement, setup.ours
+    )
     return effects
 
 

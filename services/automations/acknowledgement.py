@@ -43,11 +43,16 @@ DEFAULT_BODY = (
 
 
 def maybe_acknowledge(
-    message: Message, conversation: Conversation, parsed: ParsedEmail, is_new: bool, effects
+    message: Message,
+    conversation: Conversation,
+    parsed: ParsedEmail,
+    is_new: bool,
+    effects,
+    settings: AutoAcknowledgement | None,
+    ours: OurAddresses | None = None,
 ) -> bool:
-    """The inbox's own acknowledgement, when it is on, the message starts a conversation and
-    (with `outside_hours_only`) arrived outside business hours."""
-    settings = db.session.get(AutoAcknowledgement, conversation.inbox_id)
+    """The inbox's own acknowledgement (`settings`: the inbox's), when it is on, the message
+    starts a conversation and (with `outside_hours_only`) arrived outside business hours."""
     if settings is None or not settings.enabled or not is_new:
         return False
     if any(label.name == SPAM_LABEL for label in conversation_labels(conversation.id)):
@@ -56,7 +61,7 @@ def maybe_acknowledge(
         arrived = message.created_at or utcnow()
         if within_hours(conversation.inbox, arrived):
             return False
-    return acknowledge(message, conversation, parsed, effects)
+    return acknowledge(message, conversation, parsed, effects, ours=ours)
 
 
 def acknowledge(
@@ -66,6 +71,7 @@ def acknowledge(
     effects,
     *,
     by_rule: str | None = None,
+    ours: OurAddresses | None = None,
 ) -> bool:
     """Queue the acknowledgement to the conversation's contact unless a guard (module
     docstring) says no; in the caller's transaction. Also the rules' "acknowledge" action
@@ -73,7 +79,7 @@ def acknowledge(
     Returns whether it was queued."""
     inbox = conversation.inbox
     contact = conversation.contact
-    if why_not_answer(message, parsed, contact):
+    if why_not_answer(message, parsed, contact, ours):
         return False
     settings = db.session.get(AutoAcknowledgement, inbox.id)
     window = settings.window_minutes if settings is not None else DEFAULT_WINDOW_MINUTES
@@ -94,12 +100,15 @@ def acknowledge(
     return True
 
 
-def why_not_answer(message: Message, parsed: ParsedEmail, contact) -> str | None:
+def why_not_answer(
+    message: Message, parsed: ParsedEmail, contact, ours: OurAddresses | None = None
+) -> str | None:
     """The loop guard of everything sent automatically: never to automatic or list mail,
-    nor to our own address. None when answering is fine, else why not."""
+    nor to our own address (`ours`, if read already). None when answering is fine, else
+    why not."""
     if message.auto_flag or parsed.auto_flag or parsed.list_header:
         return "it was sent automatically"
-    ours = OurAddresses()
+    ours = OurAddresses() if ours is None else ours
     senders = {contact.email, *(p.address for p in (parsed.from_, parsed.contact) if p)}
     if any(address in ours for address in senders):
         return "it came from our own address"

@@ -65,12 +65,28 @@ class DryRun:
     would_do: list[str] = field(default_factory=list)
 
 
-def run_rules(
-    message: Message, conversation: Conversation, parsed: ParsedEmail, is_new: bool, effects
-) -> None:
-    """Every enabled rule for the message's inbox, in order; never raises."""
+def enabled_rules(inbox_id: int) -> list[AutomationRule] | None:
+    """The enabled rules an inbox's deliveries run, in order; None when they cannot be read
+    (run_rules then reads them again and records why)."""
     try:
-        rules = list(db.session.scalars(_RULES, {"inbox_id": message.inbox_id}))
+        return list(db.session.scalars(_RULES, {"inbox_id": inbox_id}))
+    except Exception:  # noqa: BLE001 - delivery goes on; run_rules reports it
+        return None
+
+
+def run_rules(
+    message: Message,
+    conversation: Conversation,
+    parsed: ParsedEmail,
+    is_new: bool,
+    effects,
+    rules: list[AutomationRule] | None = None,
+) -> None:
+    """Every enabled rule for the message's inbox, in order (`rules`: as read beforehand by
+    enabled_rules); never raises."""
+    try:
+        if rules is None:
+            rules = list(db.session.scalars(_RULES, {"inbox_id": message.inbox_id}))
         if not rules:
             return
         facts = facts_of_delivery(message, conversation, parsed, is_new)

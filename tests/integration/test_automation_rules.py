@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import (
-    AutomationRule,
     Conversation,
     InboundEmail,
     InboxMember,
@@ -19,6 +18,7 @@ from services.automations import catalog, engine
 from services.inbound_reprocess import reprocess
 from services.labels import conversation_labels
 from tests.conftest import global_smtp
+from tests.support.automations import rule
 from tests.support.inbound import deliver, work_inbound
 
 
@@ -50,27 +50,6 @@ def with_attachment(message_id="att@customer.example"):
         '--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="a.pdf"'
         "\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n"
     ).encode()
-
-
-def rule(inbox, name="VIP customers", conditions=None, actions=None, **options) -> AutomationRule:
-    clean = catalog.validate_rule(
-        inbox,
-        name,
-        options.pop("match", "all"),
-        conditions or [{"field": "kind", "op": "is", "value": "new"}],
-        actions or [{"type": "add_labels", "labels": ["vip"]}],
-    )
-    found = AutomationRule(
-        inbox_id=inbox.id if inbox is not None else None,
-        name=clean.name,
-        match=clean.match,
-        conditions=clean.conditions,
-        actions=clean.actions,
-        **options,
-    )
-    db.session.add(found)
-    db.session.commit()
-    return found
 
 
 def activity(conversation_id=None) -> list[str]:

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from extensions import db
 from jobs.send_message import send_message
 from models import (
-    AutomationRule,
     Conversation,
     InboxMember,
     Notification,
@@ -22,11 +21,11 @@ from models import (
     User,
     utcnow,
 )
-from services.automations import catalog
 from services.conversations import update_conversation
 from services.notifications import events, mentions
 from services.replies import create_reply
 from tests.conftest import global_smtp
+from tests.support.automations import rule
 from tests.support.inbound import post_relay, work_inbound
 
 
@@ -114,23 +113,12 @@ def test_auto_assignment_and_rules_tell_the_assignee(app, client, inbox, team):
     assignee = conversation.assignee
     assert told("assigned") == [(assignee.email, "assigned", "pending", True)]
 
-    clean = catalog.validate_rule(
+    rule(
         inbox,
         "Toner to Bob",
-        "all",
         [{"field": "subject", "op": "contains", "value": "toner"}],
         [{"type": "assign", "user_id": team["bob"].id}],
     )
-    db.session.add(
-        AutomationRule(
-            inbox_id=inbox.id,
-            name=clean.name,
-            match=clean.match,
-            conditions=clean.conditions,
-            actions=clean.actions,
-        )
-    )
-    db.session.commit()
     deliver(app, client, message_id="m2@customer.example", subject="Out of toner")
     assigned = [n for n in told("assigned") if n[0] == "bob@example.com"]
     assert assigned == [("bob@example.com", "assigned", "pending", True)]

@@ -233,6 +233,47 @@ def test_a_delivery_writes_only_after_its_reads_storage_and_sanitising(
     assert writes_before == [("store", ["UPDATE"]), ("sanitise", ["UPDATE"])]
 
 
+def test_a_delivery_reads_what_its_writes_consult_before_the_first_of_them(app, client, inbox):
+    """The inbox's rules and acknowledgement settings and our own addresses are read before
+    the delivery's first write (inside SQLite's write lock, every statement is time another
+    worker waits), and a new conversation is written once, its activity time included."""
+    from sqlalchemy import event
+
+    from models import AutoAcknowledgement
+    from services.labels import conversation_labels
+    from tests.support.automations import rule
+
+    rule(inbox)  # labels a new conversation "vip"
+    db.session.add(AutoAcknowledgement(inbox_id=inbox.id, enabled=True, body="Got it"))
+    db.session.commit()
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    post(client, email())
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        work(app)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    conversation = only(Conversation)
+    assert [label.name for label in conversation_labels(conversation.id)] == ["vip"]  # ran
+    outgoing = select(Message).where(Message.direction == "outgoing")
+    assert len(db.session.scalars(outgoing).all()) == 1  # and the acknowledgement
+    kinds = [s.split(None, 1)[0].upper() for s in statements]
+    claim = kinds.index("UPDATE")  # the claim, committed on its own
+    first_write = next(
+        n for n, kind in enumerate(kinds) if n > claim and kind in ("INSERT", "UPDATE", "SAVEPOINT")
+    )
+    read_first = ("FROM automation_rules", "FROM auto_acknowledgements", "FROM inboxes UNION ALL")
+    for table in read_first:
+        where = [n for n, s in enumerate(statements) if table in s]
+        assert where and max(where) < first_write, (table, where, first_write)
+    message_written = next(n for n, s in enumerate(statements) if "INTO messages" in s)
+    assert not [s for s in statements[:message_written] if s.startswith("UPDATE conversations")]
+
+
 def _writes(statements: list[str]) -> list[str]:
     return [s for s in statements if s in ("INSERT", "UPDATE", "DELETE")]
 
