@@ -39,6 +39,7 @@ from flask import Flask
 from rq import Queue, SimpleWorker, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
+from rq.utils import now as rq_now
 
 from config import ConfigError
 from extensions import QUEUE_NAMES, db, get_redis, get_settings
@@ -61,6 +62,9 @@ STOP_WAIT_SECONDS = 10  # a job's end waits at most this for a heartbeat stamp u
 # and after each job: under a stream of short jobs, at most once this often is enough for a
 # key that lives for minutes. Stamps with their own expiry or in a pipeline always go out.
 WORKER_HEARTBEAT_EVERY = 1.0
+# RQ asks Redis whether workers are suspended (`rq suspend`, a round trip with the worker's
+# heartbeat) before every dequeue: under a stream of jobs, once this often is enough.
+SUSPENSION_CHECK_EVERY = 1.0
 
 log = logging.getLogger("worker")  # not __main__ when run as `python worker.py`
 
@@ -120,9 +124,14 @@ class RedisOutageMixin:
         if not self.stop_requested:
             self.outage.begin(exc)
 
+    _suspension_checked_at = float("-inf")
+
     def check_for_suspension(self, burst):
+        if time.monotonic() - self._suspension_checked_at < SUSPENSION_CHECK_EVERY:
+            return
         with self._leave_if_redis_is_lost():
-            return super().check_for_suspension(burst)
+            super().check_for_suspension(burst)
+        self._suspension_checked_at = time.monotonic()
 
     def run_maintenance_tasks(self):
         with self._leave_if_redis_is_lost():
@@ -278,8 +287,13 @@ class AppSimpleWorker(AppContextMixin, RedisOutageMixin, SimpleWorker):
         return super().perform_job(job, queue, execution)
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
-        """The job returned or raised: stop its heartbeat and deadline before RQ records how."""
+        """The job returned or raised: stop its heartbeat and deadline before RQ records how.
+        RQ's last stamp of the job's heartbeat covers its success or failure callback; with
+        none, the outcome is recorded next and the stamp is a round trip that says nothing."""
         self._end_job_watch()
+        if job.success_callback is None and job.failure_callback is None:
+            job.ended_at = rq_now()
+            return None
         return super().handle_execution_ended(job, queue, heartbeat_ttl)
 
     def execute_job(self, job, queue):

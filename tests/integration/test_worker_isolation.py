@@ -265,3 +265,76 @@ def test_under_a_stream_of_jobs_the_worker_stamps_its_own_heartbeat_at_most_once
 
     assert stamps_for(0) >= 3 * 10  # before and after each dequeue, and after each job
     assert stamps_for(3600) == 1  # the first; the rest within the hour are skipped
+
+
+def succeeded(job, connection, result) -> None:
+    """A success callback: RQ stamps the job's heartbeat once more before running it."""
+
+
+def test_under_a_stream_of_jobs_the_worker_asks_about_suspension_at_most_once_a_second(
+    app, monkeypatch
+):
+    """RQ asks Redis whether workers are suspended (`rq suspend`) before every dequeue, a
+    round trip per job: spaced out, and a suspended worker still stops at its first look."""
+    import rq.worker.base
+    from rq.suspension import resume, suspend
+
+    import worker as worker_module
+    from worker import build_worker
+
+    real = rq.worker.base.is_suspended
+
+    def looks_for(every: float) -> int:
+        monkeypatch.setattr(worker_module, "SUSPENSION_CHECK_EVERY", every)
+        looked = []
+
+        def is_suspended(connection, worker=None):
+            looked.append(1)
+            return real(connection, worker)
+
+        monkeypatch.setattr(rq.worker.base, "is_suspended", is_suspended)
+        for _ in range(10):
+            get_queue("default").enqueue(worker_ping)
+        work_here(build_worker(app, ["default"]))
+        assert get_queue("default").count == 0
+        return len(looked)
+
+    assert looks_for(0) >= 10  # before each dequeue
+    assert looks_for(3600) == 1  # the first; the rest within the hour are skipped
+    suspend(get_redis())
+    try:
+        get_queue("default").enqueue(worker_ping)
+        work_here(build_worker(app, ["default"]))  # burst: a suspended worker leaves
+        assert get_queue("default").count == 1
+    finally:
+        resume(get_redis())
+
+
+def test_a_job_is_stamped_once_more_when_it_ends_only_for_its_callback(app, monkeypatch):
+    """RQ stamps a job's heartbeat when it returns, to cover its success or failure callback;
+    without one, its outcome is recorded at once and that stamp is a round trip saved."""
+    from rq import Callback
+
+    from worker import build_worker
+
+    def stamps_of(**callbacks) -> int:
+        job = get_queue("default").enqueue(worker_ping, **callbacks)
+        worker = build_worker(app, ["default"])
+        stamped, plain_hset = [], worker.connection.hset
+
+        def hset(name, key=None, value=None, *args, **kwargs):
+            if name == job.key and (
+                key == "last_heartbeat" or "last_heartbeat" in (kwargs.get("mapping") or {})
+            ):
+                stamped.append(name)
+            return plain_hset(name, key, value, *args, **kwargs)
+
+        monkeypatch.setattr(worker.connection, "hset", hset)
+        work_here(worker)
+        job.refresh()
+        assert job.get_status() == JobStatus.FINISHED
+        assert job.ended_at is not None and job.ended_at >= job.started_at
+        return len(stamped)
+
+    assert stamps_of(on_success=Callback(succeeded)) == 1
+    assert stamps_of() == 0
