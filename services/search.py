@@ -39,6 +39,7 @@ with markers inserted, not HTML.
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Iterator
@@ -183,7 +184,10 @@ class Head:
 
     def _among(self, key, ids: list[int]) -> ColumnElement:
         if self.sqlite:
-            return key.in_(ids)
+            # One JSON parameter, not an IN list of up to 2,000: SQLAlchemy renders and binds
+            # each element of a list every time (~1 ms for 1,000), json_each reads them in C.
+            listed = func.json_each(bindparam(None, json.dumps(ids), unique=True))
+            return key.in_(select(listed.table_valued("value").c.value))
         # One array parameter, not an IN list of up to 2,000: PostgreSQL's planner weighs
         # each element of a list (~10 ms of planning for 1,000), not those of a parameter.
         return key == func.any(bindparam(None, ids, ARRAY(Integer), unique=True))
