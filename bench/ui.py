@@ -10,10 +10,21 @@ bench/corpus/ (mailbox.py makes the rows, load.py inserts them); the timed loops
 bench/ui_timing.py.
 
 `BENCH_UI_EXPLAIN=1` prints each page's main query plan to stderr.
+
+While iterating (`python -m bench.ui` prints the section without writing BENCHMARKS.md):
+- `BENCH_UI_KEEP=DIR` keeps the seeded mailboxes and reuses them on the next run instead of
+  seeding again (SQLite: DIR/bench.db; PostgreSQL: the database threadline_bench_kept, not
+  dropped; what the seeding found: DIR/<backend>.json). A kept mailbox is upgraded to the
+  newest migration before it is timed; delete DIR (and drop the database) to seed anew;
+- `BENCH_UI_ONLY=sqlite` or `postgresql` times one database only;
+- `BENCH_UI_PAGES=word,…` times only the pages whose name contains one of the words (e.g.
+  `search,first`; `idle` for the idle poll).
+Leave all three unset for the run whose section is committed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -22,13 +33,16 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from bench.corpus.load import seed
 from bench.corpus.mailbox import BIG_THREAD, CONVERSATIONS, MESSAGES, SEARCH_WORD
 from bench.ui_timing import WARMUPS, Capture, N, _replay, time_idle_poll, time_page
 
+KEEP = os.environ.get("BENCH_UI_KEEP")
+ONLY = os.environ.get("BENCH_UI_ONLY")
+PAGES = os.environ.get("BENCH_UI_PAGES")
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -48,6 +62,8 @@ def bench_session(user_id: int) -> str:
     from services.sessions import hash_token
 
     token = "bench-session-token"
+    # A kept mailbox (BENCH_UI_KEEP) has the last run's: one session a token.
+    db.session.execute(delete(UserSession).where(UserSession.token_hash == hash_token(token)))
     db.session.add(
         UserSession(
             token_hash=hash_token(token),
@@ -240,13 +256,24 @@ def bench_backend(
     with app.app_context():
         try:
             engine = db.engine
-            seeded = _seed_then_index(engine, upgrade)
+            kept = Path(KEEP) / f"{engine.dialect.name}.json" if KEEP else None
+            if kept and kept.exists():
+                upgrade()
+                seeded = json.loads(kept.read_text())
+            else:
+                seeded = _seed_then_index(engine, upgrade)
+                if kept:
+                    kept.write_text(json.dumps(seeded))
             client = app.test_client()
             with client.session_transaction() as session:
                 # The admin (sees every inbox), signed in through a server-side session.
                 session["_user_id"] = bench_session(user_id=1)
                 session["_fresh"] = True
-            pages = pages_for(seeded)
+            pages = {
+                name: spec
+                for name, spec in pages_for(seeded).items()
+                if not PAGES or any(word in name for word in PAGES.split(","))
+            }
             db.session.remove()
             results = {
                 name: {"url": spec[0], **time_page(app, client, engine, *spec)}
@@ -255,7 +282,7 @@ def bench_backend(
             for name, spec in pages.items():
                 if isinstance(spec[-1], LikeScan):  # the search's LIKE baseline, same loop
                     results[name].update(spec[-1].finish())
-            if idle_poll:
+            if idle_poll and (not PAGES or "idle" in PAGES):
                 results["idle list poll"] = time_idle_poll(app, client, engine)
         finally:
             db.session.remove()
@@ -270,22 +297,36 @@ def _on_every_backend(label_rows, pages_for=list_and_thread_pages, idle_poll=Tru
     sections = []
     with tempfile.TemporaryDirectory(prefix="threadline-bench-ui-") as tmp:
         work = Path(tmp)
+        data = Path(KEEP) if KEEP else work
+        data.mkdir(parents=True, exist_ok=True)
         from runtime.embedded_redis import EmbeddedRedis
 
         with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-            sqlite_url = "sqlite:///" + str(work / "bench.db")
-            sections += label_rows(
-                "SQLite",
-                *bench_backend(sqlite_url, redis_server.url, work, pages_for, idle_poll),
-            )
+            if ONLY in (None, "", "sqlite"):
+                if not (data / "sqlite.json").exists():  # none kept, or a seeding unfinished
+                    (data / "bench.db").unlink(missing_ok=True)
+                sqlite_url = "sqlite:///" + str(data / "bench.db")
+                sections += label_rows(
+                    "SQLite",
+                    *bench_backend(sqlite_url, redis_server.url, work, pages_for, idle_poll),
+                )
+            if ONLY not in (None, "", "postgresql"):
+                return sections
             found = _postgres_database()
             if found is None:
                 sections += ["### PostgreSQL", "", "Skipped: no server at BENCH_POSTGRES_URL.", ""]
                 return sections
             base_url, admin = found
-            name = f"threadline_bench_{uuid.uuid4().hex[:10]}"
+            name = "threadline_bench_kept" if KEEP else f"threadline_bench_{uuid.uuid4().hex[:10]}"
             with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                exists = conn.scalar(
+                    text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}
+                )
+                if not exists:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                elif not (data / "postgresql.json").exists():  # a seeding that did not finish
+                    conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
             try:
                 url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
                 sections += label_rows(
@@ -293,8 +334,9 @@ def _on_every_backend(label_rows, pages_for=list_and_thread_pages, idle_poll=Tru
                     *bench_backend(url, redis_server.url, work, pages_for, idle_poll),
                 )
             finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                if not KEEP:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
     return sections
 
@@ -420,12 +462,33 @@ SEARCH_NOTES = [
     "list's own index, each tested, and the walk stops at a page (after about 500 of them "
     "for 'refund', 420 for 'okafor'); what those did not fill is gathered from the older "
     "ones. What is left is "
-    "mostly the snippets (SQLite reads the window of the index twice for them, and for a "
-    "prefix FTS5 merges the doclists of every word it starts, about 1.7 ms each time for "
-    "'refund'; PostgreSQL recomputes the words of the listed conversations' matching "
-    "messages, 25–40 µs a message, for 'okafor' 139 of them) and, for an email "
-    "fragment, the trigram lookup itself ('customer42.example' is 16 trigrams, most of "
-    "them in every contact's address).",
+    "mostly the snippets. SQLite reads the window of the index twice for them (its oldest "
+    "id, then the listed conversations' matches from there), and for a prefix FTS5 merges "
+    "the doclists of every word it starts each time, about 1.7 ms for 'refund'; then bm25, "
+    "which picks each conversation's best message, first counts every message the phrase "
+    "is in to weigh it, about 3 ms for 'refund' however few rows it ranks (ranking without "
+    "snippet() and drawing the snippet of the best message only was tried: no faster). An "
+    "FTS5 prefix index would not help: it answers prefixes of the lengths it lists only, "
+    "and a search's last word is a prefix of any length. PostgreSQL computes the words of "
+    "the listed conversations' candidate messages, to match and to rank them, for 'okafor' "
+    "139 of them: with the index's own expression 45–60 µs a message, most of it "
+    "translate(), which looks each character up among the 60 punctuation marks one by one; "
+    "with one regexp_replace of the same marks (services/search.py pg_computed_words, the "
+    "same words: a test holds them equal) about 18 µs, 7.3 ms → 2.7 ms (EXPLAIN ANALYZE). "
+    "The window's rank uses it too; the lookups keep the indexed expression. "
+    "Then, for an email fragment, the trigram lookup itself ('customer42.example' is 16 "
+    "trigrams, most of them in every contact's address), and on PostgreSQL for a common "
+    "subject the first tier's lookup (up to 2,001 subjects rechecked against the pattern, "
+    "about 6 ms for 'refund'). The subject and contact ids found are handed to SQLite as "
+    "one JSON array (json_each), as to PostgreSQL as one array, not as an IN list that "
+    "SQLAlchemy renders and binds element by element (1,022 ids for 'chargeback'); a "
+    "row's latest words (what the list shows without a search) are read only for the rows "
+    "without a matched snippet: for 'chargeback' and 'okafor' on PostgreSQL none, one "
+    "statement less. The rest is what any list page costs, and on PostgreSQL each "
+    "statement is a round trip: the plain first list page's 10 statements (the session, "
+    "the list, its reads, latest words and labels, the sidebar's inboxes and labels, the "
+    "bulk bar's people, the bell's two), replayed bare, take about 40% of its time, a "
+    "search's 11–13 about half of its own.",
     "",
     "On PostgreSQL the latest 300 matching messages are looked up before the list query, "
     "in statements of their own (counted and replayed above, their settings included), and "

@@ -99,10 +99,12 @@ def list_page(user: User, filters: dict, cursor: str | None = None) -> dict:
     conversations = [row.conversation for row in page.rows]
     ids = [c.id for c in conversations]
     unread = unread_ids(user.id, conversations)
+    # A search shows where it matched (highlighted), else the latest words as always: those
+    # read only for the rows without a match (none left: no statement).
+    matched = search.snippets(ids, filters["q"] or "")
     return {
         "page": page,
-        # A search shows where it matched (highlighted), else the latest words as always.
-        "snippets": last_snippets(ids) | search.snippets(ids, filters["q"] or ""),
+        "snippets": last_snippets([i for i in ids if i not in matched]) | matched,
         "row_labels": labels_for(ids),
         "unread": unread,
         "list_fp": list_fingerprint(page, unread),

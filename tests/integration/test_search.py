@@ -389,6 +389,32 @@ def test_the_message_index_expression_is_the_one_the_migration_indexed():
     assert migration.PUNCTUATION == search.PG_PUNCTUATION
 
 
+@pytest.mark.db
+def test_the_computed_words_are_the_indexed_ones(app):
+    """PostgreSQL: the words computed for ranking and snippets (regexp_replace) are those the
+    index holds (translate), whatever punctuation a text has."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's expressions")
+    marks = search.PG_PUNCTUATION
+    texts = [
+        marks,
+        f"a{marks}b",
+        "eve@shop.example [re: order #51324] -- 100% ^done^ \\path\\to ‘quoted’ «x»",
+        "line one\nline-two\ttab … end",
+        "",
+        None,
+    ]
+    for value in texts:
+        indexed, computed = db.session.execute(
+            text(
+                f"SELECT {search.pg_message_words('v')}, {search.pg_computed_words('v')} "
+                "FROM (SELECT CAST(:v AS text) AS v) AS t"
+            ),
+            {"v": value},
+        ).one()
+        assert indexed == computed, value
+
+
 def test_the_search_uses_the_indexes(app, team):
     quick_conversation(team.support, "Pixel", text="pixel art")
     window = search.Window("pixel").ranked()  # the tiers' lookups, in one plan
