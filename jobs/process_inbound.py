@@ -58,19 +58,20 @@ def claimable(now):
     )
 
 
-def claim_or_wait(row: InboundEmail) -> int | None:
-    """This job's claim; None when the message is already finished (by another job).
+def claim_or_wait(inbound_email_id: int) -> int | None:
+    """This job's claim; None when the message is missing or already finished (by another
+    job).
 
     A second job for a message being processed (an RQ retry after its work horse died, an
     admin's reprocess) waits for the holder's outcome or for its lease to run out, never
     longer than the lease, and raises HeldElsewhere if the holder is still alive."""
     deadline = time.monotonic() + WAIT_FOR_HOLDER.total_seconds()
     while True:
-        number = claim(INBOUND, row.id, claimable(utcnow()))
+        number = claim(INBOUND, inbound_email_id, claimable(utcnow()))
         if number is not None:
             return number
-        db.session.refresh(row)
-        if row.status in FINAL:
+        row = db.session.get(InboundEmail, inbound_email_id, populate_existing=True)
+        if row is None or row.status in FINAL:
             return None
         if time.monotonic() >= deadline:
             raise HeldElsewhere(
@@ -84,16 +85,14 @@ def process_inbound_email(inbound_email_id: int) -> str:
     # The row and its raw copy are durable since the ingress acknowledged them; a power cut
     # that undoes this job's last commits puts the row back for the sweep to deliver again.
     commit_without_waiting_for_the_disk(db.session())
+    # Claimed first, read after: the claim's commit would expire a row read before it.
+    number = claim_or_wait(inbound_email_id)
     row = db.session.get(InboundEmail, inbound_email_id)
     if row is None:
         log.warning("inbound #%d does not exist; nothing to do", inbound_email_id)
         return "missing"
-    if row.status in FINAL:
-        return row.status
-    number = claim_or_wait(row)
     if number is None:
         return row.status
-    db.session.refresh(row)
     headers: dict = {}  # a row accepted before migration 0009 gets its From, To and Subject
     with LeaseKeeper(INBOUND, row.id, number):
         try:
