@@ -9,7 +9,11 @@ request), interleaved with the page requests in the same run. The mailbox is bui
 bench/corpus/ (mailbox.py makes the rows, load.py inserts them); the timed loops are in
 bench/ui_timing.py.
 
-`BENCH_UI_EXPLAIN=1` prints each page's main query plan to stderr.
+`BENCH_UI_EXPLAIN=1` prints each page's main query plan to stderr. While iterating:
+`BENCH_UI_BACKENDS=sqlite` skips PostgreSQL, and `BENCH_UI_SQLITE=/some/bench.db` keeps the
+SQLite mailbox in that file: seeded when the file does not exist yet, reused as it is
+otherwise (the section's seeding times then read 0). `python -m bench.ui thread` prints the
+thread section without touching BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from bench.corpus.load import seed
@@ -48,6 +52,7 @@ def bench_session(user_id: int) -> str:
     from services.sessions import hash_token
 
     token = "bench-session-token"
+    db.session.execute(delete(UserSession).where(UserSession.token_hash == hash_token(token)))
     db.session.add(
         UserSession(
             token_hash=hash_token(token),
@@ -216,6 +221,29 @@ def thread_pages(seeded: dict) -> dict:
     }
 
 
+def _reuse(engine: Engine) -> dict:
+    """What `seed` returns, read from a mailbox seeded by an earlier run (BENCH_UI_SQLITE)."""
+    from bench.corpus.mailbox import BIG_ID
+    from models import Contact, Conversation, Inbox, InboxMember, Message, User
+
+    models = (Inbox, User, InboxMember, Contact, Conversation, Message)
+    with engine.connect() as conn:
+        rows = {m.__tablename__: conn.scalar(select(func.count()).select_from(m)) for m in models}
+        big_count = conn.scalar(select(func.count()).where(Message.conversation_id == BIG_ID))
+        matches = conn.scalar(
+            select(func.count()).where(Conversation.subject.contains(SEARCH_WORD))
+        )
+    return {
+        "rows": rows,
+        "seconds": 0.0,
+        "timings": {},
+        "big_id": BIG_ID,
+        "big_count": big_count,
+        "search_matches": matches,
+        "filter_inbox": 1,
+    }
+
+
 def bench_backend(
     database_url: str,
     redis_url: str,
@@ -240,7 +268,11 @@ def bench_backend(
     with app.app_context():
         try:
             engine = db.engine
-            seeded = _seed_then_index(engine, upgrade)
+            kept = engine.dialect.name == "sqlite" and os.environ.get("BENCH_UI_SQLITE")
+            if kept and Path(kept).exists():
+                seeded = _reuse(engine)
+            else:
+                seeded = _seed_then_index(engine, upgrade)
             client = app.test_client()
             with client.session_transaction() as session:
                 # The admin (sees every inbox), signed in through a server-side session.
@@ -273,11 +305,14 @@ def _on_every_backend(label_rows, pages_for=list_and_thread_pages, idle_poll=Tru
         from runtime.embedded_redis import EmbeddedRedis
 
         with EmbeddedRedis(str(work / "redis.sock"), str(work / "redis")) as redis_server:
-            sqlite_url = "sqlite:///" + str(work / "bench.db")
+            kept = os.environ.get("BENCH_UI_SQLITE")
+            sqlite_url = "sqlite:///" + (kept or str(work / "bench.db"))
             sections += label_rows(
                 "SQLite",
                 *bench_backend(sqlite_url, redis_server.url, work, pages_for, idle_poll),
             )
+            if os.environ.get("BENCH_UI_BACKENDS", "sqlite,postgresql") == "sqlite":
+                return sections
             found = _postgres_database()
             if found is None:
                 sections += ["### PostgreSQL", "", "Skipped: no server at BENCH_POSTGRES_URL.", ""]
