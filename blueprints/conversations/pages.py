@@ -264,4 +264,5 @@ def bulk_bar_context(**extra) -> dict:
         (str(user.id), user.name + (" (me)" if user.id == current_user.id else ""))
         for user in people
     ]
-    return {"bulk_form": BulkForm(formdata=None), "bulk_assignees": choices, **extra}
+    # The form is built only when the bar is drawn (_bulk_bar.html): it is mostly kept.
+    return {"new_bulk_form": lambda: BulkForm(formdata=None), "bulk_assignees": choices, **extra}
