@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from flask import Flask
+from flask import Flask, g
 from flask_wtf.csrf import generate_csrf
 from jinja2 import nodes
 from jinja2.ext import Extension
@@ -58,6 +58,15 @@ class FragmentStore:
         return len(self._entries)
 
 
+def _request_token() -> str:
+    """This request's CSRF token: generate_csrf's (which keeps it in `g` for the request),
+    looked up once, not through its config and proxies for each of a page's dozens of parts."""
+    token = g.get("fragment_csrf")
+    if token is None:
+        token = g.fragment_csrf = generate_csrf()
+    return token
+
+
 def draw(store: FragmentStore, key: Hashable | None, render: Callable[[], str]) -> Markup:
     """The fragment for `key`: from the store with this request's CSRF token, else rendered
     and stored without it."""
@@ -66,10 +75,10 @@ def draw(store: FragmentStore, key: Hashable | None, render: Callable[[], str]) 
     html = store.get(key)
     if html is None:
         html = str(render())
-        store.put(key, html.replace(generate_csrf(), _TOKEN))
+        store.put(key, html.replace(_request_token(), _TOKEN))
         return Markup(html)
     if _TOKEN in html:  # most parts (a list row, an activity line) have no form
-        html = html.replace(_TOKEN, generate_csrf())
+        html = html.replace(_TOKEN, _request_token())
     return Markup(html)
 
 

@@ -42,19 +42,24 @@ def can_view_inbox(user: User, inbox_id: int) -> bool:
     return member is not None
 
 
-# With its inbox and contact, which every page of it shows: one statement, not three (built
-# once, as every thread request runs it).
+# With its inbox, the inbox's aliases (the composer's From choices) and its contact, which
+# every page of it shows: one statement, not four (built once, as every thread request runs
+# it; loading the aliases lazily cost 0.6 ms of Python for a 0.02 ms statement on SQLite).
 _CONVERSATION = (
     select(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
-    .options(joinedload(Conversation.inbox), joinedload(Conversation.contact))
+    .options(
+        joinedload(Conversation.inbox).joinedload(Inbox.aliases),
+        joinedload(Conversation.contact),
+    )
 )
 
 
 def visible_conversation(user: User, conversation_id: int) -> Conversation | None:
     """The conversation if `user` may see it, else None: "not visible" and "not found" are
     one answer, so callers cannot confirm that someone else's conversation exists."""
-    conversation = db.session.scalar(_CONVERSATION, {"conversation_id": conversation_id})
+    found = db.session.execute(_CONVERSATION, {"conversation_id": conversation_id})
+    conversation = found.unique().scalar_one_or_none()  # one row per alias
     if conversation is None or not can_view_inbox(user, conversation.inbox_id):
         return None
     return conversation

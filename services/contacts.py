@@ -41,7 +41,9 @@ class Participant:
 class ContactPanel:
     contact: Contact
     participants: list[Participant] = field(default_factory=list)
-    earlier: list[Conversation] = field(default_factory=list)  # newest first, at most 5
+    # Newest first, at most 5: rows with a conversation's id, display_number, subject, status,
+    # inbox_id and last_activity_at (read-only: no ORM object to build for them).
+    earlier: list = field(default_factory=list)
     earlier_total: int = 0  # every other conversation the user may see
     inbox_names: dict[int, str] = field(default_factory=dict)
 
@@ -76,7 +78,16 @@ _HEADERS = (
     .order_by(func.min(Message.id))
 )
 _EARLIER = (
-    select(Conversation, Inbox.name, func.count().over())
+    select(
+        Conversation.id,
+        Conversation.display_number,
+        Conversation.subject,
+        Conversation.status,
+        Conversation.inbox_id,
+        Conversation.last_activity_at,
+        Inbox.name.label("inbox_name"),
+        func.count().over().label("total"),
+    )
     .join(Inbox, Inbox.id == Conversation.inbox_id)
     .where(
         Conversation.contact_id == bindparam("contact_id"),
@@ -135,9 +146,9 @@ def _earlier_conversations(user: User, conversation: Conversation) -> dict:
     else:
         rows = db.session.execute(_EARLIER_FOR_MEMBER, {**ids, "user_id": user.id}).all()
     return {
-        "earlier": [row[0] for row in rows],
-        "earlier_total": rows[0][2] if rows else 0,
-        "inbox_names": {row[0].inbox_id: row[1] for row in rows},
+        "earlier": rows,
+        "earlier_total": rows[0].total if rows else 0,
+        "inbox_names": {row.inbox_id: row.inbox_name for row in rows},
     }
 
 

@@ -429,8 +429,8 @@ def _search_ranks(conversation_id: int, q: str | None) -> tuple | None:
 
 def _assignable(inbox_ids) -> Select:
     members = select(InboxMember.user_id).where(InboxMember.inbox_id.in_(inbox_ids))
-    return (
-        select(User)
+    return (  # the id and name alone: rows, not users to build (read-only, on every list page)
+        select(User.id, User.name)
         .where(User.active, or_(User.role == "admin", User.id.in_(members.scalar_subquery())))
         .order_by(User.name)
     )
@@ -441,10 +441,11 @@ _ASSIGNABLE_BY_ADMIN = _assignable(select(Inbox.id))
 _ASSIGNABLE_BY_MEMBER = _assignable(MEMBER_INBOX_IDS)
 
 
-def assignable_users(user: User) -> list[User]:
-    """Who the list's bulk bar offers to assign to: active admins, and active members of an
-    inbox `user` can see (whether each may take a given conversation is still checked per
-    conversation, by services/conversations.update_conversation)."""
+def assignable_users(user: User) -> list:
+    """Who the list's bulk bar offers to assign to (rows with their id and name, by name):
+    active admins, and active members of an inbox `user` can see (whether each may take a
+    given conversation is still checked per conversation, by
+    services/conversations.update_conversation)."""
     if user.is_admin:
-        return list(db.session.scalars(_ASSIGNABLE_BY_ADMIN))
-    return list(db.session.scalars(_ASSIGNABLE_BY_MEMBER, {"user_id": user.id}))
+        return list(db.session.execute(_ASSIGNABLE_BY_ADMIN))
+    return list(db.session.execute(_ASSIGNABLE_BY_MEMBER, {"user_id": user.id}))

@@ -32,25 +32,28 @@ def current() -> str:
         return "unknown"  # never equal to a rendered version: the list re-checks
 
 
-def cached(key: str, compute, ttl: int = 300):
-    """`compute()` memoised in Redis for this list version: any change to conversations,
-    messages or labels moves the version and so makes a new key. JSON values only."""
-    version = current()
-    if version == "unknown":
-        return compute()
-    full_key = f"threadline:cache:{version}:{key}"
+def cached(key: str, compute, ttl: int = 300) -> tuple[str, object]:
+    """The list version and `compute()` memoised for it, read in one round trip (a page that
+    shows both asks Redis once, not three times): the value is kept under `key` with the
+    version it was computed at, and served only while that is still the version, so any
+    change to conversations, messages or labels computes it anew. JSON values only."""
+    full_key = f"threadline:cache:{key}"
     try:
-        hit = get_redis().get(full_key)
-        if hit is not None:
-            return json.loads(hit)
-    except RedisError:
-        return compute()
+        version, hit = get_redis().mget(KEY, full_key)
+    except (RedisError, RuntimeError):
+        return "unknown", compute()  # never equal to a rendered version: the list re-checks
+    version = (version or b"0").decode()
+    if hit is not None:
+        kept = json.loads(hit)
+        if kept.get("version") == version:
+            return version, kept["value"]
+    # Computed after the version was read: it holds every change that version counts.
     value = compute()
     try:
-        get_redis().set(full_key, json.dumps(value), ex=ttl)
+        get_redis().set(full_key, json.dumps({"version": version, "value": value}), ex=ttl)
     except RedisError as exc:
         log.warning("list cache not stored: %s", exc)
-    return value
+    return version, value
 
 
 def bump() -> None:

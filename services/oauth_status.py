@@ -22,15 +22,19 @@ class Reconnect:
     words: str  # the provider's, as stored when it refused the refresh token
 
 
+# Built once: every admin's full page runs it (building the select cost more than running it).
+_REFUSED = (
+    select(Inbox.id, Inbox.name, OAuthConnection.provider, OAuthConnection.last_error)
+    .join(OAuthConnection, OAuthConnection.inbox_id == Inbox.id)
+    .where(Inbox.archived_at.is_(None), OAuthConnection.last_error.is_not(None))
+    .order_by(Inbox.name, Inbox.id)
+)
+
+
 def reconnects_needed() -> list[Reconnect]:
     """Every inbox still in use whose sign-in the provider refused: one SELECT, run for
     admins only (base.html's banner)."""
-    rows = db.session.execute(
-        select(Inbox.id, Inbox.name, OAuthConnection.provider, OAuthConnection.last_error)
-        .join(OAuthConnection, OAuthConnection.inbox_id == Inbox.id)
-        .where(Inbox.archived_at.is_(None), OAuthConnection.last_error.is_not(None))
-        .order_by(Inbox.name, Inbox.id)
-    )
+    rows = db.session.execute(_REFUSED)
     return [
         Reconnect(inbox_id, name, PROVIDERS[provider].label, words)
         for inbox_id, name, provider, words in rows

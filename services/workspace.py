@@ -57,16 +57,19 @@ def count_spam(inbox_ids: list[int]) -> int:
 def sidebar_counts(user: User, inboxes: list[Inbox]) -> dict:
     """`count_open` and the Spam view's count, cached in Redis until anything in the lists
     changes (a count over every open conversation is the costliest part of a list page on a
-    big mailbox)."""
+    big mailbox). `version`: the list version they are counted for, read with them."""
     ids = sorted(inbox.id for inbox in inboxes)
     key = f"sidebar:{user.id}:{','.join(map(str, ids))}"
-    counts = list_version.cached(key, lambda: {**count_open(user, ids), "spam": count_spam(ids)})
+    version, counts = list_version.cached(
+        key, lambda: {**count_open(user, ids), "spam": count_spam(ids)}
+    )
     counts["per_inbox"] = {int(k): v for k, v in counts["per_inbox"].items()}  # JSON keys
-    return counts
+    return {**counts, "version": version}
 
 
 def sidebar(user: User) -> dict:
-    """The user's inboxes with their counts, and the labels they may filter by.
+    """The user's inboxes with their counts, the labels they may filter by and the list
+    version.
 
     An archived inbox receives nothing more, so it is not offered as a filter (`inboxes`
     holds the others); its conversations still count in Mine, Unassigned and All, whose
@@ -76,11 +79,15 @@ def sidebar(user: User) -> dict:
     # Labels are read fresh (one indexed query), never from the counts cache: what a user may
     # see changes with inbox membership, which does not move the list version.
     labels = labels_visible_to(user)
+    counts = sidebar_counts(user, visible)
     return {
         "inboxes": [inbox for inbox in visible if inbox.archived_at is None],
         "archived_inboxes": [inbox for inbox in visible if inbox.archived_at is not None],
-        "counts": sidebar_counts(user, visible),
+        "counts": counts,
         "labels": labels,
+        # What the list's poll compares (list_views.list_updates): the version the counts are
+        # for, read in the same round trip as them.
+        "list_version": counts["version"],
     }
 
 

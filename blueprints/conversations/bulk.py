@@ -16,7 +16,7 @@ from blueprints.conversations.pages import (
     list_filters,
 )
 from blueprints.htmx import is_htmx
-from services import bulk_actions, list_version, workspace
+from services import bulk_actions, workspace
 
 DONE = {
     "assign": "Assigned",
@@ -60,7 +60,6 @@ def _answer(filters: dict, status: int, done: str | None = None, refused=None):
         context = {
             **list_context(filters),
             **workspace.sidebar(current_user),
-            "list_version": list_version.current(),
         }
         body += render_template("conversations/_list_update.html", oob=True, **context)
     return body, status, {"Vary": "HX-Request"}

@@ -388,6 +388,11 @@ class LazyForms(dict):
     def get(self, name, default=None):
         return self[name] if name in self else default
 
+    def failed(self, name):
+        """The form if it was posted and failed, else None: what a page shows the errors of
+        (a blank form has none, so it is not built just to show none)."""
+        return dict.get(self, name) if name in self.posted else None
+
 
 def thread_forms(
     conversation, members: list, labels: list, agent_id: int, drafts=None, shown=()

@@ -40,6 +40,6 @@ def list_updates():
     context = {**list_context(list_filters()), "list_version": version}
     if request.args.get("fp") == context["list_fp"]:
         return render_template("conversations/_list_state.html", oob=True, **context)
-    return render_template(
-        "conversations/_list_update.html", oob=True, **context, **workspace.sidebar(current_user)
-    )
+    # The version this poll compared stays the page's (the sidebar's is read later).
+    context = {**workspace.sidebar(current_user), **context}
+    return render_template("conversations/_list_update.html", oob=True, **context)

@@ -20,7 +20,7 @@ from blueprints.conversations.forms import (
 )
 from blueprints.htmx import is_htmx
 from models import Conversation, User
-from services import list_version, workspace
+from services import workspace
 from services.access import visible_conversation as find_visible
 from services.conversation_list import assignable_users, next_in_list, rows_for
 from services.conversations import ConversationError
@@ -143,7 +143,6 @@ def workspace_page(conversation: Conversation | None = None, status: int = 200, 
     context = {
         **list_context(list_filters(), request.args.get("cursor") or None),
         **workspace.sidebar(current_user),
-        "list_version": list_version.current(),
         **bulk_bar_context(),
         "conversation": None,
     }
@@ -240,7 +239,6 @@ def next_after_resolve(resolved: Conversation):
     context = {
         **list_context(filters),
         **workspace.sidebar(current_user),
-        "list_version": list_version.current(),
         "current_id": found.id if found else None,
     }
     if found is not None:
@@ -266,4 +264,5 @@ def bulk_bar_context(**extra) -> dict:
         (str(user.id), user.name + (" (me)" if user.id == current_user.id else ""))
         for user in people
     ]
-    return {"bulk_form": BulkForm(formdata=None), "bulk_assignees": choices, **extra}
+    # The form is built only when the bar is drawn (_bulk_bar.html): it is mostly kept.
+    return {"new_bulk_form": lambda: BulkForm(formdata=None), "bulk_assignees": choices, **extra}

@@ -3,6 +3,7 @@ idle agent one Redis GET and swaps the list in only when its first page changed)
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -246,6 +247,27 @@ def test_sidebar_counts_are_cached_per_version_and_per_set_of_inboxes(app, team,
     assert 'id="count-all">3<' in html and "Billing" in html
     # A cached answer is served while nothing changes; a change recomputes it.
     version = list_version.current()
-    assert get_redis().keys(f"threadline:cache:{version}:sidebar:{team.bob.id}:*")
+    kept = [
+        json.loads(get_redis().get(k))
+        for k in get_redis().keys(f"threadline:cache:sidebar:{team.bob.id}:*")
+    ]
+    assert any(entry["version"] == version for entry in kept)
     quick_conversation(team.support, "Support two")
     assert 'id="count-all">4<' in bob.get("/conversations").get_data(as_text=True)
+
+
+def test_kept_sidebar_counts_are_served_only_at_the_version_they_were_counted_for(app, team, bob):
+    """list_version.cached keeps the counts with the version read with them (one round trip):
+    an entry left from another version is counted anew, never shown."""
+    quick_conversation(team.support, "Support one")
+    assert 'id="count-all">1<' in bob.get("/conversations").get_data(as_text=True)
+    (key,) = get_redis().keys(f"threadline:cache:sidebar:{team.bob.id}:*")
+    kept = json.loads(get_redis().get(key))
+    assert kept["version"] == list_version.current()
+    kept["value"]["all"] = 99  # what the kept entry says, to tell it from a recount
+    get_redis().set(key, json.dumps(kept))
+    assert 'id="count-all">99<' in bob.get("/conversations").get_data(as_text=True)
+    kept["version"] = str(int(kept["version"]) - 1)  # counted at an older version
+    get_redis().set(key, json.dumps(kept))
+    html = bob.get("/conversations").get_data(as_text=True)
+    assert 'id="count-all">1<' in html and 'id="list-poll"' in html
