@@ -63,16 +63,13 @@ def run(
     conversation: Conversation,
     parsed: ParsedEmail,
     is_new: bool,
-    setup: Setup | None = None,
+    setup: Setup,
 ) -> Effects:
     """The inbox's and the global rules, then the auto-acknowledgement, for one incoming
     message; in the caller's transaction. Never raises for a rule's failure. `setup`: the
-    inbox's, read beforehand (read_setup), else read here."""
+    inbox's, read beforehand (read_setup)."""
     from services.automations import acknowledgement, engine
 
-    setup = setup or Setup(
-        None, db.session.get(AutoAcknowledgement, conversation.inbox_id), OurAddresses()
-    )
     effects = Effects()
     engine.run_rules(message, conversation, parsed, is_new, effects, setup.rules)
     acknowledgement.maybe_acknowledge(
